@@ -1,0 +1,70 @@
+"""Opening the index database and keeping its schema at the current revision.
+
+SQLite (the default, one file in the data directory) and PostgreSQL are both
+supported through any SQLAlchemy URL. Alembic is imported only when the
+database is not already at the head revision, so a normal start stays cheap.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from bns_resolver.errors import IndexStoreError
+
+log = logging.getLogger(__name__)
+
+HEAD_REVISION = "0001"
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+
+def sqlite_url(data_dir: Path) -> str:
+    return f"sqlite:///{data_dir / 'index.sqlite'}"
+
+
+def open_index(url: str, *, migrate: bool = True) -> Engine:
+    """Connect to the index at `url` and bring its schema to the head revision."""
+    engine = create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    try:
+        if migrate and current_revision(engine) != HEAD_REVISION:
+            _upgrade(engine)
+    except SQLAlchemyError as exc:
+        raise IndexStoreError(f"cannot open the index at {_safe_url(engine)}: {exc}") from exc
+    return engine
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def _upgrade(engine: Engine) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+    log.info("index at %s migrated to revision %s", _safe_url(engine), HEAD_REVISION)
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    cursor = dbapi_conn.cursor()
+    # WAL lets the DNS server read while the sync or fetcher writes.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def _safe_url(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)

@@ -1,0 +1,20 @@
+"""The sync_state key/value rows: what the index holds and where it came from."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, delete, insert, select
+
+from bns_resolver.index import schema
+
+
+def write_sync_state(conn: Connection, values: dict[str, str]) -> None:
+    """Set keys inside the caller's transaction, so state commits with the data."""
+    if not values:
+        return
+    conn.execute(delete(schema.sync_state).where(schema.sync_state.c.key.in_(list(values))))
+    conn.execute(insert(schema.sync_state), [{"key": k, "value": v} for k, v in values.items()])
+
+
+def read_sync_state(conn: Connection) -> dict[str, str]:
+    rows = conn.execute(select(schema.sync_state.c.key, schema.sync_state.c.value))
+    return {key: value for key, value in rows}

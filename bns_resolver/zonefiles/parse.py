@@ -1,0 +1,204 @@
+"""Tolerant parsing of BNS zone files into DNS records.
+
+Real BNS zone files are irregular: tabs or spaces, records without a class,
+`$ORIGIN x $TTL y` on one line, no final newline, legacy JSON profiles. We parse
+line by line so that one bad record costs that record only, and hand each
+record's rdata to dnspython, which knows every presentation format.
+
+Owners are anchored at the on-chain name being resolved, not at `$ORIGIN`:
+the chain vouches for the name, and a zone file must not be able to claim
+records for names outside its own subtree.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import dns.exception
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+
+from bns_resolver.errors import ZoneFileError
+
+MAX_ZONEFILE_BYTES = 40960
+DEFAULT_TTL = 3600
+
+# Types a BNS zone file may carry (zone-file-py's list); anything else is skipped.
+SUPPORTED_TYPES = frozenset(
+    dns.rdatatype.from_text(t)
+    for t in ("A", "AAAA", "CNAME", "MX", "NS", "PTR", "SRV", "TXT", "SPF", "URI")
+)
+
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"?|[^\s"]+')
+
+
+@dataclass(frozen=True)
+class ZoneRecord:
+    owner: str  # absolute, lower-case, no trailing dot
+    rdtype: int
+    ttl: int
+    rdata: dns.rdata.Rdata
+
+
+@dataclass(frozen=True)
+class ParsedZone:
+    origin: str
+    records: tuple[ZoneRecord, ...]
+    skipped: tuple[str, ...] = field(default=())  # one reason per skipped line
+
+    def owners(self) -> dict[str, list[ZoneRecord]]:
+        grouped: dict[str, list[ZoneRecord]] = {}
+        for record in self.records:
+            grouped.setdefault(record.owner, []).append(record)
+        return grouped
+
+
+@dataclass
+class _Cursor:
+    anchor: dns.name.Name
+    ttl: int = DEFAULT_TTL
+    last_owner: str | None = None
+
+
+def parse_zonefile(content: bytes, name: str) -> ParsedZone:
+    """Parse a zone file served for the on-chain name `name`.
+
+    Raises ZoneFileError when the bytes are not a zone file at all (too large,
+    not text, a JSON profile, or no record could be read).
+    """
+    text = _decode(content)
+    cursor = _Cursor(anchor=dns.name.from_text(name.lower()))
+    records: list[ZoneRecord] = []
+    skipped: list[str] = []
+    for lineno, line in enumerate(_logical_lines(text), start=1):
+        try:
+            record = _parse_line(line, cursor)
+        except (ZoneFileError, dns.exception.DNSException, ValueError) as exc:
+            skipped.append(f"line {lineno}: {exc}")
+            continue
+        if record is not None:
+            records.append(record)
+    if not records and skipped:
+        raise ZoneFileError(f"zone file for {name} has no readable record ({skipped[0]})")
+    return ParsedZone(origin=name.lower(), records=tuple(records), skipped=tuple(skipped))
+
+
+def _decode(content: bytes) -> str:
+    if len(content) > MAX_ZONEFILE_BYTES:
+        raise ZoneFileError(f"zone file is {len(content)} bytes, over the {MAX_ZONEFILE_BYTES}-byte limit")
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ZoneFileError(f"zone file is not UTF-8 text: {exc}") from None
+    if text.lstrip().startswith(("{", "[")):
+        raise ZoneFileError("content is a legacy JSON profile, not a zone file")
+    return text
+
+
+def _logical_lines(text: str) -> list[str]:
+    """Split into records: drop comments, join parenthesised continuations."""
+    lines: list[str] = []
+    pending = ""
+    for raw in text.replace("\r\n", "\n").split("\n"):
+        line = _strip_comment(raw)
+        if pending:
+            pending += " " + line.strip()
+        else:
+            pending = line
+        if pending.count("(") > pending.count(")"):
+            continue
+        if pending.strip():
+            lines.append(pending.replace("(", " ").replace(")", " ") if "(" in pending else pending)
+        pending = ""
+    if pending.strip():
+        lines.append(pending)
+    return lines
+
+
+def _strip_comment(line: str) -> str:
+    in_quotes = False
+    escaped = False
+    for index, char in enumerate(line):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == '"':
+            in_quotes = not in_quotes
+        elif char == ";" and not in_quotes:
+            return line[:index]
+    return line
+
+
+def _parse_line(line: str, cursor: _Cursor) -> ZoneRecord | None:
+    tokens = [(m.group(0), m.start()) for m in _TOKEN.finditer(line)]
+    tokens = _consume_directives(tokens, cursor)
+    if not tokens:
+        return None
+    inherits_owner = line[:1].isspace() and not line.lstrip().startswith("$")
+    if inherits_owner:
+        if cursor.last_owner is None:
+            raise ZoneFileError("record has no owner")
+        owner = cursor.last_owner
+    else:
+        owner = _owner(tokens[0][0], cursor.anchor)
+        tokens = tokens[1:]
+    ttl, rdtype, rdata_at = _ttl_class_type(tokens, cursor.ttl)
+    rdata_text = line[tokens[rdata_at][1]:].strip() if rdata_at < len(tokens) else ""
+    rdata = dns.rdata.from_text(dns.rdataclass.IN, rdtype, rdata_text, origin=cursor.anchor)
+    cursor.last_owner = owner
+    return ZoneRecord(owner=owner, rdtype=rdtype, ttl=ttl, rdata=rdata)
+
+
+def _consume_directives(tokens: list[tuple[str, int]], cursor: _Cursor) -> list[tuple[str, int]]:
+    while tokens and tokens[0][0].startswith("$"):
+        directive = tokens[0][0].upper()
+        if len(tokens) < 2:
+            raise ZoneFileError(f"{directive} without a value")
+        value = tokens[1][0]
+        if directive == "$TTL":
+            cursor.ttl = _ttl_value(value)
+        elif directive != "$ORIGIN":
+            raise ZoneFileError(f"unsupported directive {directive}")
+        # $ORIGIN is noted but not trusted: owners stay anchored at the chain's name.
+        tokens = tokens[2:]
+    return tokens
+
+
+def _owner(token: str, anchor: dns.name.Name) -> str:
+    if token == "@":
+        owner = anchor
+    elif token.endswith("."):
+        owner = dns.name.from_text(token)
+    else:
+        owner = dns.name.from_text(token, origin=anchor)
+    if not owner.is_subdomain(anchor):
+        raise ZoneFileError(f"owner {token} lies outside {anchor.to_text(omit_final_dot=True)}")
+    return owner.to_text(omit_final_dot=True).lower()
+
+
+def _ttl_class_type(tokens: list[tuple[str, int]], default_ttl: int) -> tuple[int, int, int]:
+    """Read the optional TTL and class (either order) and the type; return where rdata starts."""
+    ttl = default_ttl
+    for index, (token, _) in enumerate(tokens[:3]):
+        upper = token.upper()
+        if token.isdigit():
+            ttl = _ttl_value(token)
+        elif upper in ("IN", "CH", "HS", "CS"):
+            if upper != "IN":
+                raise ZoneFileError(f"class {upper} is not supported")
+        else:
+            rdtype = dns.rdatatype.from_text(upper)
+            if rdtype not in SUPPORTED_TYPES:
+                raise ZoneFileError(f"record type {upper} is not served")
+            return ttl, rdtype, index + 1
+    raise ZoneFileError("record has no type")
+
+
+def _ttl_value(token: str) -> int:
+    if not token.isdigit():
+        raise ZoneFileError(f"bad TTL {token!r}")
+    return min(int(token), 2**31 - 1)
