@@ -125,10 +125,10 @@ def senders_ok(tx: ChainTx) -> bool:
 
 
 def sender_pubkey(tx: ChainTx, sender_hash160: bytes) -> str | None:
-    """First scriptSig with exactly two pushes whose pubkey hashes to the sender's address."""
+    """First scriptSig whose second push is a pubkey hashing to the sender (`get_public_key_hex_from_tx`)."""
     for txin in tx.inputs:
         pushes = parse_pushes(bytes.fromhex(txin.script_sig_hex))
-        if pushes is None or len(pushes) != 2 or not pushes[1]:
+        if pushes is None or len(pushes) < 2 or not pushes[1]:
             continue
         if hash160(pushes[1]) == sender_hash160:
             return pushes[1].hex()

@@ -1,0 +1,200 @@
+"""The engine's only window on state: a narrow, record-oriented `StateStore`.
+
+Records are plain JSON-serializable dicts (the reference's row shapes), so a
+SQL implementation can store them as rows or JSON columns.  Every mutation
+happens between `begin_block(h)` and `commit_block(h)`; a store must be able to
+undo a whole block exactly (`rollback_block(h)`) for reorgs, newest first.
+
+Token (STX) accounts of epoch 4+ are deliberately absent: rebuilding them needs
+the 2020 airdrop/genesis allocation file, which this project does not have
+(bns-v1.md §3.8).  The engine therefore cannot validate STX-paid operations.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Protocol
+
+from bns_resolver.errors import ChainError
+
+Record = dict[str, Any]
+
+# Tables a store keeps.  Keys: names → fqn; namespaces → namespace_id;
+# name_preorders / namespace_preorders → preorder_hash; consensus → height;
+# keychains → namespace_id; history → fqn or namespace_id (list of records).
+TABLES = ("names", "namespaces", "name_preorders", "namespace_preorders", "consensus", "keychains", "history")
+
+
+class StateStore(Protocol):
+    def begin_block(self, height: int) -> None: ...
+    def commit_block(self, height: int) -> None: ...
+    def rollback_block(self, height: int) -> None: ...
+    def last_block(self) -> int | None: ...
+
+    def get_name(self, fqn: str) -> Record | None: ...
+    def put_name(self, record: Record) -> None: ...
+    def names_by_owner(self, sender_script: str) -> list[str]: ...
+    def name_by_hash128(self, name_hash128: str) -> str | None: ...
+
+    def get_namespace(self, namespace_id: str) -> Record | None: ...
+    def put_namespace(self, record: Record) -> None: ...
+
+    def get_name_preorder(self, preorder_hash: str) -> Record | None: ...
+    def put_name_preorder(self, record: Record) -> None: ...
+    def delete_name_preorder(self, preorder_hash: str) -> None: ...
+    def get_namespace_preorder(self, preorder_hash: str) -> Record | None: ...
+    def put_namespace_preorder(self, record: Record) -> None: ...
+    def delete_namespace_preorder(self, preorder_hash: str) -> None: ...
+
+    def get_consensus_hash(self, height: int) -> str | None: ...
+    def put_consensus_hash(self, height: int, consensus_hash: str, ops_hash: str) -> None: ...
+    def block_for_consensus_hash(self, consensus_hash: str) -> int | None: ...
+
+    def get_import_keychain(self, namespace_id: str) -> list[str] | None: ...
+    def put_import_keychain(self, namespace_id: str, addresses: list[str]) -> None: ...
+
+    def get_history(self, key: str) -> list[Record]: ...
+    def append_history(self, key: str, record: Record) -> None: ...
+
+
+class MemoryStateStore:
+    """Dict-backed StateStore with a per-block undo journal."""
+
+    def __init__(self) -> None:
+        self._tables: dict[str, dict[Any, Any]] = {t: {} for t in TABLES}
+        self._owners: dict[str, set[str]] = {}
+        self._hash128: dict[str, str] = {}
+        self._ch_blocks: dict[str, list[int]] = {}
+        self._journals: dict[int, list[tuple[str, Any, Any]]] = {}
+        self._open: int | None = None
+        self._last: int | None = None
+
+    # -- block framing -------------------------------------------------
+    def begin_block(self, height: int) -> None:
+        if self._open is not None:
+            raise ChainError(f"block {self._open} is still open")
+        self._open = height
+        self._journals[height] = []
+
+    def commit_block(self, height: int) -> None:
+        self._require_open(height)
+        self._open = None
+        self._last = height if self._last is None else max(self._last, height)
+
+    def rollback_block(self, height: int) -> None:
+        """Undo every change made by block `height` (the newest one, open or committed)."""
+        newest = max(self._journals) if self._journals else None
+        if newest != height:
+            raise ChainError(f"can only roll back the newest block {newest}, not {height}")
+        for table, key, old in reversed(self._journals.pop(height)):
+            self._raw_set(table, key, old)
+        self._open = None
+        earlier = [h for h in self._journals if h < height]
+        self._last = max(earlier) if earlier else None
+
+    def last_block(self) -> int | None:
+        return self._last
+
+    def _require_open(self, height: int) -> None:
+        if self._open != height:
+            raise ChainError(f"block {height} is not the open block ({self._open})")
+
+    # -- generic journaled access ------------------------------------
+    def _get(self, table: str, key: Any) -> Any:
+        return copy.deepcopy(self._tables[table].get(key))
+
+    def _set(self, table: str, key: Any, value: Any) -> None:
+        if self._open is None:
+            raise ChainError("state changed outside begin_block/commit_block")
+        old = copy.deepcopy(self._tables[table].get(key))
+        self._journals[self._open].append((table, key, old))
+        self._raw_set(table, key, copy.deepcopy(value))
+
+    def _raw_set(self, table: str, key: Any, value: Any) -> None:
+        old = self._tables[table].get(key)
+        self._unindex(table, key, old)
+        if value is None:
+            self._tables[table].pop(key, None)
+        else:
+            self._tables[table][key] = value
+            self._index(table, key, value)
+
+    def _index(self, table: str, key: Any, value: Any) -> None:
+        if table == "names":
+            self._owners.setdefault(value["sender"], set()).add(key)
+            self._hash128[value["name_hash128"]] = key
+        elif table == "consensus":
+            self._ch_blocks.setdefault(value[0], []).append(key)
+
+    def _unindex(self, table: str, key: Any, old: Any) -> None:
+        if old is None:
+            return
+        if table == "names":
+            self._owners.get(old["sender"], set()).discard(key)
+            self._hash128.pop(old["name_hash128"], None)
+        elif table == "consensus":
+            self._ch_blocks.get(old[0], []).remove(key)
+
+    # -- names ------------------------------------------------------------
+    def get_name(self, fqn: str) -> Record | None:
+        return self._get("names", fqn)
+
+    def put_name(self, record: Record) -> None:
+        self._set("names", record["name"], record)
+
+    def names_by_owner(self, sender_script: str) -> list[str]:
+        return sorted(self._owners.get(sender_script, ()))
+
+    def name_by_hash128(self, name_hash128: str) -> str | None:
+        return self._hash128.get(name_hash128)
+
+    # -- namespaces -------------------------------------------------------
+    def get_namespace(self, namespace_id: str) -> Record | None:
+        return self._get("namespaces", namespace_id)
+
+    def put_namespace(self, record: Record) -> None:
+        self._set("namespaces", record["namespace_id"], record)
+
+    # -- preorders --------------------------------------------------------
+    def get_name_preorder(self, preorder_hash: str) -> Record | None:
+        return self._get("name_preorders", preorder_hash)
+
+    def put_name_preorder(self, record: Record) -> None:
+        self._set("name_preorders", record["preorder_hash"], record)
+
+    def delete_name_preorder(self, preorder_hash: str) -> None:
+        self._set("name_preorders", preorder_hash, None)
+
+    def get_namespace_preorder(self, preorder_hash: str) -> Record | None:
+        return self._get("namespace_preorders", preorder_hash)
+
+    def put_namespace_preorder(self, record: Record) -> None:
+        self._set("namespace_preorders", record["preorder_hash"], record)
+
+    def delete_namespace_preorder(self, preorder_hash: str) -> None:
+        self._set("namespace_preorders", preorder_hash, None)
+
+    # -- consensus hashes -------------------------------------------------
+    def get_consensus_hash(self, height: int) -> str | None:
+        entry = self._tables["consensus"].get(height)
+        return entry[0] if entry else None
+
+    def put_consensus_hash(self, height: int, consensus_hash: str, ops_hash: str) -> None:
+        self._set("consensus", height, (consensus_hash, ops_hash))
+
+    def block_for_consensus_hash(self, consensus_hash: str) -> int | None:
+        heights = self._ch_blocks.get(consensus_hash)
+        return min(heights) if heights else None
+
+    # -- import keychains and history ------------------------------------
+    def get_import_keychain(self, namespace_id: str) -> list[str] | None:
+        return self._get("keychains", namespace_id)
+
+    def put_import_keychain(self, namespace_id: str, addresses: list[str]) -> None:
+        self._set("keychains", namespace_id, list(addresses))
+
+    def get_history(self, key: str) -> list[Record]:
+        return self._get("history", key) or []
+
+    def append_history(self, key: str, record: Record) -> None:
+        self._set("history", key, self.get_history(key) + [record])

@@ -1,0 +1,115 @@
+"""Loader for the consensus corpus (shared/data/consensus-corpus, gz JSON per scenario).
+
+Turns a scenario into `ChainBlock`s the way a bitcoind stand-in would serve them:
+a coinbase without OP_RETURN at position 0, each tx at its logged vtxindex, and
+every input's spent output taken from the scenario's own txs or, failing that,
+from `external_prevouts` (derived from the scriptSig; value unknown, reported 0).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bitcoin.core import CTransaction, b2lx, x
+
+from bns_resolver.bns.profiles import NetworkProfile, from_corpus_config
+from bns_resolver.chain.types import ChainBlock, ChainTx, TxInput, TxOutput
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def corpus_dir() -> Path:
+    return Path(os.environ.get("BNS_CORPUS_DIR", REPO_ROOT.parent / "shared" / "data" / "consensus-corpus"))
+
+
+def corpus_files() -> list[Path]:
+    return sorted(corpus_dir().rglob("*.json.gz"))
+
+
+@dataclass(frozen=True)
+class Scenario:
+    path: Path
+    data: dict[str, Any]
+    profile: NetworkProfile | None  # None for aborted logs without blocks
+    blocks: tuple[ChainBlock, ...]
+
+    @property
+    def label(self) -> str:
+        return f"{self.data['version']}/{self.data['scenario']}"
+
+    @property
+    def replayable(self) -> bool:
+        return bool(self.data.get("checks", {}).get("replayable", True))
+
+    def replayable_heights(self) -> set[int]:
+        """Heights up to (excluding) the first block with a failed assignment check."""
+        heights: set[int] = set()
+        for block in self.data["blocks"]:
+            if not self.replayable and block.get("issues"):
+                break
+            heights.add(block["height"])
+        return heights
+
+
+def _coinbase(height: int) -> ChainTx:
+    txin = TxInput(prev_txid="00" * 32, prev_vout=0xFFFFFFFF, script_sig_hex=f"{height:08x}", prevout=None)
+    return ChainTx(txid=f"{height:064x}", vtxindex=0, inputs=(txin,), outputs=(TxOutput(50 * 10**8, "51"),))
+
+
+def _decode(raw: str) -> CTransaction:
+    return CTransaction.deserialize(x(raw))
+
+
+def _chain_tx(tx: CTransaction, vtxindex: int, known: dict[str, CTransaction], external: dict[str, Any]) -> ChainTx:
+    inputs = []
+    for txin in tx.vin:
+        prev_txid = b2lx(txin.prevout.hash)
+        vout = txin.prevout.n
+        parent = known.get(prev_txid)
+        if parent is not None:
+            out = parent.vout[vout]
+            prevout = TxOutput(out.nValue, out.scriptPubKey.hex())
+        else:
+            derived = external.get(f"{prev_txid}:{vout}")
+            prevout = TxOutput(0, derived["script_pubkey"]) if derived else None
+        inputs.append(TxInput(prev_txid, vout, txin.scriptSig.hex(), prevout))
+    outputs = tuple(TxOutput(o.nValue, o.scriptPubKey.hex()) for o in tx.vout)
+    return ChainTx(txid=b2lx(tx.GetTxid()), vtxindex=vtxindex, inputs=tuple(inputs), outputs=outputs)
+
+
+def load_scenario(path: Path) -> Scenario:
+    with gzip.open(path, "rt") as handle:
+        data = json.load(handle)
+    profile = from_corpus_config(data["config"], data["version"]) if data["blocks"] else None
+    known: dict[str, CTransaction] = {}
+    for block in data["blocks"]:
+        for raw in block["txs"]:
+            tx = _decode(raw)
+            known[b2lx(tx.GetTxid())] = tx
+    external = data.get("external_prevouts", {})
+    blocks = []
+    prev_hash = "00" * 32
+    for block in data["blocks"]:
+        height = block["height"]
+        txs = [_coinbase(height)]
+        for raw, vtxindex in zip(block["txs"], block["tx_vtxindex"]):
+            txs.append(_chain_tx(_decode(raw), vtxindex, known, external))
+        txs.sort(key=lambda t: t.vtxindex)
+        block_hash = block.get("regtest_block_hash") or f"{height:064x}"
+        blocks.append(ChainBlock(height=height, block_hash=block_hash, prev_hash=prev_hash, txs=tuple(txs)))
+        prev_hash = block_hash
+    return Scenario(path=path, data=data, profile=profile, blocks=tuple(blocks))
+
+
+def serialized_accepted_ops(block: dict[str, Any]) -> list[str]:
+    """The strings the reference hashed, rebuilt from `accepted_ops` (names are not hashed)."""
+    out = []
+    for op in block["accepted_ops"]:
+        values = ",".join(f"{len(v)}:{v}" for _, v in op["fields"])
+        out.append(f"{op['op']}:{values}")
+    return out
