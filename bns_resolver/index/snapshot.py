@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Engine, delete, insert
 from bns_resolver.errors import SnapshotError
 from bns_resolver.hashing import hash160_hex
 from bns_resolver.index import schema
-from bns_resolver.index.state import write_sync_state
+from bns_resolver.index.state import bump_generation, write_sync_state
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +171,7 @@ def import_export(engine: Engine, files: ExportFiles) -> ImportReport:
             "source": "snapshot", "network": "mainnet", "height": str(FROZEN_HEIGHT),
             "snapshot_origin": files.origin, "imported_at": str(int(time.time())),
         })
+        bump_generation(conn)
     for line in report.rejected:
         log.warning("snapshot import rejected %s", line)
     return report

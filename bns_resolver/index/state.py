@@ -18,3 +18,9 @@ def write_sync_state(conn: Connection, values: dict[str, str]) -> None:
 def read_sync_state(conn: Connection) -> dict[str, str]:
     rows = conn.execute(select(schema.sync_state.c.key, schema.sync_state.c.value))
     return {key: value for key, value in rows}
+
+
+def bump_generation(conn: Connection) -> None:
+    """Mark the index as changed, so servers reading it drop their cached answers."""
+    current = conn.execute(select(schema.sync_state.c.value).where(schema.sync_state.c.key == "generation")).scalar()
+    write_sync_state(conn, {"generation": str(int(current or 0) + 1)})

@@ -148,7 +148,9 @@ def _parse_line(line: str, cursor: _Cursor) -> ZoneRecord | None:
         tokens = tokens[1:]
     ttl, rdtype, rdata_at = _ttl_class_type(tokens, cursor.ttl)
     rdata_text = line[tokens[rdata_at][1]:].strip() if rdata_at < len(tokens) else ""
-    rdata = dns.rdata.from_text(dns.rdataclass.IN, rdtype, rdata_text, origin=cursor.anchor)
+    rdata = dns.rdata.from_text(
+        dns.rdataclass.IN, rdtype, rdata_text, origin=cursor.anchor, relativize=False
+    )
     cursor.last_owner = owner
     return ZoneRecord(owner=owner, rdtype=rdtype, ttl=ttl, rdata=rdata)
 

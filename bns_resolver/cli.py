@@ -1,0 +1,131 @@
+"""The `bns-resolver` command: serve, import-snapshot, lookup, status."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from bns_resolver import __version__
+from bns_resolver.config import Settings, load_settings
+from bns_resolver.errors import GatewayError
+
+log = logging.getLogger("bns_resolver")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bns-resolver", description="DNS gateway for BNS v1 names")
+    parser.add_argument("--version", action="version", version=f"bns-resolver {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = _command(commands, "serve", "answer DNS: BNS names from the index, everything else upstream")
+    serve.add_argument("--listen", action="append", metavar="ADDR:PORT", help="repeatable; default 127.0.0.1:5354")
+    serve.add_argument("--upstream", action="append", metavar="ADDR[:PORT]", help="repeatable; default: system")
+    serve.add_argument("--allow", action="append", metavar="CIDR", help="client networks allowed (repeatable)")
+    serve.add_argument("--zonefile-source", action="append", metavar="SPEC", help="dir:PATH, URL template, ...")
+    imp = _command(commands, "import-snapshot", "load the BNS v1 final-state export into the index")
+    imp.add_argument("source", nargs="?", help="export folder or export-data.tar.gz (default: embedded)")
+    look = _command(commands, "lookup", "show a name's record and zone file, and whether it verifies")
+    look.add_argument("name")
+    status = _command(commands, "status", "show what the index holds")
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def _command(commands: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+    sub = commands.add_parser(name, help=help_text, description=help_text)
+    sub.add_argument("--config", type=Path, metavar="FILE", help="TOML configuration file")
+    sub.add_argument("--data-dir", metavar="DIR", help="where the index lives (created if missing)")
+    sub.add_argument("--db", metavar="URL", help="SQLAlchemy URL; overrides the SQLite file in --data-dir")
+    sub.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING, ERROR")
+    return sub
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config, **_flags(args))
+        _setup_logging(settings.log_level)
+        return int(COMMANDS[args.command](settings, args) or 0)
+    except GatewayError as exc:
+        print(f"bns-resolver: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    names = ("data_dir", "db", "listen", "upstream", "allow", "log_level", "zonefile_source")
+    return {name: getattr(args, name, None) for name in names}
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level, logging.INFO), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
+    from twisted.internet import reactor
+    from twisted.logger import STDLibLogObserver, globalLogBeginner
+
+    from bns_resolver.service import GatewayService, drop_privileges, ensure_embedded_snapshot, open_data
+
+    globalLogBeginner.beginLoggingTo([STDLibLogObserver()], redirectStandardIO=False)
+    engine = open_data(settings)
+    ensure_embedded_snapshot(engine, settings)
+    service = GatewayService(settings, reactor, engine)
+    service.start()
+    drop_privileges(settings.run_as_user)
+    # Twisted stops the reactor on SIGINT and SIGTERM; stop listening cleanly first.
+    reactor.addSystemEventTrigger("before", "shutdown", service.stop)  # type: ignore[attr-defined]
+    reactor.run()  # type: ignore[attr-defined]
+    log.info("stopped")
+    return 0
+
+
+def cmd_import_snapshot(settings: Settings, args: argparse.Namespace) -> int:
+    from bns_resolver.index.snapshot import EMBEDDED_DIR, ExportFiles, import_export
+    from bns_resolver.service import open_data
+
+    source = Path(args.source) if args.source else EMBEDDED_DIR
+    report = import_export(open_data(settings), ExportFiles.open(source))
+    print(f"imported {source}: {report.summary()}")
+    for line in report.rejected:
+        print(f"  rejected: {line}")
+    return 0
+
+
+def cmd_lookup(settings: Settings, args: argparse.Namespace) -> int:
+    from bns_resolver.lookup_report import describe_name
+    from bns_resolver.service import open_data
+
+    text, found = describe_name(open_data(settings), args.name.lower().rstrip("."))
+    print(text)
+    return 0 if found else 1
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    from bns_resolver.lookup_report import index_status
+    from bns_resolver.service import open_data
+
+    status = index_status(open_data(settings), settings)
+    if args.json:
+        print(json.dumps(status, sort_keys=True))
+    else:
+        for key, value in status.items():
+            print(f"{key:>16}: {value}")
+    return 0
+
+
+COMMANDS = {
+    "serve": cmd_serve,
+    "import-snapshot": cmd_import_snapshot,
+    "lookup": cmd_lookup,
+    "status": cmd_status,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

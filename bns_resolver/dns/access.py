@@ -1,0 +1,32 @@
+"""Which clients may query us: an allow-list of networks, loopback only by default."""
+
+from __future__ import annotations
+
+import ipaddress
+
+DEFAULT_ALLOWED = ("127.0.0.0/8", "::1/128")
+
+
+class AccessList:
+    def __init__(self, networks: list[str] | tuple[str, ...] = DEFAULT_ALLOWED) -> None:
+        self.networks = [ipaddress.ip_network(n, strict=False) for n in networks]
+        self._decided: dict[str, bool] = {}
+
+    def allows(self, client_ip: str) -> bool:
+        decided = self._decided.get(client_ip)
+        if decided is None:
+            decided = self._check(client_ip)
+            if len(self._decided) > 65536:
+                self._decided.clear()
+            self._decided[client_ip] = decided
+        return decided
+
+    def _check(self, client_ip: str) -> bool:
+        try:
+            address = ipaddress.ip_address(client_ip.split("%", 1)[0])
+        except ValueError:
+            return False
+        mapped = getattr(address, "ipv4_mapped", None)
+        if mapped is not None:
+            address = mapped
+        return any(address in network for network in self.networks)

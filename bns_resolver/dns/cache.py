@@ -1,0 +1,141 @@
+"""Bounded answer caches: finished wire answers, keyed on what changes their bytes.
+
+`AnswerCache` holds authoritative BNS answers; they stay valid until the index
+changes, when the whole cache is dropped. `ForwardCache` holds upstream answers
+with their TTLs (RFC 2308 for negative answers) and serves them with TTLs
+counted down, rewriting the bytes at most once per second of age.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from dnslib import QTYPE, RCODE, DNSRecord
+
+MAX_POSITIVE_TTL = 86400
+MAX_NEGATIVE_TTL = 10800  # RFC 2308 §5 suggests at most three hours
+
+
+class AnswerCache:
+    """A size-bounded map from query key to finished answer bytes (FIFO eviction)."""
+
+    def __init__(self, max_entries: int) -> None:
+        self._max_entries = max_entries
+        self.entries: dict[tuple[object, ...], bytes] = {}
+
+    def put(self, key: tuple[object, ...], answer: bytes) -> None:
+        entries = self.entries
+        if key not in entries and len(entries) >= self._max_entries:
+            del entries[next(iter(entries))]
+        entries[key] = answer
+
+    def clear(self) -> None:
+        self.entries.clear()
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+@dataclass
+class ForwardEntry:
+    wire: bytes
+    stored_at: float
+    lifetime: int
+    ttl_offsets: tuple[int, ...]
+    aged: dict[int, bytes] = field(default_factory=dict)
+
+    def bytes_at(self, now: float) -> bytes | None:
+        age = int(now - self.stored_at)
+        if age >= self.lifetime:
+            return None
+        if age == 0 or not self.ttl_offsets:
+            return self.wire
+        cached = self.aged.get(age)
+        if cached is None:
+            cached = _age_ttls(self.wire, self.ttl_offsets, age)
+            self.aged = {age: cached}
+        return cached
+
+
+class ForwardCache:
+    def __init__(self, max_entries: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._max_entries = max_entries
+        self._clock = clock
+        self.entries: dict[tuple[object, ...], ForwardEntry] = {}
+
+    def get(self, key: tuple[object, ...]) -> bytes | None:
+        entry = self.entries.get(key)
+        if entry is None:
+            return None
+        answer = entry.bytes_at(self._clock())
+        if answer is None:
+            del self.entries[key]
+        return answer
+
+    def put(self, key: tuple[object, ...], reply: bytes) -> None:
+        try:
+            lifetime = cache_lifetime(DNSRecord.parse(reply))
+        except Exception:  # noqa: BLE001 - an unparsable upstream reply is simply not cached
+            return
+        if lifetime <= 0:
+            return
+        if key not in self.entries and len(self.entries) >= self._max_entries:
+            del self.entries[next(iter(self.entries))]
+        self.entries[key] = ForwardEntry(reply, self._clock(), lifetime, tuple(ttl_offsets(reply)))
+
+    def clear(self) -> None:
+        self.entries.clear()
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+def cache_lifetime(reply: DNSRecord) -> int:
+    """Seconds an upstream reply may be reused; 0 means do not cache."""
+    rcode = reply.header.rcode
+    if reply.header.tc or rcode not in (RCODE.NOERROR, RCODE.NXDOMAIN):
+        return 0
+    if rcode == RCODE.NOERROR and reply.rr:
+        return min(min(rr.ttl for rr in reply.rr), MAX_POSITIVE_TTL)
+    # Negative answer: cacheable only with an SOA, for min(SOA TTL, SOA MINIMUM) (RFC 2308 §5).
+    for rr in reply.auth:
+        if rr.rtype == QTYPE.SOA:
+            return min(rr.ttl, rr.rdata.times[-1], MAX_NEGATIVE_TTL)
+    return 0
+
+
+def ttl_offsets(packet: bytes) -> list[int]:
+    """Byte offsets of the TTL field of every answer/authority/additional RR except OPT."""
+    qdcount, ancount, nscount, arcount = struct.unpack_from("!HHHH", packet, 4)
+    offset = 12
+    for _ in range(qdcount):
+        offset = _skip_name(packet, offset) + 4
+    offsets: list[int] = []
+    for _ in range(ancount + nscount + arcount):
+        offset = _skip_name(packet, offset)
+        rtype, _cls, _ttl, rdlen = struct.unpack_from("!HHIH", packet, offset)
+        if rtype != QTYPE.OPT:
+            offsets.append(offset + 4)
+        offset += 10 + rdlen
+    return offsets
+
+
+def _skip_name(packet: bytes, offset: int) -> int:
+    while True:
+        length = packet[offset]
+        if length == 0:
+            return offset + 1
+        if length >= 0xC0:
+            return offset + 2
+        offset += length + 1
+
+
+def _age_ttls(wire: bytes, offsets: tuple[int, ...], age: int) -> bytes:
+    buffer = bytearray(wire)
+    for offset in offsets:
+        ttl = struct.unpack_from("!I", buffer, offset)[0]
+        struct.pack_into("!I", buffer, offset, max(ttl - age, 0))
+    return bytes(buffer)

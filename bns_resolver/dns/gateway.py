@@ -1,0 +1,174 @@
+"""The query pipeline: access check → answer caches → BNS authority or upstream.
+
+`Gateway.handle` takes one DNS message and returns the answer bytes, a Deferred
+of them (forwarding), or None (drop). The common case is decided by a
+dictionary lookup on the hand-parsed question; dnslib runs only on a miss.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from typing import Any
+
+from dnslib import QTYPE, RCODE, DNSRecord
+from twisted.internet import defer
+
+from bns_resolver.dns.access import AccessList
+from bns_resolver.dns.authority import AuthorityResult, BnsAuthority, Outcome
+from bns_resolver.dns.cache import AnswerCache, ForwardCache
+from bns_resolver.dns.forwarder import Forwarder, UpstreamError, reply_rcode
+from bns_resolver.dns.policy import Mode, NamespacePolicy
+from bns_resolver.dns.responses import (
+    RCODE_BADVERS,
+    authority_response,
+    edns_version,
+    error_response,
+    finish,
+    request_edns,
+)
+from bns_resolver.dns.wire import CLASS_IN, FastQuery, parse_fast, patch_answer
+
+log = logging.getLogger(__name__)
+
+Answer = bytes | defer.Deferred[bytes] | None
+
+
+class Gateway:
+    def __init__(self, authority: BnsAuthority, forwarder: Forwarder, *, policy: NamespacePolicy | None = None,
+                 access: AccessList | None = None, cache_entries: int = 20000) -> None:
+        self.authority = authority
+        self.forwarder = forwarder
+        self.policy = policy or NamespacePolicy()
+        self.access = access or AccessList()
+        self.answers = AnswerCache(cache_entries)
+        self.forwarded = ForwardCache(cache_entries)
+        self.stats = {"queries": 0, "cache_hits": 0, "refused": 0, "forwarded": 0, "servfail": 0}
+
+    def index_changed(self) -> None:
+        """Drop every answer that may depend on the index (a block, a zone file, an import)."""
+        self.authority.refresh()
+        self.answers.clear()
+        self.forwarded.clear()
+
+    def handle(self, packet: bytes, client_ip: str, *, tcp: bool) -> Answer:
+        self.stats["queries"] += 1
+        if not self.access.allows(client_ip):
+            self.stats["refused"] += 1
+            return _refused(packet)
+        fast = parse_fast(packet)
+        if fast is not None:
+            key = fast.cache_key(tcp=tcp)
+            stored = self.answers.entries.get(key) or self.forwarded.get(key)
+            if stored is not None:
+                self.stats["cache_hits"] += 1
+                return patch_answer(stored, packet, fast.question_end)
+        return self._slow_path(packet, fast, tcp=tcp)
+
+    def _slow_path(self, packet: bytes, fast: FastQuery | None, *, tcp: bool) -> Answer:
+        try:
+            request = DNSRecord.parse(packet)
+        except Exception as exc:  # noqa: BLE001 - dnslib raises several types for garbage
+            log.debug("malformed query (%s)", exc)
+            return _formerr(packet)
+        if request.header.qr:
+            return None  # a response sent to us: never answer it
+        problem = _unsupported(request)
+        if problem is not None:
+            return problem
+        qname = str(request.q.qname).rstrip(".").lower()
+        namespace = self.authority.namespace_of(qname)
+        if namespace is None:
+            return self._forward(packet, request, fast, tcp=tcp)
+        mode = self.policy.effective_mode(namespace)
+        if mode is Mode.ICANN_FIRST:
+            return self._icann_first(packet, request, fast, qname, tcp=tcp)
+        result = self.authority.lookup(qname, request.q.qtype)
+        if mode is Mode.BNS_FIRST and result.outcome is Outcome.NXDOMAIN:
+            return self._forward(packet, request, fast, tcp=tcp)
+        return self._answer(request, result, fast, tcp=tcp)
+
+    def _answer(self, request: DNSRecord, result: AuthorityResult, fast: FastQuery | None, *, tcp: bool) -> bytes:
+        reply = authority_response(request, result, height=self.authority.height)
+        ede = (result.ede_code, result.ede_text) if result.ede_code is not None else None
+        if result.outcome is Outcome.SERVFAIL:
+            self.stats["servfail"] += 1
+            log.warning("SERVFAIL for %s: %s", request.q.qname, result.ede_text)
+        wire = finish(reply, request, tcp=tcp, ede=ede)
+        if fast is not None and result.outcome is not Outcome.SERVFAIL:
+            self.answers.put(fast.cache_key(tcp=tcp), wire)
+        return wire
+
+    def _forward(self, packet: bytes, request: DNSRecord, fast: FastQuery | None, *, tcp: bool) -> Answer:
+        self.stats["forwarded"] += 1
+        deferred = self.forwarder.forward(packet)
+        deferred.addCallback(self._forwarded, request, fast, tcp)
+        deferred.addErrback(self._upstream_failed, request, tcp)
+        return deferred
+
+    def _forwarded(self, reply: bytes, request: DNSRecord, fast: FastQuery | None, tcp: bool) -> bytes:
+        if fast is not None:
+            self.forwarded.put(fast.cache_key(tcp=tcp), reply)
+        limit = fast.udp_limit() if fast is not None else 512
+        if not tcp and len(reply) > limit:
+            return _truncated(reply, request)
+        return reply
+
+    def _upstream_failed(self, failure: Any, request: DNSRecord, tcp: bool) -> bytes:
+        self.stats["servfail"] += 1
+        log.warning("forwarding %s failed: %s", request.q.qname, failure.getErrorMessage())
+        return finish(error_response(request, RCODE.SERVFAIL), request, tcp=tcp, ede=(22, "no upstream answered"))
+
+    def _icann_first(self, packet: bytes, request: DNSRecord, fast: FastQuery | None, qname: str, *,
+                     tcp: bool) -> Answer:
+        deferred = self.forwarder.forward(packet)
+
+        def decide(reply: bytes) -> bytes:
+            if reply_rcode(reply) == RCODE.NXDOMAIN:
+                return self._answer(request, self.authority.lookup(qname, request.q.qtype), fast, tcp=tcp)
+            return self._forwarded(reply, request, fast, tcp)
+
+        def upstream_down(failure: Any) -> bytes:
+            failure.trap(UpstreamError, defer.TimeoutError)
+            # No upstream verdict: BNS's own answer is still better than none.
+            return self._answer(request, self.authority.lookup(qname, request.q.qtype), fast, tcp=tcp)
+
+        return deferred.addCallbacks(decide, upstream_down)
+
+
+def _unsupported(request: DNSRecord) -> bytes | None:
+    """Answers for queries we do not serve, or None when the query is fine."""
+    if request.header.opcode != 0:
+        return finish(error_response(request, RCODE.NOTIMP), request, tcp=True)
+    if len(request.questions) != 1:
+        return finish(error_response(request, RCODE.FORMERR), request, tcp=True)
+    opt = request_edns(request)
+    if opt is not None and edns_version(opt) != 0:
+        return finish(error_response(request, 0), request, tcp=True, extended_rcode=RCODE_BADVERS)
+    if request.q.qclass != CLASS_IN or request.q.qtype in (QTYPE.AXFR, QTYPE.IXFR):
+        return finish(error_response(request, RCODE.REFUSED if request.q.qclass != CLASS_IN else RCODE.NOTIMP),
+                      request, tcp=True)
+    return None
+
+
+def _formerr(packet: bytes) -> bytes | None:
+    if len(packet) < 12 or packet[2] & 0x80:
+        return None  # not even a header, or a response: say nothing
+    flags = 0x8000 | (packet[2] & 0x79) << 8 | RCODE.FORMERR
+    return packet[0:2] + struct.pack("!HHHHH", flags, 0, 0, 0, 0)
+
+
+def _refused(packet: bytes) -> bytes | None:
+    if len(packet) < 12 or packet[2] & 0x80:
+        return None
+    flags = 0x8000 | (packet[2] & 0x79) << 8 | RCODE.REFUSED
+    return packet[0:2] + struct.pack("!HHHHH", flags, 0, 0, 0, 0)
+
+
+def _truncated(reply: bytes, request: DNSRecord) -> bytes:
+    parsed = DNSRecord.parse(reply)
+    parsed.header.tc = 1
+    parsed.rr, parsed.auth = [], []
+    parsed.ar = [rr for rr in parsed.ar if rr.rtype == QTYPE.OPT]
+    return bytes(parsed.pack())
+

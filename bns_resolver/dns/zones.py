@@ -1,0 +1,86 @@
+"""Verified, parsed zone files, cached by (name, value hash).
+
+A zone file is used only if hash160 of its exact bytes equals the value hash
+the chain (or the verified export) binds to the name. Parsing happens once per
+(name, hash); the bounded cache keeps a router's memory small.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from bns_resolver.errors import VerificationError, ZoneFileError
+from bns_resolver.hashing import hash160_hex
+from bns_resolver.index.lookup import IndexReader
+from bns_resolver.zonefiles.parse import ParsedZone, parse_zonefile
+
+# RFC 8914 Extended DNS Error codes we use.
+EDE_OTHER = 0
+EDE_NOT_READY = 14
+EDE_NO_REACHABLE_AUTHORITY = 22
+EDE_INVALID_DATA = 24
+
+
+class ZoneUnavailable(Exception):
+    """The zone file for a name cannot be used; carries the EDE to report."""
+
+    def __init__(self, info_code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.info_code = info_code
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class VerifiedZone:
+    name: str
+    value_hash: str
+    zone: ParsedZone
+
+
+class ZoneCache:
+    def __init__(self, index: IndexReader, *, max_entries: int = 4096) -> None:
+        self._index = index
+        self._max_entries = max_entries
+        self._entries: OrderedDict[tuple[str, str], VerifiedZone | ZoneUnavailable] = OrderedDict()
+
+    def get(self, name: str, value_hash: str) -> VerifiedZone:
+        key = (name, value_hash)
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._load(name, value_hash)
+            self._remember(key, entry)
+        else:
+            self._entries.move_to_end(key)
+        if isinstance(entry, ZoneUnavailable):
+            raise entry
+        return entry
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def _remember(self, key: tuple[str, str], entry: VerifiedZone | ZoneUnavailable) -> None:
+        # A missing file may arrive any moment (fetcher); only remember final outcomes.
+        if isinstance(entry, ZoneUnavailable) and entry.info_code == EDE_NO_REACHABLE_AUTHORITY:
+            return
+        self._entries[key] = entry
+        if len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+
+    def _load(self, name: str, value_hash: str) -> VerifiedZone | ZoneUnavailable:
+        content = self._index.zonefile(value_hash)
+        if content is None:
+            return ZoneUnavailable(EDE_NO_REACHABLE_AUTHORITY, f"zone file {value_hash} for {name} not obtained yet")
+        try:
+            verify_zonefile(content, value_hash)
+            return VerifiedZone(name, value_hash, parse_zonefile(content, name))
+        except VerificationError as exc:
+            return ZoneUnavailable(EDE_INVALID_DATA, f"{name}: {exc}")
+        except ZoneFileError as exc:
+            return ZoneUnavailable(EDE_INVALID_DATA, f"{name}: zone file unparsable: {exc}")
+
+
+def verify_zonefile(content: bytes, value_hash: str) -> None:
+    actual = hash160_hex(content)
+    if actual != value_hash:
+        raise VerificationError(f"zone file hash mismatch: stored bytes hash to {actual}, chain says {value_hash}")

@@ -1,0 +1,77 @@
+"""Human- and script-readable reports on the index, for `lookup` and `status`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine
+
+from bns_resolver.config import Settings
+from bns_resolver.dns.zones import verify_zonefile
+from bns_resolver.errors import VerificationError, ZoneFileError
+from bns_resolver.index.lookup import IndexReader
+from bns_resolver.zonefiles.parse import parse_zonefile
+
+
+def describe_name(engine: Engine, fqn: str) -> tuple[str, bool]:
+    """The name's record, its zone file and whether the file verifies; (text, found)."""
+    reader = IndexReader(engine)
+    subdomain = reader.subdomain(fqn)
+    if subdomain is not None:
+        header = [f"subdomain {fqn}", f"  owner        {subdomain.owner_address}",
+                  f"  sequence     {subdomain.sequence}"]
+        return "\n".join(header + _zonefile_lines(reader, fqn, subdomain.zonefile_hash)), True
+    record = reader.name(fqn)
+    if record is None:
+        return f"{fqn}: not in the index", False
+    lines = [
+        f"name {record.fqn}",
+        f"  namespace    {record.namespace_id}",
+        f"  owner        {record.owner_address}",
+        f"  revoked      {record.revoked}",
+        f"  expires at   {record.expire_block if record.expire_block is not None else 'never'}",
+        f"  value hash   {record.value_hash or '-'}",
+    ]
+    if record.value_hash:
+        lines += _zonefile_lines(reader, fqn, record.value_hash)
+    return "\n".join(lines), True
+
+
+def _zonefile_lines(reader: IndexReader, fqn: str, value_hash: str) -> list[str]:
+    content = reader.zonefile(value_hash)
+    if content is None:
+        return ["  zone file    not obtained yet"]
+    try:
+        verify_zonefile(content, value_hash)
+        verdict = "verified: hash160 matches the value hash"
+    except VerificationError as exc:
+        verdict = f"NOT VERIFIED: {exc}"
+    try:
+        parsed = parse_zonefile(content, fqn)
+        verdict += f"; {len(parsed.records)} records"
+    except ZoneFileError as exc:
+        verdict += f"; unparsable: {exc}"
+    body = content.decode("utf-8", "replace").rstrip("\n").splitlines()
+    return [f"  zone file    {verdict}"] + [f"    | {line}" for line in body]
+
+
+def index_status(engine: Engine, settings: Settings) -> dict[str, Any]:
+    reader = IndexReader(engine)
+    state = reader.sync_state()
+    counts = reader.counts()
+    height = int(state["height"]) if state.get("height") else None
+    tip = int(state["tip"]) if state.get("tip") else None
+    return {
+        "database": engine.url.render_as_string(hide_password=True),
+        "source": state.get("source", "empty"),
+        "network": state.get("network", settings.chain.network),
+        "height": height,
+        "tip": tip,
+        "lag": (tip - height) if tip is not None and height is not None else None,
+        "consensus_hash": state.get("consensus_hash"),
+        "namespaces": counts.namespaces,
+        "names": counts.names,
+        "subdomains": counts.subdomains,
+        "zonefiles": counts.zonefiles,
+        "namespace_ids": sorted(reader.namespace_ids()),
+    }

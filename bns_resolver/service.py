@@ -1,0 +1,139 @@
+"""Wiring for `serve`: index, authority, forwarder and gateway, plus the periodic jobs."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+from twisted.internet import defer, task
+
+from bns_resolver.config import Settings, system_upstreams
+from bns_resolver.dns.access import AccessList
+from bns_resolver.dns.authority import BnsAuthority
+from bns_resolver.dns.forwarder import Forwarder, build_query, reply_rcode
+from bns_resolver.dns.gateway import Gateway
+from bns_resolver.dns.policy import Mode, NamespacePolicy, TldStatus
+from bns_resolver.dns.server import listen
+from bns_resolver.dns.zones import ZoneCache
+from bns_resolver.errors import ConfigError
+from bns_resolver.index.db import open_index
+from bns_resolver.index.lookup import IndexReader
+from bns_resolver.index.snapshot import EMBEDDED_DIR, ExportFiles, import_export
+
+log = logging.getLogger(__name__)
+
+TYPE_SOA = 6
+RCODE_NXDOMAIN = 3
+INDEX_POLL_SECONDS = 2.0
+
+
+def open_data(settings: Settings) -> Engine:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return open_index(settings.database_url)
+
+
+def ensure_embedded_snapshot(engine: Engine, settings: Settings) -> bool:
+    """Load the bundled real snapshot into an empty index that has no chain to sync from."""
+    if settings.chain.bitcoind or not IndexReader(engine).is_empty():
+        return False
+    report = import_export(engine, ExportFiles.open(EMBEDDED_DIR))
+    log.info("empty index: loaded the embedded snapshot (%s)", report.summary())
+    return True
+
+
+def build_policy(settings: Settings) -> NamespacePolicy:
+    try:
+        modes = {ns: Mode(mode) for ns, mode in settings.namespace_modes.items()}
+        return NamespacePolicy(default_mode=Mode(settings.default_mode), modes=modes,
+                               configured_shared=dict(settings.icann_tlds))
+    except ValueError as exc:
+        raise ConfigError(f"unknown namespace mode: {exc}; use bns-first, bns-only or icann-first") from None
+
+
+@dataclass
+class GatewayService:
+    settings: Settings
+    reactor: Any
+    engine: Engine
+    gateway: Gateway = field(init=False)
+    ports: list[Any] = field(default_factory=list)
+    _generation: str | None = None
+    _loops: list[task.LoopingCall] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        reader = IndexReader(self.engine)
+        upstreams = self.settings.upstreams
+        if upstreams is None:
+            upstreams = system_upstreams(self.settings.listen)
+        authority = BnsAuthority(reader, ZoneCache(reader))
+        forwarder = Forwarder(list(upstreams), reactor=self.reactor)
+        self.gateway = Gateway(authority, forwarder, policy=build_policy(self.settings),
+                               access=AccessList(self.settings.allow), cache_entries=self.settings.cache_entries)
+        self._generation = reader.sync_state().get("generation")
+
+    def start(self) -> None:
+        for host, port in self.settings.listen:
+            self.ports.extend(listen(self.gateway, host, port, self.reactor))
+        self._every(INDEX_POLL_SECONDS, self.check_index)
+        self._every(self.settings.tld_probe_interval, self.probe_namespaces)
+        log.info("serving DNS on %s; upstreams %s", self.addresses(),
+                 ", ".join(f"{h}:{p}" for h, p in self.gateway.forwarder.upstreams) or "none")
+
+    def addresses(self) -> list[str]:
+        return [f"{p.getHost().host}:{p.getHost().port}" for p in self.ports[::2]]
+
+    def stop(self) -> defer.Deferred[Any]:
+        for loop in self._loops:
+            if loop.running:
+                loop.stop()
+        return defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in self.ports])
+
+    def _every(self, seconds: float, job: Any) -> None:
+        loop = task.LoopingCall(job)
+        loop.clock = self.reactor
+        loop.start(seconds, now=True).addErrback(lambda f: log.error("periodic job failed: %s", f.getTraceback()))
+        self._loops.append(loop)
+
+    def check_index(self) -> None:
+        """Drop cached answers when another writer (sync, fetcher, import) changed the index."""
+        generation = IndexReader(self.engine).sync_state().get("generation")
+        if generation != self._generation:
+            self._generation = generation
+            self.gateway.index_changed()
+            log.info("index changed (generation %s): answer caches dropped", generation)
+
+    def probe_namespaces(self) -> defer.Deferred[Any]:
+        policy = self.gateway.policy
+        probes = [self._probe(ns) for ns in sorted(self.gateway.authority.namespaces)
+                  if ns not in policy.configured_shared]
+        return defer.gatherResults(probes, consumeErrors=True)
+
+    def _probe(self, namespace: str) -> defer.Deferred[None]:
+        def classify(reply: bytes) -> None:
+            if reply_rcode(reply) == RCODE_NXDOMAIN:
+                self.gateway.policy.record_probe(namespace, TldStatus.BNS_ONLY)
+            elif reply_rcode(reply) == 0:
+                # NOERROR, with the SOA or even without data: the name exists upstream.
+                self.gateway.policy.record_probe(namespace, TldStatus.SHARED)
+
+        def failed(failure: Any) -> None:
+            log.info("could not ask upstream whether TLD %s exists: %s", namespace, failure.getErrorMessage())
+
+        deferred = self.gateway.forwarder.forward(build_query(namespace + ".", TYPE_SOA))
+        return deferred.addCallbacks(classify, failed)
+
+
+def drop_privileges(user: str | None) -> None:
+    """After binding port 53 as root, continue as an unprivileged user."""
+    if not user or os.getuid() != 0:
+        return
+    import pwd
+
+    entry = pwd.getpwnam(user)
+    os.setgroups([])
+    os.setgid(entry.pw_gid)
+    os.setuid(entry.pw_uid)
+    log.info("dropped privileges to %s", user)
