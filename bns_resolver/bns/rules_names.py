@@ -191,7 +191,7 @@ def check_transfer(view: BlockView, op: ops.CandidateOp) -> Effects | None:
     assert isinstance(payload, ops.NameTransfer)
     ctx = op.ctx
     fqn = view.store.name_by_hash128(payload.name_hash128)
-    if fqn is None or view.is_revoked(fqn) or view.name(fqn) is None:
+    if fqn is None or not view.indexed(fqn) or view.is_revoked(fqn) or view.name(fqn) is None:
         return None
     if not view.is_consensus_hash_valid(payload.consensus_hash) or ctx.sender == payload.recipient:
         return None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bns_resolver.bns.names import is_name_registered_at, split_name
+from bns_resolver.bns.names import LIFETIME_INFINITE, is_name_registered_at, split_name
 from bns_resolver.bns.profiles import NetworkProfile
 from bns_resolver.bns.state import Record, StateStore
 
@@ -51,9 +51,35 @@ class BlockView:
         if record is None:
             return None
         namespace = self.store.get_namespace(split_name(fqn)[1])
-        if namespace is None or not is_name_registered_at(record, namespace, self.profile, block):
+        if namespace is None:
+            return None
+        if self.profile.rules == "0.14.0":
+            return record if self._unexpired_0140(record, namespace, block) else None
+        if not is_name_registered_at(record, namespace, self.profile, block):
             return None
         return record
+
+    def _unexpired_0140(self, record: Record, namespace: Record, block: int) -> bool:
+        """0.14.0 (Sept 2016) namedb.is_name_expired: max(ready, renewed) + 2·lifetime ≥ block."""
+        if not namespace.get("ready"):
+            reveal = namespace["reveal_block"]
+            return reveal <= block < reveal + self.profile.namespace_reveal_expire
+        if namespace["lifetime"] == LIFETIME_INFINITE:
+            return True
+        return max(namespace["ready_block"], record["last_renewed"]) + namespace["lifetime"] * 2 >= block
+
+    def indexed(self, fqn: str) -> bool:
+        """0.14.0 dropped a name from its owner/hash indexes (and cleared `revoked`) at the end of
+        block last_renewed + lifetime (commit_name_expire_all), before is_name_expired said so."""
+        record = self.store.get_name(fqn)
+        if record is None:
+            return False
+        if self.profile.rules != "0.14.0":
+            return True
+        namespace = self.store.get_namespace(split_name(fqn)[1])
+        if namespace is None or namespace["lifetime"] == LIFETIME_INFINITE:
+            return namespace is not None
+        return self.lastblock < record["last_renewed"] + namespace["lifetime"]
 
     def is_registered(self, fqn: str) -> bool:
         record = self.name(fqn)
@@ -61,7 +87,7 @@ class BlockView:
 
     def is_revoked(self, fqn: str) -> bool:
         record = self.name(fqn)
-        return record is not None and bool(record["revoked"])
+        return record is not None and bool(record["revoked"]) and self.indexed(fqn)
 
     def is_expired(self, fqn: str, block: int) -> bool:
         return self.name(fqn, block) is None
@@ -75,7 +101,7 @@ class BlockView:
         owned = []
         for fqn in self.store.names_by_owner(sender):
             record = self.name(fqn)
-            if record is not None and not record["revoked"]:
+            if record is not None and not record["revoked"] and self.indexed(fqn):
                 owned.append(fqn)
         return owned
 
