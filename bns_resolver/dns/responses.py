@@ -45,7 +45,8 @@ def error_response(request: DNSRecord, rcode: int) -> DNSRecord:
 
 
 def _reply_header(request: DNSRecord, *, rcode: int, aa: bool) -> DNSRecord:
-    header = DNSHeader(id=request.header.id, qr=1, aa=int(aa), ra=1, rd=request.header.rd, rcode=rcode & 0xF)
+    header = DNSHeader(id=request.header.id, qr=1, opcode=request.header.opcode, aa=int(aa), ra=1,
+                       rd=request.header.rd, rcode=rcode & 0xF)
     header.cd = request.header.cd
     reply = DNSRecord(header, q=request.q)
     reply.questions = list(request.questions)
