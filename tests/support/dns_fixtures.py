@@ -116,7 +116,8 @@ class ServerProcess:
                 "--listen", f"127.0.0.1:{self.port}", "--log-level", "INFO"]
         for upstream in upstreams:
             args += ["--upstream", upstream]
-        if config is not None:
+        if config:
+            data_dir.mkdir(parents=True, exist_ok=True)
             path = data_dir / "test-config.toml"
             path.write_text(config)
             args += ["--config", str(path)]
