@@ -126,9 +126,12 @@ def from_corpus_config(config: Mapping[str, Any], version: str) -> NetworkProfil
         epochs = _corpus_epochs(config["epochs"], logged)
         rules = "0.14.1"
     else:
-        # 0.14.0 code (Sept 2016) predates epochs: one epoch, multipliers 1, no p2sh gate.
-        epochs = (Epoch(end_block=None, features=frozenset({FEATURE_MULTISIG})),)
-        rules = "0.14.0"
+        # Sept 2016 code predates epochs: one open epoch, NAMESPACE_LIFETIME_MULTIPLIER = 2 for
+        # every namespace, no p2sh gate.  The 0.13 test set ran the flat-file namedb of branch
+        # tests-0.13 (rules "0.14.0"); the 0.14 set ran develop's first SQLite namedb, whose
+        # expiry SQL is 0.14.1's ("0.14.0-sqlite").
+        epochs = (Epoch(end_block=None, lifetime_multiplier=((WILDCARD, 2),), features=frozenset({FEATURE_MULTISIG})),)
+        rules = "0.14.0" if version == "0.13" else "0.14.0-sqlite"
     magic_hex = config.get("magic_bytes_hex", "6964")
     if config.get("first_block") is None:
         raise ConfigError(f"corpus config of {version} has no first_block")

@@ -39,7 +39,7 @@ def _stamp(record: Record, op: ops.CandidateOp, opstr: str) -> Record:
 
 
 def _in_grace(view: BlockView, fqn: str) -> bool:
-    record = view.store.get_name(fqn)
+    record = view.record(fqn)
     namespace = view.store.get_namespace(split_name(fqn)[1])
     if record is None or namespace is None:
         return False
@@ -135,7 +135,7 @@ def check_renewal(view: BlockView, op: ops.CandidateOp) -> Effects | None:
         return None
     if ctx.burn_fee < price_name(split_name(fqn)[0], namespace, view.height, view.profile):
         return None
-    record = view.store.get_name(fqn)
+    record = view.record(fqn)
     assert record is not None
     record = _stamp(record, op, "::")
     record.update(last_renewed=view.height, op_fee=ctx.burn_fee)
@@ -159,7 +159,7 @@ def check_update(view: BlockView, op: ops.CandidateOp) -> Effects | None:
     fqn, consensus_hash = found
     if not _live_and_owned(view, fqn, sender, view.lastblock):
         return None
-    record = view.store.get_name(fqn)
+    record = view.record(fqn)
     assert record is not None
     record = _stamp(record, op, "+")
     record.update(value_hash=payload.value_hash, consensus_hash=consensus_hash)
@@ -191,7 +191,7 @@ def check_transfer(view: BlockView, op: ops.CandidateOp) -> Effects | None:
     assert isinstance(payload, ops.NameTransfer)
     ctx = op.ctx
     fqn = view.store.name_by_hash128(payload.name_hash128)
-    if fqn is None or not view.indexed(fqn) or view.is_revoked(fqn) or view.name(fqn) is None:
+    if fqn is None or view.is_revoked(fqn) or view.name(fqn) is None:
         return None
     if not view.is_consensus_hash_valid(payload.consensus_hash) or ctx.sender == payload.recipient:
         return None
@@ -224,7 +224,7 @@ def _last_transfer_consensus_hash(view: BlockView, fqn: str, record: Record) -> 
 def _transfer_effects(view: BlockView, op: ops.CandidateOp, fqn: str, send_block: int) -> Effects:
     payload = op.payload
     assert isinstance(payload, ops.NameTransfer)
-    record = view.store.get_name(fqn)
+    record = view.record(fqn)
     assert record is not None
     transfer_ch = _last_transfer_consensus_hash(view, fqn, record)
     record = _stamp(record, op, ">>" if payload.keep_data else ">~")
@@ -242,11 +242,12 @@ def check_revoke(view: BlockView, op: ops.CandidateOp) -> Effects | None:
     payload = op.payload
     assert isinstance(payload, ops.NameRevoke)
     fqn = payload.name
-    if not is_name_valid(fqn) or not _live_and_owned(view, fqn, op.ctx.sender, view.height):
+    expiry_block = view.lastblock if view.legacy else view.height
+    if not is_name_valid(fqn) or not _live_and_owned(view, fqn, op.ctx.sender, expiry_block):
         return None
-    record = view.store.get_name(fqn)
+    record = view.record(fqn)
     assert record is not None
     record = _stamp(record, op, "~")
-    record.update(revoked=True, value_hash=None)
+    record.update(revoked=True, value_hash=None, revoked_block=view.height)
     history = (("name:" + fqn, {"op": "~", "block": view.height}),)
     return Effects("~", tuple(namerec_values(record)), fqn=fqn, name_record=record, history=history)

@@ -101,7 +101,8 @@ def check_import(view: BlockView, op: ops.CandidateOp, imported: dict[str, Recor
         return None
     version = view.profile.p2pkh_version
     sender_address = b58check_encode(version, hash160(bytes.fromhex(ctx.sender_pubkey)))
-    keychain = view.store.get_import_keychain(namespace["namespace_id"])
+    nsid = namespace["namespace_id"]
+    keychain = view.store.get_import_keychain(nsid)
     new_keychain = None
     if keychain is None:
         if sender_address != namespace["recipient_address"]:

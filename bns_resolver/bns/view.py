@@ -40,73 +40,92 @@ class BlockView:
         ns = self.store.get_namespace(namespace_id)
         if ns is None or ns.get("ready"):
             return None
+        if self.legacy:
+            return ns if self._reveal_alive_0140(ns, block) else None
         reveal = ns["reveal_block"]
         return ns if reveal <= block < reveal + self.profile.namespace_reveal_expire else None
 
     # -- names ------------------------------------------------------------
+    @property
+    def legacy(self) -> bool:
+        """0.14.0 (Sept 2016) rules: in-memory namedb with per-sync secondary indexes."""
+        return self.profile.rules == "0.14.0"
+
+    def record(self, fqn: str) -> Record | None:
+        """The stored record, with 0.14.0's expiry side effect on `revoked` applied."""
+        record = self.store.get_name(fqn)
+        if record is None or not self.legacy or not record.get("revoked"):
+            return record
+        namespace = self.store.get_namespace(split_name(fqn)[1])
+        if namespace is None or namespace["lifetime"] == LIFETIME_INFINITE:
+            return record
+        # commit_name_expire ran at the end of block last_renewed + lifetime and cleared
+        # `revoked` for good; it only undoes revocations made at or before that block.
+        scheduled = record["last_renewed"] + namespace["lifetime"]
+        if record.get("revoked_block", scheduled) <= scheduled <= self.lastblock:
+            record = dict(record, revoked=False)
+        return record
+
     def name(self, fqn: str, block: int | None = None) -> Record | None:
         """The name if unexpired at `block` (revoked names included), as get_name()."""
         block = self.lastblock if block is None else block
-        record = self.store.get_name(fqn)
+        record = self.record(fqn)
         if record is None:
             return None
         namespace = self.store.get_namespace(split_name(fqn)[1])
         if namespace is None:
             return None
-        if self.profile.rules == "0.14.0":
+        if self.legacy:
             return record if self._unexpired_0140(record, namespace, block) else None
         if not is_name_registered_at(record, namespace, self.profile, block):
             return None
         return record
 
     def _unexpired_0140(self, record: Record, namespace: Record, block: int) -> bool:
-        """0.14.0 (Sept 2016) namedb.is_name_expired: max(ready, renewed) + 2·lifetime ≥ block."""
+        """0.14.0 namedb.is_name_expired: max(ready, renewed) + lifetime·multiplier(2) ≥ block."""
         if not namespace.get("ready"):
-            reveal = namespace["reveal_block"]
-            return reveal <= block < reveal + self.profile.namespace_reveal_expire
+            return self._reveal_alive_0140(namespace, block)
         if namespace["lifetime"] == LIFETIME_INFINITE:
             return True
-        return max(namespace["ready_block"], record["last_renewed"]) + namespace["lifetime"] * 2 >= block
+        mult = self.profile.lifetime_multiplier(block, namespace["namespace_id"])
+        return max(namespace["ready_block"], record["last_renewed"]) + namespace["lifetime"] * mult >= block
 
-    def indexed(self, fqn: str) -> bool:
-        """0.14.0 dropped a name from its owner/hash indexes (and cleared `revoked`) at the end of
-        block last_renewed + lifetime (commit_name_expire_all), before is_name_expired said so."""
-        record = self.store.get_name(fqn)
-        if record is None:
-            return False
-        if self.profile.rules != "0.14.0":
-            return True
-        namespace = self.store.get_namespace(split_name(fqn)[1])
-        if namespace is None or namespace["lifetime"] == LIFETIME_INFINITE:
-            return namespace is not None
-        return self.lastblock < record["last_renewed"] + namespace["lifetime"]
+    def _reveal_alive_0140(self, namespace: Record, block: int) -> bool:
+        """0.14.0 kept a reveal (usable at once, even in its own block) until the end of block
+        `block_number + NAMESPACE_REVEAL_EXPIRE` (commit_namespace_reveal_expire_all)."""
+        return block < namespace["block_number"] + self.profile.namespace_reveal_expire
 
     def is_registered(self, fqn: str) -> bool:
         record = self.name(fqn)
         return record is not None and not record["revoked"]
 
     def is_revoked(self, fqn: str) -> bool:
-        record = self.name(fqn)
-        return record is not None and bool(record["revoked"]) and self.indexed(fqn)
+        """0.14.0 read the flag alone; later code only for unexpired names."""
+        record = self.record(fqn) if self.legacy else self.name(fqn)
+        return record is not None and bool(record["revoked"])
 
     def is_expired(self, fqn: str, block: int) -> bool:
         return self.name(fqn, block) is None
 
     def is_owner(self, fqn: str, sender: str) -> bool:
-        record = self.name(fqn)
+        record = self.record(fqn) if self.legacy else self.name(fqn)
         return record is not None and record["sender"] == sender
 
     def names_owned(self, sender: str) -> list[str]:
-        """Unexpired, unrevoked names owned by a script at h-1."""
+        """Names owned by a script: 0.14.0's raw owner index, else unexpired unrevoked at h-1."""
+        if self.legacy:
+            return self.store.names_by_owner(sender)
         owned = []
         for fqn in self.store.names_by_owner(sender):
             record = self.name(fqn)
-            if record is not None and not record["revoked"] and self.indexed(fqn):
+            if record is not None and not record["revoked"] and record["first_registered"] <= self.lastblock:
                 owned.append(fqn)
         return owned
 
     def num_names_owned(self, sender: str) -> int:
         """Names owned at h-1 plus registrations accepted earlier in this block."""
+        if self.legacy:
+            return len(self.store.names_by_owner(sender))
         pending = sum(1 for reg in self.registrations if reg["sender"] == sender)
         return len(self.names_owned(sender)) + pending
 
