@@ -1,0 +1,91 @@
+"""Fetch ranges of blocks from bitcoind, checking that they link up.
+
+Hashes come from one batched `getblockhash` per chunk, blocks from one batched
+`getblock <hash> 3`; every block must name the previous one as its parent (the first
+one: the hash the caller already holds), or `ReorgDetected` says where the chain moved.
+A height is *processable* once it has `confirmations` confirmations (the tip has one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
+
+from bns_resolver.chain.blocks import MAGIC, BlockDecoder
+from bns_resolver.chain.types import ChainBlock
+from bns_resolver.errors import ChainError
+
+DEFAULT_CONFIRMATIONS = 6
+DEFAULT_BATCH = 16
+
+
+class BlockSource(Protocol):
+    """The part of BitcoindRPC the fetcher uses."""
+
+    def getblockcount(self) -> int: ...
+    def getblockhash(self, height: int) -> str: ...
+    def getblockhashes(self, heights: Sequence[int]) -> list[str]: ...
+    def getblocks(self, block_hashes: Sequence[str], verbosity: int = 3) -> list[Any]: ...
+    def getrawtransactions(self, txids: Sequence[str]) -> list[dict[str, Any]]: ...
+
+
+class ReorgDetected(ChainError):
+    """The node's chain no longer extends the blocks we hold."""
+
+    def __init__(self, message: str, *, height: int) -> None:
+        super().__init__(message)
+        self.height = height
+
+
+class BlockFetcher:
+    def __init__(self, rpc: BlockSource, *, magic: bytes = MAGIC,
+                 confirmations: int = DEFAULT_CONFIRMATIONS, batch_size: int = DEFAULT_BATCH,
+                 keep_all: bool = False) -> None:
+        if confirmations < 1:
+            raise ValueError("confirmations counts the block itself, so it is at least 1")
+        self.rpc, self.confirmations, self.batch_size = rpc, confirmations, max(1, batch_size)
+        self._decoder = BlockDecoder(rpc, magic=magic, keep_all=keep_all)
+
+    def tip_height(self) -> int:
+        return self.rpc.getblockcount()
+
+    def block_hash(self, height: int) -> str:
+        return self.rpc.getblockhash(height)
+
+    def block_hashes(self, start: int, stop: int) -> list[str]:
+        """Hashes of heights start..stop inclusive."""
+        return self.rpc.getblockhashes(list(range(start, stop + 1)))
+
+    def last_processable(self, tip: int | None = None) -> int:
+        """The highest height with enough confirmations (may be below the first block)."""
+        return (self.tip_height() if tip is None else tip) - self.confirmations + 1
+
+    def is_processable(self, height: int, tip: int | None = None) -> bool:
+        return height <= self.last_processable(tip)
+
+    def fetch(self, start: int, stop: int, *, prev_hash: str | None = None) -> list[ChainBlock]:
+        """Blocks start..stop inclusive; `prev_hash` is the hash we hold for start - 1."""
+        return list(self.iter_blocks(start, stop, prev_hash=prev_hash))
+
+    def iter_blocks(self, start: int, stop: int, *, prev_hash: str | None = None) -> Iterator[ChainBlock]:
+        """Like fetch, one batch at a time, so a caller can commit as blocks arrive."""
+        for first in range(start, stop + 1, self.batch_size):
+            last = min(first + self.batch_size - 1, stop)
+            hashes = self.block_hashes(first, last)
+            blocks = self._decoder.decode(self.rpc.getblocks(hashes, 3))
+            check_links(blocks, hashes, first, prev_hash)
+            yield from blocks
+            prev_hash = blocks[-1].block_hash
+
+
+def check_links(blocks: Sequence[ChainBlock], hashes: Sequence[str], first: int, prev_hash: str | None) -> None:
+    """Each block is the one asked for and names its predecessor as parent."""
+    for offset, (block, wanted) in enumerate(zip(blocks, hashes, strict=True)):
+        height = first + offset
+        if block.block_hash != wanted or block.height != height:
+            raise ReorgDetected(f"asked for block {wanted} at {height}, got {block.block_hash} at "
+                                f"{block.height}", height=height)
+        if prev_hash is not None and block.prev_hash != prev_hash:
+            raise ReorgDetected(f"block {block.block_hash} at {height} builds on {block.prev_hash}, "
+                                f"not on {prev_hash}: the chain reorganised", height=height)
+        prev_hash = block.block_hash

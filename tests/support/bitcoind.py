@@ -1,0 +1,702 @@
+"""A bitcoind-compatible JSON-RPC server for tests (real HTTP on 127.0.0.1).
+
+It serves blocks made of real transactions (see `chainbuilder.py`) with Bitcoin Core's
+field names, error codes and HTTP statuses:
+
+* single JSON-RPC 1.x requests: HTTP 200 on success; on error HTTP 500 with the JSON
+  error body, 404 for -32601 "Method not found", 400 for -32600;
+* JSON-RPC 2.0 requests (Core >= 28, `jsonrpc2_strict=True`): HTTP 200 with either
+  `result` or `error`, never both;
+* batches: HTTP 200 with one reply per request, each in its own request's dialect;
+* HTTP 401 with no body and `WWW-Authenticate` on bad credentials.
+
+Test knobs: chain name, pruned heights, txindex on/off, an old node without getblock
+verbosity 3, warm-up (-28), going down and up again (a fresh cookie each start, like
+bitcoind), dropping connections, and staging a reorg.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import re
+import secrets
+import socket
+import statistics
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from bitcoin import base58, segwit_addr
+from bitcoin.core import CBlock, CTransaction, b2lx
+from bitcoin.core.script import CScript
+
+COIN = 100_000_000
+CORE_VERSION = 280100
+OLD_CORE_VERSION = 220000
+WARMUP_MESSAGE = "Loading block index…"
+_COOKIE_SUBDIR = {"main": "", "test": "testnet3", "regtest": "regtest", "signet": "signet"}
+_ADDRESS_VERSIONS = {"main": (0, 5, "bc"), "test": (111, 196, "tb"), "signet": (111, 196, "tb"),
+                     "regtest": (111, 196, "bcrt")}
+
+
+class RpcFailure(Exception):
+    """An RPC error the handler turns into Core's `{"code", "message"}` object."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# -- JSON shapes ------------------------------------------------------------------------
+class _Amount:
+    """Satoshis printed the way Core's ValueFromAmount does: a JSON number with 8 decimals."""
+
+    def __init__(self, sats: int) -> None:
+        self.sats = sats
+
+
+def _encode_json(obj: Any) -> bytes:
+    def default(o: Any) -> Any:
+        if isinstance(o, _Amount):
+            return f"\x00AMT{o.sats}\x00"
+        raise TypeError(type(o))
+
+    text = json.dumps(obj, default=default, ensure_ascii=False, separators=(",", ":"))
+    return re.sub(r'"\\u0000AMT(-?\d+)\\u0000"', lambda m: _amount_text(int(m.group(1))), text).encode()
+
+
+def _amount_text(sats: int) -> str:
+    sign, sats = ("-", -sats) if sats < 0 else ("", sats)
+    return f"{sign}{sats // COIN}.{sats % COIN:08d}"
+
+
+_SIGHASH_NAMES = {1: "ALL", 2: "NONE", 3: "SINGLE", 0x81: "ALL|ANYONECANPAY",
+                  0x82: "NONE|ANYONECANPAY", 0x83: "SINGLE|ANYONECANPAY"}
+
+
+def _script_num(data: bytes) -> int:
+    if not data:
+        return 0
+    value = int.from_bytes(data, "little")
+    if data[-1] & 0x80:
+        return -(value & ~(0x80 << (8 * (len(data) - 1))))
+    return value
+
+
+def script_asm(script: bytes, *, sighash_decode: bool = False) -> str:
+    """Core's ScriptToAsmStr: small pushes as numbers, others hex, opcodes by name."""
+    words = []
+    try:
+        for opcode, data, _ in CScript(script).raw_iter():
+            if data is None:
+                words.append(_op_name(opcode))
+            elif len(data) <= 4:
+                words.append(str(_script_num(data)))
+            elif sighash_decode and data[0] == 0x30 and data[-1] in _SIGHASH_NAMES and len(data) >= 9:
+                words.append(data[:-1].hex() + f"[{_SIGHASH_NAMES[data[-1]]}]")
+            else:
+                words.append(data.hex())
+    except Exception:  # truncated push: Core prints "[error]"
+        words.append("[error]")
+    return " ".join(words)
+
+
+def _op_name(opcode: int) -> str:
+    from bitcoin.core.script import CScriptOp
+
+    if opcode == 0x4F:
+        return "-1"
+    if 0x51 <= opcode <= 0x60:
+        return str(opcode - 0x50)
+    name = str(CScriptOp(opcode))
+    return name if name.startswith("OP_") and "UNKNOWN" not in name else "OP_UNKNOWN"
+
+
+def _classify(script: bytes) -> tuple[str, bytes | None, int | None]:
+    """(Core script type, address payload, witness version or None)."""
+    if len(script) == 25 and script[:3] == b"\x76\xa9\x14" and script[23:] == b"\x88\xac":
+        return "pubkeyhash", script[3:23], None
+    if len(script) == 23 and script[:2] == b"\xa9\x14" and script[22:] == b"\x87":
+        return "scripthash", script[2:22], None
+    if script[:1] == b"\x6a":
+        return "nulldata", None, None
+    if len(script) in (35, 67) and script[-1] == 0xAC and script[0] in (33, 65):
+        return "pubkey", None, None
+    if 4 <= len(script) <= 42 and (script[0] == 0 or 0x51 <= script[0] <= 0x60) and script[1] + 2 == len(script):
+        version = 0 if script[0] == 0 else script[0] - 0x50
+        program = script[2:]
+        if version == 0 and len(program) == 20:
+            return "witness_v0_keyhash", program, 0
+        if version == 0 and len(program) == 32:
+            return "witness_v0_scripthash", program, 0
+        if version == 1 and len(program) == 32:
+            return "witness_v1_taproot", program, 1
+        return "witness_unknown", program, version
+    if script[-1:] == b"\xae":
+        return "multisig", None, None
+    return "nonstandard", None, None
+
+
+_DESC_INPUT = "0123456789()[],'/*abcdefgh@:$%{}IJKLMNOPQRSTUVWXYZ&+-.;<=>?!^_|~ijklmnopqrstuvwxyzABCDEFGH`#\"\\ "
+_DESC_CHECKSUM = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+
+
+def _desc_polymod(c: int, val: int) -> int:
+    c0 = c >> 35
+    c = ((c & 0x7FFFFFFFF) << 5) ^ val
+    for bit, gen in enumerate((0xF5DEE51989, 0xA9FDCA3312, 0x1BAB10E32D, 0x3706B1677A, 0x644D626FFD)):
+        if c0 >> bit & 1:
+            c ^= gen
+    return c
+
+
+def descriptor(body: str) -> str:
+    c, cls, count = 1, 0, 0
+    for ch in body:
+        pos = _DESC_INPUT.find(ch)
+        c = _desc_polymod(c, pos & 31)
+        cls, count = cls * 3 + (pos >> 5), count + 1
+        if count == 3:
+            c, cls, count = _desc_polymod(c, cls), 0, 0
+    if count:
+        c = _desc_polymod(c, cls)
+    for _ in range(8):
+        c = _desc_polymod(c, 0)
+    c ^= 1
+    return body + "#" + "".join(_DESC_CHECKSUM[(c >> (5 * (7 - j))) & 31] for j in range(8))
+
+
+def script_pubkey_json(script: bytes, chain: str) -> dict[str, Any]:
+    kind, payload, witver = _classify(script)
+    p2pkh, p2sh, hrp = _ADDRESS_VERSIONS[chain]
+    address = None
+    if kind == "pubkeyhash":
+        address = str(base58.CBase58Data.from_bytes(payload, p2pkh))
+    elif kind == "scripthash":
+        address = str(base58.CBase58Data.from_bytes(payload, p2sh))
+    elif witver == 0:
+        address = segwit_addr.encode(hrp, 0, payload)
+    out: dict[str, Any] = {"asm": script_asm(script)}
+    if kind == "pubkey":
+        out["desc"] = descriptor(f"pk({script[1:-1].hex()})")
+    else:
+        out["desc"] = descriptor(f"addr({address})" if address else f"raw({script.hex()})")
+    out["hex"] = script.hex()
+    if address:
+        out["address"] = address
+    out["type"] = kind
+    return out
+
+
+@dataclass(frozen=True)
+class Prevout:
+    script: bytes
+    value: int
+    height: int
+    generated: bool
+
+
+def tx_json(tx: CTransaction, chain: str, *, prevouts: Sequence[Prevout | None] | None,
+            verbosity: int) -> dict[str, Any]:
+    """Core's TxToUniv; `prevouts` (one per input, None for a coinbase) enables fee/prevout."""
+    stripped = len(tx.serialize({"include_witness": False}))
+    size = len(tx.serialize())
+    weight = stripped * 3 + size
+    vin = [_vin_json(tx, i, prevouts[i] if prevouts else None, chain, verbosity) for i in range(len(tx.vin))]
+    vout = [{"value": _Amount(o.nValue), "n": n, "scriptPubKey": script_pubkey_json(bytes(o.scriptPubKey), chain)}
+            for n, o in enumerate(tx.vout)]
+    out: dict[str, Any] = {
+        "txid": b2lx(tx.GetTxid()), "hash": b2lx(tx.GetHash()), "version": tx.nVersion,
+        "size": size, "vsize": (weight + 3) // 4, "weight": weight, "locktime": tx.nLockTime,
+        "vin": vin, "vout": vout,
+    }
+    if prevouts and not tx.is_coinbase() and all(p is not None for p in prevouts):
+        out["fee"] = _Amount(sum(p.value for p in prevouts if p) - sum(o.nValue for o in tx.vout))
+    out["hex"] = tx.serialize().hex()
+    return out
+
+
+def _vin_json(tx: CTransaction, index: int, prevout: Prevout | None, chain: str, verbosity: int) -> dict[str, Any]:
+    txin = tx.vin[index]
+    witness = [bytes(w).hex() for w in tx.wit.vtxinwit[index].scriptWitness.stack] if tx.has_witness() else []
+    if tx.is_coinbase():
+        entry: dict[str, Any] = {"coinbase": bytes(txin.scriptSig).hex()}
+    else:
+        sig = bytes(txin.scriptSig)
+        entry = {"txid": b2lx(txin.prevout.hash), "vout": txin.prevout.n,
+                 "scriptSig": {"asm": script_asm(sig, sighash_decode=True), "hex": sig.hex()}}
+    if witness:
+        entry["txinwitness"] = witness
+    if verbosity >= 3 and prevout is not None and not tx.is_coinbase():
+        entry["prevout"] = {"generated": prevout.generated, "height": prevout.height,
+                            "value": _Amount(prevout.value),
+                            "scriptPubKey": script_pubkey_json(prevout.script, chain)}
+    entry["sequence"] = txin.nSequence
+    return entry
+
+
+# -- chain state ------------------------------------------------------------------------
+def _bits_target(bits: int) -> int:
+    return (bits & 0xFFFFFF) << (8 * ((bits >> 24) - 3))
+
+
+def _difficulty(bits: int) -> float:
+    return _bits_target(0x1D00FFFF) / _bits_target(bits)
+
+
+class _Chain:
+    """The node's view: an active chain plus every block it ever saw (stale ones too)."""
+
+    def __init__(self) -> None:
+        self.active: list[CBlock] = []
+        self.hashes: list[str] = []
+        self.known: dict[str, CBlock] = {}
+        self.known_height: dict[str, int] = {}
+        self.txindex: dict[str, tuple[CTransaction, int, int]] = {}  # txid -> (tx, height, pos)
+        self.external: dict[tuple[str, int], tuple[bytes, int]] = {}
+
+    def set_active(self, blocks: Sequence[CBlock]) -> None:
+        self.active = list(blocks)
+        self.hashes = [b2lx(b.GetHash()) for b in self.active]
+        self.txindex = {}
+        for height, (block, block_hash) in enumerate(zip(self.active, self.hashes)):
+            self.known[block_hash] = block
+            self.known_height[block_hash] = height
+            for pos, tx in enumerate(block.vtx):
+                self.txindex[b2lx(tx.GetTxid())] = (tx, height, pos)
+
+    def height_of(self, block_hash: str) -> int | None:
+        height = self.known_height.get(block_hash)
+        if height is None or height >= len(self.hashes) or self.hashes[height] != block_hash:
+            return None
+        return height
+
+    def prevout(self, txid: str, vout: int) -> Prevout | None:
+        found = self.txindex.get(txid)
+        if found is not None:
+            tx, height, pos = found
+            out = tx.vout[vout]
+            return Prevout(bytes(out.scriptPubKey), out.nValue, height, pos == 0)
+        ext = self.external.get((txid, vout))
+        if ext is not None:
+            return Prevout(ext[0], ext[1], 0, False)
+        return None
+
+    def prevouts(self, tx: CTransaction) -> list[Prevout | None]:
+        if tx.is_coinbase():
+            return [None]
+        return [self.prevout(b2lx(i.prevout.hash), i.prevout.n) for i in tx.vin]
+
+
+# -- the server -------------------------------------------------------------------------
+class BitcoindServer:
+    """A bitcoind stand-in on 127.0.0.1:<ephemeral port>. Use as a context manager."""
+
+    def __init__(self, *, chain: str = "regtest", rpcuser: str | None = "bns",
+                 rpcpassword: str | None = "s3cret", datadir: Path | None = None,
+                 txindex: bool = True, verbosity3: bool = True, jsonrpc2_strict: bool = True,
+                 version: int | None = None) -> None:
+        self.chain = chain
+        self.rpcuser, self.rpcpassword = rpcuser, rpcpassword
+        self.datadir = datadir
+        self.txindex = txindex
+        self.verbosity3 = verbosity3
+        self.jsonrpc2_strict = jsonrpc2_strict
+        self.version = version or (CORE_VERSION if verbosity3 else OLD_CORE_VERSION)
+        self.pruned_heights: set[int] = set()
+        self.warmup_requests = 0
+        self.drop_requests = 0
+        self.calls: list[tuple[str, list[Any]]] = []
+        self.http_posts = 0
+        self._state = _Chain()
+        self._lock = threading.RLock()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._conns: set[socket.socket] = set()
+        self._cookie: str | None = None
+        self._started_at = 0.0
+        self.port = 0
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def __enter__(self) -> BitcoindServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        import time
+
+        handler = type("Handler", (_Handler,), {"node": self})
+        httpd = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
+        httpd.daemon_threads = True
+        httpd.block_on_close = False
+        self._httpd, self.port = httpd, httpd.server_address[1]
+        self._write_cookie()
+        self._started_at = time.monotonic()
+        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"bitcoind-{self.port}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        httpd.shutdown()
+        httpd.server_close()
+        with self._lock:
+            conns, self._conns = set(self._conns), set()
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            conn.close()
+        if self._thread is not None:
+            self._thread.join()
+        if self.cookie_path is not None:
+            self.cookie_path.unlink(missing_ok=True)
+
+    def go_down(self) -> None:
+        """Stop listening and drop every connection (the port refuses connections)."""
+        self.stop()
+
+    def come_up(self) -> None:
+        """Listen again on the same port; like bitcoind, with a fresh cookie."""
+        self.start()
+
+    @property
+    def is_up(self) -> bool:
+        return self._httpd is not None
+
+    # -- addresses and credentials ---------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"http://{self.rpcuser}:{self.rpcpassword}@127.0.0.1:{self.port}"
+
+    @property
+    def url_without_auth(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def cookie_path(self) -> Path | None:
+        if self.datadir is None:
+            return None
+        sub = _COOKIE_SUBDIR[self.chain]
+        return (self.datadir / sub if sub else self.datadir) / ".cookie"
+
+    def _write_cookie(self) -> None:
+        path = self.cookie_path
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._cookie = "__cookie__:" + secrets.token_hex(32)
+        path.write_text(self._cookie)
+
+    def check_auth(self, header: str | None) -> bool:
+        if not header or not header.startswith("Basic "):
+            return False
+        try:
+            pair = base64.b64decode(header[6:]).decode()
+        except ValueError:
+            return False
+        good = [c for c in (self._cookie, f"{self.rpcuser}:{self.rpcpassword}" if self.rpcuser else None) if c]
+        return any(hmac.compare_digest(pair, c) for c in good)
+
+    # -- chain knobs ------------------------------------------------------------------------
+    def set_chain(self, blocks: Sequence[CBlock],
+                  external_prevouts: Mapping[tuple[str, int], tuple[str, int]] | None = None) -> None:
+        """Make `blocks` (genesis first) the active chain; `external_prevouts` maps
+        (txid, vout) -> (script hex, sats) for outputs of transactions not in any block."""
+        with self._lock:
+            if external_prevouts is not None:
+                self._state.external = {k: (bytes.fromhex(s), v) for k, (s, v) in external_prevouts.items()}
+            self._state.set_active(blocks)
+
+    def serve_builder(self, builder: Any) -> None:
+        """Serve a ChainBuilder's current chain (and its external prevouts)."""
+        self.set_chain(builder.blocks, builder.external_prevouts)
+
+    def stage_reorg(self, depth: int, new_blocks: Sequence[CBlock]) -> None:
+        """Replace the last `depth` active blocks with `new_blocks` (a competing branch)."""
+        with self._lock:
+            keep = self._state.active[: len(self._state.active) - depth]
+            if new_blocks and b2lx(new_blocks[0].hashPrevBlock) != b2lx(keep[-1].GetHash()):
+                raise ValueError("the new branch does not fork from the kept chain")
+            self._state.set_active(keep + list(new_blocks))
+
+    def prune(self, heights: Iterable[int]) -> None:
+        with self._lock:
+            self.pruned_heights.update(heights)
+
+    @property
+    def tip_height(self) -> int:
+        return len(self._state.active) - 1
+
+    def block_hash(self, height: int) -> str:
+        return self._state.hashes[height]
+
+    # -- request handling ---------------------------------------------------------------------
+    def handle_batch(self, requests: list[Any]) -> list[dict[str, Any]]:
+        replies = []
+        warming = self._consume_warmup()
+        for request in requests:
+            reply = self.handle_one(request, warming=warming)
+            if reply is not None:
+                replies.append(reply[1])
+        return replies
+
+    def handle_one(self, request: Any, *, warming: bool) -> tuple[int, dict[str, Any]] | None:
+        """(HTTP status Core would use for this single request, reply), or None for a notification."""
+        if not isinstance(request, dict):
+            return 400, self._reply(None, None, RpcFailure(-32600, "Invalid Request object"), v2=False)
+        v2 = self.jsonrpc2_strict and request.get("jsonrpc") == "2.0"
+        rid = request.get("id")
+        try:
+            if warming:
+                raise RpcFailure(-28, WARMUP_MESSAGE)
+            method = request.get("method")
+            if not isinstance(method, str):
+                raise RpcFailure(-32600, "Method must be a string")
+            params = request.get("params") or []
+            with self._lock:
+                self.calls.append((method, list(params) if isinstance(params, list) else [params]))
+            result, error = self._dispatch(method, params), None
+        except RpcFailure as failure:
+            result, error = None, failure
+        if v2 and "id" not in request:
+            return None
+        status = 200 if error is None or v2 else {-32600: 400, -32601: 404}.get(error.code, 500)
+        return status, self._reply(result, rid, error, v2=v2)
+
+    @staticmethod
+    def _reply(result: Any, rid: Any, error: RpcFailure | None, *, v2: bool) -> dict[str, Any]:
+        err = {"code": error.code, "message": error.message} if error else None
+        if v2:
+            return {"jsonrpc": "2.0", **({"error": err} if err else {"result": result}), "id": rid}
+        return {"result": result, "error": err, "id": rid}
+
+    def _consume_warmup(self) -> bool:
+        with self._lock:
+            if self.warmup_requests > 0:
+                self.warmup_requests -= 1
+                return True
+            return False
+
+    def consume_drop(self) -> bool:
+        with self._lock:
+            if self.drop_requests > 0:
+                self.drop_requests -= 1
+                return True
+            return False
+
+    def _dispatch(self, method: str, params: Any) -> Any:
+        handler = getattr(self, f"rpc_{method}", None)
+        if handler is None:
+            raise RpcFailure(-32601, "Method not found")
+        if isinstance(params, dict):
+            params = list(params.values())
+        try:
+            with self._lock:
+                return handler(*params)
+        except TypeError as exc:
+            raise RpcFailure(-1, f"{method}: wrong number of parameters ({exc})") from exc
+
+    # -- RPC methods (names and shapes as in Bitcoin Core) ---------------------------------
+    def rpc_getblockcount(self) -> int:
+        return self.tip_height
+
+    def rpc_getbestblockhash(self) -> str:
+        return self._state.hashes[-1]
+
+    def rpc_getblockhash(self, height: Any) -> str:
+        if not isinstance(height, int) or isinstance(height, bool):
+            raise RpcFailure(-3, f"JSON value of type {type(height).__name__} is not of expected type number")
+        if not 0 <= height <= self.tip_height:
+            raise RpcFailure(-8, "Block height out of range")
+        return self._state.hashes[height]
+
+    def rpc_getblockchaininfo(self) -> dict[str, Any]:
+        tip = self._state.active[-1]
+        info: dict[str, Any] = {
+            "chain": self.chain, "blocks": self.tip_height, "headers": self.tip_height,
+            "bestblockhash": self._state.hashes[-1], "bits": f"{tip.nBits:08x}",
+            "difficulty": _difficulty(tip.nBits), "time": tip.nTime,
+            "mediantime": self._median_time(self.tip_height), "verificationprogress": 1,
+            "initialblockdownload": False, "chainwork": self._chainwork(self.tip_height),
+            "size_on_disk": sum(len(b.serialize()) for b in self._state.active),
+            "pruned": bool(self.pruned_heights), "warnings": [],
+        }
+        if self.pruned_heights:
+            unpruned = [h for h in range(self.tip_height + 1) if h not in self.pruned_heights]
+            info["pruneheight"] = min(unpruned, default=self.tip_height + 1)
+            info["automatic_pruning"] = False
+        return info
+
+    def rpc_getblockheader(self, block_hash: str, verbose: bool = True) -> Any:
+        block = self._known_block(block_hash)
+        if not verbose:
+            return block.get_header().serialize().hex()
+        return self._header_json(block_hash, block)
+
+    def rpc_getblock(self, block_hash: str, verbosity: Any = 1) -> Any:
+        verbosity = int(verbosity) if not isinstance(verbosity, bool) else int(verbosity)
+        block = self._known_block(block_hash)
+        height = self._state.known_height[block_hash]
+        if height in self.pruned_heights:
+            raise RpcFailure(-1, "Block not available (pruned data)")
+        if verbosity <= 0:
+            return block.serialize().hex()
+        if not self.verbosity3:
+            verbosity = min(verbosity, 2)
+        out = self._header_json(block_hash, block)
+        stripped = len(block.serialize({"include_witness": False}))
+        size = len(block.serialize())
+        out.update({"strippedsize": stripped, "size": size, "weight": stripped * 3 + size})
+        if verbosity == 1:
+            out["tx"] = [b2lx(tx.GetTxid()) for tx in block.vtx]
+        else:
+            out["tx"] = [tx_json(tx, self.chain, prevouts=self._state.prevouts(tx), verbosity=verbosity)
+                         for tx in block.vtx]
+        return out
+
+    def rpc_getrawtransaction(self, txid: str, verbose: Any = 0, block_hash: str | None = None) -> Any:
+        found = self._state.txindex.get(txid)
+        if block_hash is not None:
+            if found is None or self._state.hashes[found[1]] != block_hash:
+                raise RpcFailure(-5, "No such transaction found in the provided block. "
+                                     "Use gettransaction for wallet transactions.")
+        elif not self.txindex:
+            raise RpcFailure(-5, "No such mempool transaction. Use -txindex or provide a block hash to "
+                                 "enable blockchain transaction queries. Use gettransaction for wallet "
+                                 "transactions.")
+        elif found is None:
+            raise RpcFailure(-5, "No such mempool or blockchain transaction. Use gettransaction for "
+                                 "wallet transactions.")
+        tx, height, _ = found
+        if not verbose:
+            return tx.serialize().hex()
+        out = tx_json(tx, self.chain, prevouts=None, verbosity=1)
+        block = self._state.active[height]
+        out.update({"blockhash": self._state.hashes[height], "confirmations": self.tip_height - height + 1,
+                    "time": block.nTime, "blocktime": block.nTime})
+        return out
+
+    def rpc_getnetworkinfo(self) -> dict[str, Any]:
+        major, minor = self.version // 10000, self.version // 100 % 100
+        return {"version": self.version, "subversion": f"/Satoshi:{major}.{minor}.0/",
+                "protocolversion": 70016, "localservices": "0000000000000409",
+                "localservicesnames": ["NETWORK", "WITNESS", "NETWORK_LIMITED"], "localrelay": True,
+                "timeoffset": 0, "networkactive": True, "connections": 0, "connections_in": 0,
+                "connections_out": 0, "networks": [], "relayfee": _Amount(1000),
+                "incrementalfee": _Amount(1000), "localaddresses": [], "warnings": []}
+
+    def rpc_uptime(self) -> int:
+        import time
+
+        return int(time.monotonic() - self._started_at)
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _known_block(self, block_hash: Any) -> CBlock:
+        if not isinstance(block_hash, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", block_hash):
+            raise RpcFailure(-8, f"blockhash must be of length 64 (not {len(str(block_hash))}, for "
+                                 f"'{block_hash}')")
+        block = self._state.known.get(block_hash.lower())
+        if block is None:
+            raise RpcFailure(-5, "Block not found")
+        return block
+
+    def _header_json(self, block_hash: str, block: CBlock) -> dict[str, Any]:
+        height = self._state.known_height[block_hash]
+        active = self._state.height_of(block_hash) is not None
+        out: dict[str, Any] = {
+            "hash": block_hash, "confirmations": self.tip_height - height + 1 if active else -1,
+            "height": height, "version": block.nVersion, "versionHex": f"{block.nVersion:08x}",
+            "merkleroot": b2lx(block.hashMerkleRoot), "time": block.nTime,
+            "mediantime": self._median_time(height) if active else block.nTime, "nonce": block.nNonce,
+            "bits": f"{block.nBits:08x}", "difficulty": _difficulty(block.nBits),
+            "chainwork": self._chainwork(height), "nTx": len(block.vtx),
+        }
+        if height > 0:
+            out["previousblockhash"] = b2lx(block.hashPrevBlock)
+        if active and height < self.tip_height:
+            out["nextblockhash"] = self._state.hashes[height + 1]
+        return out
+
+    def _median_time(self, height: int) -> int:
+        times = [b.nTime for b in self._state.active[max(0, height - 10): height + 1]]
+        return int(statistics.median_low(sorted(times)))
+
+    def _chainwork(self, height: int) -> str:
+        work = sum((1 << 256) // (_bits_target(b.nBits) + 1) for b in self._state.active[: height + 1])
+        return f"{work:064x}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    node: BitcoindServer
+
+    def setup(self) -> None:
+        super().setup()
+        with self.node._lock:
+            self.node._conns.add(self.connection)
+
+    def finish(self) -> None:
+        with self.node._lock:
+            self.node._conns.discard(self.connection)
+        try:
+            super().finish()
+        except OSError:
+            pass
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        self._send(405, b"JSONRPC server handles only POST requests", content_type="text/html")
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.node.consume_drop():
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if not self.node.check_auth(self.headers.get("Authorization")):
+            self._send(401, b"", extra={"WWW-Authenticate": 'Basic realm="jsonrpc"'})
+            return
+        with self.node._lock:
+            self.node.http_posts += 1
+        try:
+            request = json.loads(body)
+        except ValueError:
+            self._send_json(500, {"result": None, "error": {"code": -32700, "message": "Parse error"}, "id": None})
+            return
+        if isinstance(request, list):
+            self._send_json(200, self.node.handle_batch(request))
+            return
+        reply = self.node.handle_one(request, warming=self.node._consume_warmup())
+        if reply is None:
+            self._send(204, b"")
+        else:
+            self._send_json(*reply)
+
+    def _send_json(self, status: int, obj: Any) -> None:
+        self._send(status, _encode_json(obj) + b"\n", content_type="application/json")
+
+    def _send(self, status: int, body: bytes, *, content_type: str | None = None,
+              extra: Mapping[str, str] | None = None) -> None:
+        self.send_response(status)
+        if content_type:
+            self.send_header("Content-Type", content_type)
+        for key, value in (extra or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
