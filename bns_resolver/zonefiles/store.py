@@ -79,8 +79,13 @@ def _insert(conn: Connection, zonefile_hash: str, content: bytes, source: str, n
             fetched_at=time.time() if now is None else now,
         )
     )
-    # A held file is no longer wanted; its backoff state would only mislead.
-    conn.execute(zonefile_wants.delete().where(zonefile_wants.c.zonefile_hash == zonefile_hash))
+    # Keep the want row: its first_block/inv_index order subdomain history. Only the
+    # backoff state is stale now.
+    conn.execute(
+        zonefile_wants.update()
+        .where(zonefile_wants.c.zonefile_hash == zonefile_hash)
+        .values(attempts=0, next_attempt_at=0.0, last_error=None)
+    )
     return True
 
 

@@ -58,13 +58,18 @@ def test_store_verified_is_idempotent(engine: Engine) -> None:
     assert _count(engine) == 1
 
 
-def test_store_verified_clears_the_want(engine: Engine) -> None:
-    """Once stored, the hash's backoff row in zonefile_wants is removed."""
+def test_store_verified_resets_backoff_but_keeps_inventory_position(engine: Engine) -> None:
+    """Once stored, the want's backoff state is cleared; its inv_index (needed for ordering) stays."""
     with engine.begin() as conn:
-        conn.execute(zonefile_wants.insert().values(zonefile_hash=ZERO_ID_HASH, attempts=3, next_attempt_at=9e9))
+        conn.execute(
+            zonefile_wants.insert().values(
+                zonefile_hash=ZERO_ID_HASH, inv_index=7, attempts=3, next_attempt_at=9e9, last_error="x"
+            )
+        )
     store_verified(engine, ZERO_ID_HASH, ZERO_ID, "a")
     with engine.connect() as conn:
-        assert conn.execute(select(zonefile_wants)).first() is None
+        row = conn.execute(select(zonefile_wants)).one()
+    assert (row.inv_index, row.attempts, row.next_attempt_at, row.last_error) == (7, 0, 0.0, None)
 
 
 def test_store_verified_rejects_malformed_hash(engine: Engine) -> None:

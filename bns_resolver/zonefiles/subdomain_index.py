@@ -1,0 +1,314 @@
+"""Run subdomain decoding and acceptance against the index.
+
+For a domain, its held zone files are decoded in chain order; for each
+subdomain they mention, every record we know of (from any domain's zone files,
+found again through `subdomain_history.parent_zonefile_hash`) is re-decided
+from scratch. The history rows are rewritten, the current state goes to
+`subdomains`, and each subdomain's zone file goes through verify-then-store.
+Recomputing a subdomain whole keeps the result independent of the order in
+which zone files arrived.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection, Engine
+
+from bns_resolver.index.schema import name_history, names, subdomain_history, subdomains, zonefile_wants, zonefiles
+from bns_resolver.zonefiles.store import ZERO_HASH, get_zonefile, store_verified
+from bns_resolver.zonefiles.subdomains import (
+    SUBDOMAINS_FIRST_BLOCK,
+    Decision,
+    DecodedParent,
+    ParentZoneFile,
+    SubdomainRecord,
+    decide_history,
+    declared_origin,
+    decode_parent_zonefile,
+)
+
+log = logging.getLogger(__name__)
+_MARKER = b"seqn="  # cheap pre-filter: no subdomain record without it
+
+
+@dataclass
+class SubdomainReport:
+    domains: list[str] = field(default_factory=list)
+    accepted: int = 0
+    rejected: int = 0
+    skipped: list[str] = field(default_factory=list)  # records or files that produced no row
+
+    def merge(self, other: SubdomainReport) -> None:
+        self.domains += other.domains
+        self.accepted += other.accepted
+        self.rejected += other.rejected
+        self.skipped += other.skipped
+
+
+def process_domain_subdomains(
+    engine: Engine, domain: str, *, first_block: int = SUBDOMAINS_FIRST_BLOCK
+) -> SubdomainReport:
+    """Index the subdomains carried by every held zone file of the on-chain name `domain`."""
+    report = SubdomainReport(domains=[domain])
+    with engine.begin() as conn:
+        decoded = [decode_parent_zonefile(p) for p in domain_parent_zonefiles(conn, domain, first_block=first_block)]
+        cache = {d.parent.zonefile_hash: d for d in decoded}
+        fqns: set[str] = set()
+        for item in decoded:
+            _note_skips(item, report)
+            fqns.update(_mentioned(item))
+        for fqn in sorted(fqns):
+            _rebuild_subdomain(conn, fqn, cache, report)
+    return report
+
+
+def process_all_subdomains(engine: Engine, *, first_block: int = SUBDOMAINS_FIRST_BLOCK) -> SubdomainReport:
+    """Index the subdomains of every name whose held zone files may carry subdomain records."""
+    with engine.connect() as conn:
+        domains = sorted(_domains_with_marker(conn))
+    report = SubdomainReport()
+    for domain in domains:
+        report.merge(process_domain_subdomains(engine, domain, first_block=first_block))
+    return report
+
+
+def process_stored_zonefile(
+    engine: Engine, zonefile_hash: str, *, first_block: int = SUBDOMAINS_FIRST_BLOCK
+) -> SubdomainReport:
+    """Hook for a freshly stored zone file: re-index the names it belongs to, if it carries records."""
+    report = SubdomainReport()
+    content = get_zonefile(engine, zonefile_hash)
+    if content is None or _MARKER not in content:
+        return report
+    with engine.connect() as conn:
+        owners = {row[0] for row in conn.execute(select(names.c.fqn).where(names.c.value_hash == zonefile_hash))}
+        history = select(name_history.c.fqn).where(name_history.c.value_hash == zonefile_hash)
+        owners.update(row[0] for row in conn.execute(history))
+    for domain in sorted(owners):
+        report.merge(process_domain_subdomains(engine, domain, first_block=first_block))
+    return report
+
+
+def domain_parent_zonefiles(
+    conn: Connection, domain: str, *, first_block: int = SUBDOMAINS_FIRST_BLOCK
+) -> list[ParentZoneFile]:
+    """The held zone files of `domain` in chain order (first occurrence of each hash)."""
+    ordered: dict[str, int | None] = {}
+    history = (
+        select(name_history.c.value_hash, name_history.c.block_height)
+        .where(name_history.c.fqn == domain, name_history.c.value_hash.is_not(None))
+        .order_by(name_history.c.block_height, name_history.c.vtxindex)
+    )
+    for value_hash, block_height in conn.execute(history):
+        ordered.setdefault(value_hash, block_height)
+    current = conn.execute(select(names.c.value_hash).where(names.c.fqn == domain)).scalar()
+    if current:
+        ordered.setdefault(current, None)  # e.g. names imported from a snapshot, without history
+    ordered.pop(ZERO_HASH, None)
+    return [p for p in _load_parents(conn, domain, ordered) if p.block_height is None or p.block_height >= first_block]
+
+
+def _load_parents(conn: Connection, domain: str, ordered: dict[str, int | None]) -> Iterator[ParentZoneFile]:
+    for zonefile_hash, block_height in ordered.items():
+        content = get_zonefile(conn, zonefile_hash)
+        if content is None:
+            continue  # not fetched yet: its records wait for the fetcher's on_stored hook
+        want = conn.execute(
+            select(zonefile_wants.c.first_block, zonefile_wants.c.inv_index).where(
+                zonefile_wants.c.zonefile_hash == zonefile_hash
+            )
+        ).first()
+        height = block_height if block_height is not None else (want.first_block if want else None)
+        yield ParentZoneFile(zonefile_hash, content, domain, height, want.inv_index if want else None)
+
+
+def _domains_with_marker(conn: Connection) -> set[str]:
+    found: set[str] = set()
+    for table in (names, name_history):
+        query = select(table.c.fqn, zonefiles.c.content).join(zonefiles, zonefiles.c.zonefile_hash == table.c.value_hash)
+        found.update(fqn for fqn, content in conn.execute(query) if _MARKER in bytes(content))
+    return found
+
+
+def _mentioned(decoded: DecodedParent) -> set[str]:
+    fqns = {record.fqn for record in decoded.records}
+    fqns.update(s.record.fqn for s in decoded.skipped if s.record is not None)
+    return fqns
+
+
+def _note_skips(decoded: DecodedParent, report: SubdomainReport) -> None:
+    where = f"{decoded.parent.domain} zone file {decoded.parent.zonefile_hash}"
+    if decoded.dropped:
+        log.warning("subdomains of %s ignored: %s", where, decoded.dropped)
+        report.skipped.append(f"{where}: {decoded.dropped}")
+    for skip in decoded.skipped:
+        if skip.record is None:
+            log.warning("subdomain record %s in %s skipped: %s", skip.name, where, skip.reason)
+            report.skipped.append(f"{where}: {skip.name}: {skip.reason}")
+
+
+def _rebuild_subdomain(conn: Connection, fqn: str, cache: dict[str, DecodedParent], report: SubdomainReport) -> None:
+    parents = _parents_for(conn, fqn, cache)
+    candidates = [r for d in parents for r in d.records if r.fqn == fqn]
+    losers = [s.record for d in parents for s in d.skipped if s.record is not None and s.record.fqn == fqn]
+    decisions = decide_history(candidates)
+    decisions += [Decision(r, False, next(s.reason for d in parents for s in d.skipped if s.record is r)) for r in losers]
+    parent_hashes = [d.parent.zonefile_hash for d in parents]
+    conn.execute(
+        subdomain_history.delete().where(
+            subdomain_history.c.fqn == fqn, subdomain_history.c.parent_zonefile_hash.in_(parent_hashes)
+        )
+    )
+    for decision in sorted(decisions, key=lambda d: d.record.order_key()):
+        _write_history(conn, decision)
+    accepted = [d.record for d in decisions if d.accepted]
+    report.accepted += len(accepted)
+    report.rejected += len(decisions) - len(accepted)
+    if accepted:
+        _write_current(conn, max(accepted, key=SubdomainRecord.order_key))
+    else:
+        conn.execute(subdomains.delete().where(subdomains.c.fqn == fqn, subdomains.c.parent_zonefile_hash.in_(parent_hashes)))
+
+
+def _parents_for(conn: Connection, fqn: str, cache: dict[str, DecodedParent]) -> list[DecodedParent]:
+    """Decoded zone files (this domain's and any other's) that mention `fqn`."""
+    known = conn.execute(
+        select(
+            subdomain_history.c.parent_zonefile_hash,
+            subdomain_history.c.block_height,
+            subdomain_history.c.parent_zonefile_index,
+        ).where(subdomain_history.c.fqn == fqn)
+    )
+    for parent_hash, block_height, inv_index in known:
+        if parent_hash and parent_hash not in cache:
+            decoded = _redecode(conn, parent_hash, block_height, inv_index)
+            if decoded is not None:
+                cache[parent_hash] = decoded
+    return [d for d in cache.values() if fqn in _mentioned(d)]
+
+
+def _redecode(conn: Connection, parent_hash: str, block_height: int | None, inv_index: int | None) -> DecodedParent | None:
+    content = get_zonefile(conn, parent_hash)
+    origin = declared_origin(content) if content is not None else None
+    if content is None or origin is None:
+        return None  # e.g. rows imported from the v1 export, whose parent file we never held
+    return decode_parent_zonefile(ParentZoneFile(parent_hash, content, origin, block_height, inv_index))
+
+
+def _write_history(conn: Connection, decision: Decision) -> None:
+    record = decision.record
+    if not decision.accepted:
+        log.info(
+            "subdomain %s seqn %d in %s zone file %s rejected: %s",
+            record.fqn, record.sequence, record.domain, record.parent.zonefile_hash, decision.reason,
+        )
+    store_verified(conn, record.zonefile_hash, record.zonefile, f"subdomain:{record.parent.zonefile_hash}")
+    conn.execute(
+        subdomain_history.insert().values(
+            fqn=record.fqn,
+            sequence=record.sequence,
+            owner_address=record.owner[:64],
+            zonefile_hash=record.zonefile_hash,
+            parent_zonefile_hash=record.parent.zonefile_hash,
+            parent_zonefile_index=record.parent.inv_index,
+            block_height=record.parent.block_height,
+            accepted=decision.accepted,
+            reason=decision.reason,
+        )
+    )
+
+
+def _write_current(conn: Connection, record: SubdomainRecord) -> None:
+    values = {
+        "domain": record.fqn.split(".", 1)[1],
+        "owner_address": record.owner[:64],
+        "sequence": record.sequence,
+        "zonefile_hash": record.zonefile_hash,
+        "parent_zonefile_hash": record.parent.zonefile_hash,
+        "parent_zonefile_index": record.parent.inv_index,
+        "block_height": record.parent.block_height,
+        "resolver": (record.resolver or "")[:256] or None,
+        "signature": record.signature,
+    }
+    _upsert_subdomain(conn, record.fqn, values)
+
+
+def _upsert_subdomain(conn: Connection, fqn: str, values: dict[str, object]) -> None:
+    exists = conn.execute(select(subdomains.c.fqn).where(subdomains.c.fqn == fqn)).first()
+    if exists:
+        conn.execute(subdomains.update().where(subdomains.c.fqn == fqn).values(**values))
+    else:
+        conn.execute(subdomains.insert().values(fqn=fqn, **values))
+
+
+# --- the v1 export (subdomains.csv + subdomain_zonefiles.txt) ------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportImportReport:
+    imported: int
+    rejected: tuple[str, ...]
+
+
+def import_subdomain_export(
+    engine: Engine, subdomains_csv: Path, zonefiles_txt: Path, *, source: str = "v1-export"
+) -> ExportImportReport:
+    """Load the Stacks v1 subdomain export; each zone file must match its row's hash.
+
+    The export is the final v1 state without sequence numbers or signatures,
+    so rows are stored as accepted with sequence 0 and a history note.
+    """
+    import csv
+
+    contents = dict(_read_pairs(zonefiles_txt))
+    rejected: list[str] = []
+    imported = 0
+    with subdomains_csv.open(newline="") as handle, engine.begin() as conn:
+        for row in csv.DictReader(handle):
+            problem = _import_row(conn, row, contents, source)
+            if problem:
+                log.warning("v1 export subdomain %s rejected: %s", row.get("fully_qualified_subdomain"), problem)
+                rejected.append(f"{row.get('fully_qualified_subdomain')}: {problem}")
+            else:
+                imported += 1
+    return ExportImportReport(imported, tuple(rejected))
+
+
+def _import_row(conn: Connection, row: dict[str, str], contents: dict[str, bytes], source: str) -> str | None:
+    from bns_resolver.errors import VerificationError
+
+    fqn, zonefile_hash = row["fully_qualified_subdomain"].lower(), row["zonefile_hash"].lower()
+    if fqn.count(".") != 2:
+        return f"{fqn!r} is not a subdomain name"
+    if zonefile_hash not in contents:
+        return f"zone file {zonefile_hash} missing from the export"
+    try:
+        store_verified(conn, zonefile_hash, contents[zonefile_hash], source)
+    except VerificationError as exc:
+        return str(exc)
+    place = {
+        "parent_zonefile_hash": row["parent_zonefile_hash"].lower() or None,
+        "parent_zonefile_index": _int_or_none(row.get("parent_zonefile_index")),
+        "block_height": _int_or_none(row.get("block_height")),
+    }
+    common = {"owner_address": row["owner"], "sequence": 0, "zonefile_hash": zonefile_hash, **place}
+    conn.execute(subdomain_history.delete().where(subdomain_history.c.fqn == fqn))
+    conn.execute(subdomain_history.insert().values(fqn=fqn, accepted=True, reason="v1 export (no seqn recorded)", **common))
+    _upsert_subdomain(conn, fqn, {"domain": fqn.split(".", 1)[1], "resolver": row.get("resolver") or None, **common})
+    return None
+
+
+def _int_or_none(value: str | None) -> int | None:
+    return int(value) if value and value.strip().lstrip("-").isdigit() else None
+
+
+def _read_pairs(path: Path) -> Iterable[tuple[str, bytes]]:
+    """`hash` / zone-file-with-escaped-newlines line pairs (the export's *_zonefiles.txt)."""
+    lines = path.read_bytes().splitlines()
+    for index in range(0, len(lines) - 1, 2):
+        yield lines[index].decode("ascii").strip().lower(), lines[index + 1].replace(b"\\n", b"\n")
