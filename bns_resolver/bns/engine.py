@@ -68,6 +68,10 @@ class BnsEngine:
         self.profile = profile
         self.store = store
 
+    @property
+    def _legacy(self) -> bool:
+        return self.profile.rules == "0.14.0"
+
     def process_block(self, block: ChainBlock) -> BlockOutcome:
         height = block.height
         self._check_sequence(height)
@@ -118,8 +122,10 @@ class BnsEngine:
             effects = self._check(view, op, imported)
             if effects is None:
                 continue
-            key = _creation_key(op, effects)
-            if key is not None and (key in collided or key in created):
+            key = _creation_key(op, effects, self._legacy)
+            # 0.14.1 also records each accepted creation in the block's collision state
+            # (check_collision_state), so a second one for the same id collides.
+            if key is not None and (key in collided or (key in created and not self._legacy)):
                 log.debug("collision on %s at %s", key, height)
                 continue
             if key is not None:
@@ -147,7 +153,7 @@ class BnsEngine:
             if op.opchar not in (":", "&"):
                 continue
             effects = _CHECKS[op.opchar](view, op)
-            key = _creation_key(op, effects) if effects is not None else None
+            key = _creation_key(op, effects, self._legacy) if effects is not None else None
             if key is None:
                 continue
             if key in seen:
@@ -168,8 +174,10 @@ class BnsEngine:
         return BlockOutcome(height, ch, block_ops_hash, tuple(accepted))
 
 
-def _creation_key(op: ops.CandidateOp, effects: Effects) -> str | None:
-    if op.opchar == ":" and effects.is_registration:
+def _creation_key(op: ops.CandidateOp, effects: Effects, legacy: bool) -> str | None:
+    """The name/namespace a creation op targets.  0.14.0's prescan (log_prescan_find_collisions)
+    ran log_registration, which also passes renewals, so there a renewal can collide too."""
+    if op.opchar == ":" and (effects.is_registration or legacy):
         return "name:" + str(effects.fqn)
     if op.opchar == "&":
         return "namespace:" + str(effects.namespace_id)

@@ -110,7 +110,8 @@ def check_import(view: BlockView, op: ops.CandidateOp, imported: dict[str, Recor
         keychain = new_keychain = import_keychain(ctx.sender_pubkey, view.profile.import_keyring_size, version)
     if sender_address not in keychain:
         return None
-    prev = imported.get(fqn) or view.name(fqn)
+    # 0.14.0 overwrote any stored record; later code only an unexpired one.
+    prev = imported.get(fqn) or (view.record(fqn) if view.legacy else view.name(fqn))
     return _import_effects(view, op, namespace, sender_address, prev, new_keychain)
 
 
@@ -131,8 +132,12 @@ def _import_effects(view: BlockView, op: ops.CandidateOp, namespace: Record, sen
         "transfer_send_block_id": None, "op": ";", "txid": ctx.txid, "vtxindex": ctx.vtxindex,
     }
     if prev is not None:
-        for key in ("preorder_block_number", "block_number", "first_registered", "last_renewed",
-                    "preorder_hash", "transfer_send_block_id"):
+        kept = ["preorder_block_number", "block_number", "first_registered", "last_renewed",
+                "preorder_hash", "transfer_send_block_id"]
+        if view.legacy:
+            # commit_name_import only replaced owner, value hash, pubkey, txid and importer.
+            kept += ["op", "op_fee", "consensus_hash", "revoked", "last_creation_op"]
+        for key in kept:
             record[key] = prev.get(key)
     values = namerec_values(record) + [record["sender"], record["address"]]
     effects = Effects(";", tuple(values), fqn=fqn, name_record=record,
