@@ -52,8 +52,9 @@ class Settings:
         return self.db_url or f"sqlite:///{self.data_dir / 'index.sqlite'}"
 
 
-def default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+def default_data_dir(env: dict[str, str] | None = None) -> Path:
+    env = dict(os.environ) if env is None else env
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "bns-resolver"
 
 
@@ -77,7 +78,7 @@ def load_settings(config_file: Path | None = None, env: dict[str, str] | None = 
                   **flags: Any) -> Settings:
     env = dict(os.environ) if env is None else env
     raw: dict[str, Any] = _read_toml(config_file) if config_file else {}
-    settings = Settings(data_dir=Path(raw.get("data_dir") or default_data_dir()))
+    settings = Settings(data_dir=Path(raw.get("data_dir") or default_data_dir(env)))
     settings = _apply_table(settings, raw)
     settings = _apply_env(settings, env)
     return _apply_flags(settings, flags)

@@ -1,0 +1,63 @@
+"""Answer caches: bounded size, TTL countdown, RFC 2308 negative lifetimes."""
+
+from __future__ import annotations
+
+import dns.message
+import dns.rcode
+import dns.rrset
+from dnslib import DNSRecord
+
+from bns_resolver.dns.cache import AnswerCache, ForwardCache, cache_lifetime
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _reply(name: str = "example.com", ttl: int = 300, rcode: int = 0, soa: tuple[int, int] | None = None) -> bytes:
+    response = dns.message.make_response(dns.message.make_query(name, "A"))
+    response.set_rcode(rcode)
+    if rcode == 0 and soa is None:
+        response.answer.append(dns.rrset.from_text(name + ".", ttl, "IN", "A", "192.0.2.1"))
+    if soa is not None:
+        response.authority.append(dns.rrset.from_text(
+            "com.", soa[0], "IN", "SOA", f"ns.com. admin.com. 1 7200 3600 86400 {soa[1]}"))
+    return response.to_wire()
+
+
+def test_answer_cache_is_bounded() -> None:
+    """The oldest entry goes when the cache is full."""
+    cache = AnswerCache(max_entries=2)
+    for key in ("a", "b", "c"):
+        cache.put((key,), key.encode())
+    assert list(cache.entries) == [("b",), ("c",)]
+
+
+def test_forwarded_ttls_count_down_and_expire() -> None:
+    """Served TTLs shrink with age; the entry disappears when the smallest TTL runs out."""
+    clock = FakeClock()
+    cache = ForwardCache(10, clock=clock)
+    cache.put(("k",), _reply(ttl=30))
+    clock.now += 10.5
+    aged = cache.get(("k",))
+    assert aged is not None and dns.message.from_wire(aged).answer[0].ttl == 20
+    clock.now += 20
+    assert cache.get(("k",)) is None and len(cache) == 0
+
+
+def test_negative_lifetime_follows_rfc2308() -> None:
+    """NXDOMAIN lives min(SOA TTL, SOA MINIMUM); without an SOA it is not cached."""
+    assert cache_lifetime(DNSRecord.parse(_reply(rcode=dns.rcode.NXDOMAIN, soa=(900, 60)))) == 60
+    assert cache_lifetime(DNSRecord.parse(_reply(rcode=dns.rcode.NXDOMAIN, soa=(30, 600)))) == 30
+    assert cache_lifetime(DNSRecord.parse(_reply(rcode=dns.rcode.NXDOMAIN))) == 0
+
+
+def test_servfail_is_not_cached() -> None:
+    """Failures upstream must not stick."""
+    cache = ForwardCache(10, clock=FakeClock())
+    cache.put(("k",), _reply(rcode=dns.rcode.SERVFAIL))
+    assert cache.get(("k",)) is None
