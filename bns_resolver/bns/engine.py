@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import Callable
 
-from bns_resolver.bns import consensus, ops
+from bns_resolver.bns import consensus, ops, rules_v22
 from bns_resolver.bns.effects import Effects
 from bns_resolver.bns.profiles import NetworkProfile
 from bns_resolver.bns.rules_names import (
@@ -43,6 +43,13 @@ _CHECKS: dict[str, Check] = {
     "!": check_namespace_ready,
 }
 
+# Where v22 (mainnet) rules differ from the 2016-17 code the corpus pins down.
+_V22_CHECKS: dict[str, Check] = {
+    "?": rules_v22.check_preorder,
+    ":": rules_v22.check_registration,
+    "*": rules_v22.check_namespace_preorder,
+}
+
 
 @dataclass(frozen=True)
 class AcceptedOp:
@@ -67,6 +74,9 @@ class BnsEngine:
     def __init__(self, profile: NetworkProfile, store: StateStore) -> None:
         self.profile = profile
         self.store = store
+        self._checks = dict(_CHECKS)
+        if profile.rules == "v22":
+            self._checks.update(_V22_CHECKS)
 
     @property
     def _legacy(self) -> bool:
@@ -141,7 +151,7 @@ class BnsEngine:
     def _check(self, view: BlockView, op: ops.CandidateOp, imported: dict[str, Record]) -> Effects | None:
         if op.opchar == ";":
             return check_import(view, op, imported)
-        check = _CHECKS.get(op.opchar)
+        check = self._checks.get(op.opchar)
         return check(view, op) if check is not None else None
 
     def _collisions(self, height: int, candidates: list[ops.CandidateOp]) -> set[str]:
@@ -152,7 +162,7 @@ class BnsEngine:
         for op in candidates:
             if op.opchar not in (":", "&"):
                 continue
-            effects = _CHECKS[op.opchar](view, op)
+            effects = self._checks[op.opchar](view, op)
             key = _creation_key(op, effects, self._legacy) if effects is not None else None
             if key is None:
                 continue

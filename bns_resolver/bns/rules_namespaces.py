@@ -12,7 +12,8 @@ from bns_resolver.bns.keychain import import_keychain
 from bns_resolver.bns.names import hash_name, is_name_valid, name_hash128, split_name
 from bns_resolver.bns.pricing import price_name, price_namespace
 from bns_resolver.bns.rules_names import namerec_values
-from bns_resolver.bns.senders import b58check_encode
+from bns_resolver.bns import rules_v22
+from bns_resolver.bns.senders import b58check_encode, script_hash160
 from bns_resolver.bns.state import Record
 from bns_resolver.bns.view import BlockView
 from bns_resolver.hashing import hash160
@@ -48,7 +49,7 @@ def check_namespace_reveal(view: BlockView, op: ops.CandidateOp) -> Effects | No
     payload = op.payload
     assert isinstance(payload, ops.NamespaceReveal)
     ctx = op.ctx
-    if ctx.sender_pubkey is None or len(ctx.outputs) != 3 or payload.version != BLOCKSTACK_VERSION:
+    if ctx.sender_pubkey is None or len(ctx.outputs) != 3 or not _version_allowed(view, payload.version):
         return None
     nsid = payload.namespace_id
     if view.namespace_revealed(nsid) is not None or view.namespace_ready(nsid) is not None:
@@ -57,7 +58,7 @@ def check_namespace_reveal(view: BlockView, op: ops.CandidateOp) -> Effects | No
     preorder = view.store.get_namespace_preorder(preorder_hash)
     if preorder is None or preorder["sender"] != ctx.sender or preorder.get("op_fee") is None:
         return None
-    if preorder["op_fee"] < price_namespace(nsid, view.height, view.profile):
+    if not _fee_ok(view, nsid, preorder):
         return None
     old = view.store.get_namespace(nsid)
     record = {
@@ -69,10 +70,22 @@ def check_namespace_reveal(view: BlockView, op: ops.CandidateOp) -> Effects | No
         "lifetime": payload.lifetime, "coeff": payload.coeff, "base": payload.base,
         "buckets": list(payload.buckets), "nonalpha_discount": payload.nonalpha_discount,
         "no_vowel_discount": payload.no_vowel_discount, "ready_block": 0, "ready": False,
-        "op_fee": preorder["op_fee"],
+        "op_fee": preorder["op_fee"], "address_hash": script_hash160(ctx.sender).hex(),
     }
     values = tuple(record[k] for k in REVEAL_FIELDS)
     return Effects("&", values, namespace_id=nsid, namespace_record=record, delete_namespace_preorder=preorder_hash)
+
+
+def _version_allowed(view: BlockView, version: int) -> bool:
+    if view.profile.rules == "v22":
+        return rules_v22.namespace_version_allowed(view, version)
+    return version == BLOCKSTACK_VERSION
+
+
+def _fee_ok(view: BlockView, namespace_id: str, preorder: Record) -> bool:
+    if view.profile.rules == "v22":
+        return rules_v22.namespace_fee_ok(view, namespace_id, preorder)
+    return preorder["op_fee"] >= price_namespace(namespace_id, view.height, view.profile)
 
 
 def check_namespace_ready(view: BlockView, op: ops.CandidateOp) -> Effects | None:
