@@ -22,6 +22,7 @@ class Effects:
     delete_name_preorder: str | None = None
     delete_namespace_preorder: str | None = None
     history: tuple[tuple[str, Record], ...] = field(default=())
+    import_keychain: tuple[str, tuple[str, ...]] | None = None  # (namespace_id, addresses)
     is_registration: bool = False
 
     def apply(self, store: StateStore) -> None:
@@ -39,3 +40,5 @@ class Effects:
             store.put_namespace(self.namespace_record)
         for key, record in self.history:
             store.append_history(key, record)
+        if self.import_keychain is not None:
+            store.put_import_keychain(self.import_keychain[0], list(self.import_keychain[1]))

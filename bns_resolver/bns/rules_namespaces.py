@@ -153,8 +153,6 @@ def _import_effects(view: BlockView, op: ops.CandidateOp, namespace: Record, sen
         for key in kept:
             record[key] = prev.get(key)
     values = namerec_values(record) + [record["sender"], record["address"]]
-    effects = Effects(";", tuple(values), fqn=fqn, name_record=record,
-                      history=(("name:" + fqn, {"op": ";", "block": view.height}),))
-    if new_keychain is not None:
-        view.store.put_import_keychain(namespace["namespace_id"], new_keychain)
-    return effects
+    keychain = (namespace["namespace_id"], tuple(new_keychain)) if new_keychain is not None else None
+    return Effects(";", tuple(values), fqn=fqn, name_record=record, import_keychain=keychain,
+                   history=(("name:" + fqn, {"op": ";", "block": view.height}),))
