@@ -19,10 +19,9 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.engine import Connection, Engine
 
-from bns_resolver.errors import VerificationError
 from bns_resolver.index.schema import name_history, names, zonefile_wants, zonefiles
 from bns_resolver.zonefiles.sources import SourceUnavailable, ZoneFileSource, ZoneFileWant
-from bns_resolver.zonefiles.store import ZERO_HASH, is_zonefile_hash, store_verified
+from bns_resolver.zonefiles.store import ZERO_HASH, is_zonefile_hash, store_verified_many
 
 log = logging.getLogger(__name__)
 
@@ -220,19 +219,20 @@ def _ask_source(pool: ThreadPoolExecutor, source: ZoneFileSource, state: _RoundS
 
 def _store_batch(source: ZoneFileSource, found: list[tuple[str, bytes]], state: _RoundState) -> None:
     """Verify and store in one transaction; hooks run after it commits."""
-    new: list[str] = []
+    if not found:
+        return
     with state.engine.begin() as conn:
-        for zonefile_hash, content in found:
-            try:
-                if store_verified(conn, zonefile_hash, content, source.label, now=state.now):
-                    new.append(zonefile_hash)
-            except VerificationError as exc:
-                state.health[source.label].lied()
-                log.warning("zone-file source %s served a bad file for %s: %s", source.label, zonefile_hash, exc)
-                state.rejected.append(Rejection(source.label, zonefile_hash, str(exc)))
-                state.errors[zonefile_hash] = f"{source.label}: {exc}"
-                continue
-            state.health[source.label].good()
+        new, failed = store_verified_many(conn, found, source.label, now=state.now)
+    health = state.health[source.label]
+    for zonefile_hash, exc in failed:
+        health.lied()
+        log.warning("zone-file source %s served a bad file for %s: %s", source.label, zonefile_hash, exc)
+        state.rejected.append(Rejection(source.label, zonefile_hash, str(exc)))
+        state.errors[zonefile_hash] = f"{source.label}: {exc}"
+    bad = {zonefile_hash for zonefile_hash, _ in failed}
+    for zonefile_hash, _ in found:
+        if zonefile_hash not in bad:
+            health.good()
             state.remaining.pop(zonefile_hash, None)
     state.stored.extend(new)
     for zonefile_hash in new:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
@@ -66,6 +66,42 @@ def store_verified(
         with engine_or_conn.begin() as conn:
             return _insert(conn, zonefile_hash, content, source, now)
     return _insert(engine_or_conn, zonefile_hash, content, source, now)
+
+
+def store_verified_many(
+    conn: Connection,
+    items: Sequence[tuple[str, bytes]],
+    source: str,
+    *,
+    now: float | None = None,
+) -> tuple[list[str], list[tuple[str, VerificationError]]]:
+    """Batch form of `store_verified` inside the caller's transaction.
+
+    Returns (hashes newly stored, [(hash, error)] for bytes that failed
+    verification). Failures never reach the table; held hashes are skipped.
+    """
+    good: dict[str, bytes] = {}
+    failed: list[tuple[str, VerificationError]] = []
+    for zonefile_hash, content in items:
+        try:
+            verify_zonefile(zonefile_hash.lower(), content)
+        except VerificationError as exc:
+            failed.append((zonefile_hash, exc))
+            continue
+        good.setdefault(zonefile_hash.lower(), content)
+    held = held_hashes(conn, good)
+    fresh = [h for h in good if h not in held]
+    fetched_at = time.time() if now is None else now
+    for start in range(0, len(fresh), 500):
+        chunk = fresh[start : start + 500]
+        rows = [{"zonefile_hash": h, "content": good[h], "source": source[:_SOURCE_MAX], "fetched_at": fetched_at} for h in chunk]
+        conn.execute(zonefiles.insert(), rows)
+        conn.execute(
+            zonefile_wants.update()
+            .where(zonefile_wants.c.zonefile_hash.in_(chunk))
+            .values(attempts=0, next_attempt_at=0.0, last_error=None)
+        )
+    return fresh, failed
 
 
 def _insert(conn: Connection, zonefile_hash: str, content: bytes, source: str, now: float | None) -> bool:

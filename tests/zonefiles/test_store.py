@@ -99,3 +99,17 @@ def test_all_genesis_zonefiles_verify(engine: Engine) -> None:
             store_verified(conn, zonefile_hash, content, "genesis")
     assert _count(engine) == 1631
     assert get_zonefile(engine, ZERO_ID_HASH) == ZERO_ID
+
+
+def test_store_verified_many_splits_good_bad_and_held(engine: Engine) -> None:
+    """The batch form stores new good files, reports bad ones, and skips held ones, in one transaction."""
+    from bns_resolver.zonefiles.store import store_verified_many
+
+    other = b"$ORIGIN 1.id\n"
+    store_verified(engine, ZERO_ID_HASH, ZERO_ID, "a")
+    items = [(ZERO_ID_HASH, ZERO_ID), (hash160(other).hex(), other), ("ab" * 20, b"lie")]
+    with engine.begin() as conn:
+        stored, failed = store_verified_many(conn, items, "batch", now=5.0)
+    assert stored == [hash160(other).hex()]
+    assert [(h, type(e)) for h, e in failed] == [("ab" * 20, VerificationError)]
+    assert _count(engine) == 2 and get_zonefile(engine, "ab" * 20) is None
