@@ -60,7 +60,8 @@ def check_namespace_reveal(view: BlockView, op: ops.CandidateOp) -> Effects | No
         return None
     if not _fee_ok(view, nsid, preorder):
         return None
-    old = view.store.get_namespace(nsid)
+    # A re-reveal keeps the first block_number (0.14.1 prior history); 0.14.0 always took the preorder's.
+    old = None if view.legacy else view.store.get_namespace(nsid)
     record = {
         "namespace_id": nsid, "preorder_hash": preorder_hash, "version": payload.version,
         "sender": ctx.sender, "sender_pubkey": ctx.sender_pubkey, "address": ctx.address,

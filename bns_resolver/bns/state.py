@@ -26,19 +26,39 @@ TABLES = ("names", "namespaces", "name_preorders", "namespace_preorders", "conse
 
 
 class StateStore(Protocol):
+    """Everything BnsEngine reads or writes.  Records are dicts of JSON values.
+
+    Block framing: `begin_block(h)` opens block h (h = last_block()+1, or the
+    profile's first block); every write until `commit_block(h)` belongs to h and
+    must be undoable.  `rollback_block(h)` undoes the newest block (open or
+    committed) exactly — records, indexes, consensus hashes — and may be called
+    repeatedly to unwind a reorg.  `discard_undo(h)` lets a store drop undo data
+    of blocks below h (deeper than any reorg it will honour).
+    """
+
     def begin_block(self, height: int) -> None: ...
     def commit_block(self, height: int) -> None: ...
     def rollback_block(self, height: int) -> None: ...
-    def last_block(self) -> int | None: ...
+    def discard_undo(self, before_height: int) -> None: ...
+    def last_block(self) -> int | None:
+        """Height of the newest committed block, None before the first."""
+        ...
 
+    # Name records, keyed by fqn; expired and revoked records stay (the engine judges expiry).
     def get_name(self, fqn: str) -> Record | None: ...
-    def put_name(self, record: Record) -> None: ...
-    def names_by_owner(self, sender_script: str) -> list[str]: ...
+    def put_name(self, record: Record) -> None:
+        """Insert or replace by record["name"]; record["sender"] and ["name_hash128"] are indexed."""
+        ...
+    def names_by_owner(self, sender_script: str) -> list[str]:
+        """fqns whose current record["sender"] == sender_script, sorted, no expiry filtering."""
+        ...
     def name_by_hash128(self, name_hash128: str) -> str | None: ...
 
+    # Namespace records (revealed or ready), keyed by namespace_id.
     def get_namespace(self, namespace_id: str) -> Record | None: ...
     def put_namespace(self, record: Record) -> None: ...
 
+    # Outstanding preorders, keyed by preorder_hash.
     def get_name_preorder(self, preorder_hash: str) -> Record | None: ...
     def put_name_preorder(self, record: Record) -> None: ...
     def delete_name_preorder(self, preorder_hash: str) -> None: ...
@@ -46,13 +66,19 @@ class StateStore(Protocol):
     def put_namespace_preorder(self, record: Record) -> None: ...
     def delete_namespace_preorder(self, preorder_hash: str) -> None: ...
 
+    # Consensus hashes by height (the genesis entries below the first block included).
     def get_consensus_hash(self, height: int) -> str | None: ...
     def put_consensus_hash(self, height: int, consensus_hash: str, ops_hash: str) -> None: ...
-    def block_for_consensus_hash(self, consensus_hash: str) -> int | None: ...
+    def block_for_consensus_hash(self, consensus_hash: str) -> int | None:
+        """Lowest height whose consensus hash is this one."""
+        ...
 
+    # NAME_IMPORT keyrings (addresses allowed to import), keyed by namespace_id.
     def get_import_keychain(self, namespace_id: str) -> list[str] | None: ...
     def put_import_keychain(self, namespace_id: str, addresses: list[str]) -> None: ...
 
+    # Per-name op history needed by quirks (TRANSFER's hashed consensus_hash):
+    # key "name:<fqn>", an append-only list of {"op": <opchar>, "block": <height>}.
     def get_history(self, key: str) -> list[Record]: ...
     def append_history(self, key: str, record: Record) -> None: ...
 
@@ -68,6 +94,7 @@ class MemoryStateStore:
         self._journals: dict[int, list[tuple[str, Any, Any]]] = {}
         self._open: int | None = None
         self._last: int | None = None
+        self._first: int | None = None
 
     # -- block framing -------------------------------------------------
     def begin_block(self, height: int) -> None:
@@ -80,6 +107,8 @@ class MemoryStateStore:
         self._require_open(height)
         self._open = None
         self._last = height if self._last is None else max(self._last, height)
+        if self._first is None:
+            self._first = height
 
     def rollback_block(self, height: int) -> None:
         """Undo every change made by block `height` (the newest one, open or committed)."""
@@ -89,11 +118,18 @@ class MemoryStateStore:
         for table, key, old in reversed(self._journals.pop(height)):
             self._raw_set(table, key, old)
         self._open = None
-        earlier = [h for h in self._journals if h < height]
-        self._last = max(earlier) if earlier else None
+        self._last = height - 1 if self._last is not None and height - 1 >= self._floor() else None
+
+    def discard_undo(self, before_height: int) -> None:
+        for height in [h for h in self._journals if h < before_height]:
+            del self._journals[height]
 
     def last_block(self) -> int | None:
         return self._last
+
+    def _floor(self) -> int:
+        """Lowest height that was ever committed (blocks are contiguous)."""
+        return self._first if self._first is not None else 0
 
     def _require_open(self, height: int) -> None:
         if self._open != height:

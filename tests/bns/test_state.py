@@ -55,3 +55,21 @@ def test_returned_records_are_copies() -> None:
     store.get_name("foo.test")["sender"] = "mallory"  # type: ignore[index]
     assert store.get_name("foo.test")["sender"] == "alice"  # type: ignore[index]
     assert store.name_by_hash128("aa" * 16) == "foo.test"
+
+
+def test_open_block_rollback_and_discarded_undo() -> None:
+    """An open (failed) block can be undone; undo data discarded below a height is gone."""
+    store = MemoryStateStore()
+    for height in (256, 257):
+        store.begin_block(height)
+        store.put_consensus_hash(height, f"c{height}", "o")
+        store.commit_block(height)
+    store.begin_block(258)
+    store.put_consensus_hash(258, "c258", "o")
+    store.rollback_block(258)
+    assert store.get_consensus_hash(258) is None and store.last_block() == 257
+    store.discard_undo(257)
+    store.rollback_block(257)
+    assert store.last_block() == 256
+    with pytest.raises(ChainError):
+        store.rollback_block(256)
