@@ -206,6 +206,11 @@ def _ask_source(pool: ThreadPoolExecutor, source: ZoneFileSource, state: _RoundS
             log.warning("zone-file source %s failed for %d hashes: %s", source.label, len(batch), exc)
             state.errors.update((w.zonefile_hash, str(exc)) for w in batch)
             continue
+        except Exception as exc:  # a bug in one source must not end the round for the others
+            state.health[source.label].failed()
+            log.exception("zone-file source %s crashed on %d hashes", source.label, len(batch))
+            state.errors.update((w.zonefile_hash, f"{source.label}: {exc!r}") for w in batch)
+            continue
         for want in batch:
             if want.zonefile_hash in found:
                 pending.append((want.zonefile_hash, found[want.zonefile_hash]))

@@ -154,10 +154,11 @@ def _note_skips(decoded: DecodedParent, report: SubdomainReport) -> None:
 
 def _rebuild_subdomain(conn: Connection, fqn: str, cache: dict[str, DecodedParent], report: SubdomainReport) -> None:
     parents = _parents_for(conn, fqn, cache)
-    candidates = [r for d in parents for r in d.records if r.fqn == fqn]
-    losers = [s.record for d in parents for s in d.skipped if s.record is not None and s.record.fqn == fqn]
-    decisions = decide_history(candidates)
-    decisions += [Decision(r, False, next(s.reason for d in parents for s in d.skipped if s.record is r)) for r in losers]
+    decisions = decide_history([r for d in parents for r in d.records if r.fqn == fqn])
+    # Duplicates that lost inside their own zone file are kept in the history as rejections.
+    decisions += [
+        Decision(s.record, False, s.reason) for d in parents for s in d.skipped if s.record and s.record.fqn == fqn
+    ]
     parent_hashes = [d.parent.zonefile_hash for d in parents]
     conn.execute(
         subdomain_history.delete().where(

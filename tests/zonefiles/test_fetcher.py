@@ -196,3 +196,20 @@ def test_fetch_service_runs_rounds_on_interval(indexed: Engine, tmp_path: Path) 
     assert service.last_report is not None and service.last_report.wanted == 0
     service.stop()
     assert seen == [BY_NAME["alice.id"]]  # bob's hash is backing off after the first miss
+
+
+class _CrashingSource:
+    label = "crash://"
+    batch_size = 10
+
+    def fetch(self, wants: object, *, timeout: float) -> dict[str, bytes]:
+        raise KeyError("bug")
+
+
+def test_crashing_source_is_logged_and_next_source_serves(indexed: Engine, tmp_path: Path) -> None:
+    """An unexpected exception in one source is logged and counted; later sources still fill the files."""
+    for zonefile_hash, content in FILES.items():
+        (tmp_path / zonefile_hash).write_bytes(content)
+    health = SourceHealthBook()
+    report = fetch_round(indexed, [_CrashingSource(), DirSource(tmp_path)], health=health, now=NOW)
+    assert sorted(report.stored) == sorted(FILES) and health["crash://"].failures == 1

@@ -161,3 +161,18 @@ def test_creation_must_be_seqn_zero_in_own_domain() -> None:
     foreign = _records(_parent("bar.id", [txt_line("alice.foo.id", owner=address(ALICE), seqn=0, zonefile=b"f")]))
     decision = decide_history(foreign)[0]
     assert decision.accepted is False and "creation must come from foo.id" in (decision.reason or "")
+
+
+def test_multisig_owner_update_is_accepted() -> None:
+    """A subdomain owned by a 2-of-3 p2sh address accepts a seqn-1 update carrying two signatures."""
+    from bns_resolver.zonefiles.subdomain_auth import make_multisig_redeem_script, p2sh_address, sign_multisig
+    from tests.support.zonefile_subdomains import signed_text
+
+    keys = [key(31), key(32), key(33)]
+    script = make_multisig_redeem_script(2, [k.public_key.format() for k in keys])
+    owner = p2sh_address(script)
+    creation = _records(_parent("foo.id", [txt_line("alice", owner=owner, seqn=0, zonefile=b"m0")]))[0]
+    text = signed_text(fqn="alice.foo.id", domain="foo.id", owner=owner, seqn=1, zonefile=b"m1")
+    line = txt_line("alice", owner=owner, seqn=1, zonefile=b"m1", sig=sign_multisig(keys[1:], script, text))
+    update = _records(_parent("foo.id", [line], inv=2))[0]
+    assert [d.accepted for d in decide_history([creation, update])] == [True, True]
