@@ -121,9 +121,22 @@ class Announce:
     message_hash: str
 
 
+@dataclass(frozen=True)
+class TokenTransfer:
+    """Epoch 4+ STX transfer.  Decoded for completeness; the engine cannot validate it
+    (account balances need the Stacks genesis allocation) and so never accepts one."""
+
+    consensus_hash: str
+    token_units: str
+    amount: int
+    scratch_area: str
+    recipient: str
+    recipient_address: str
+
+
 Payload = Union[
     NamePreorder, NameRegistration, NameUpdate, NameTransfer, NameRevoke, NameImport,
-    NamespacePreorder, NamespaceReveal, NamespaceReady, Announce,
+    NamespacePreorder, NamespaceReveal, NamespaceReady, Announce, TokenTransfer,
 ]
 
 
@@ -307,6 +320,16 @@ def _announce(data: bytes, ctx: TxContext, block: int, profile: NetworkProfile) 
     return Announce(data.hex()) if len(data) == 20 else None
 
 
+def _token_transfer(data: bytes, ctx: TxContext, block: int, profile: NetworkProfile) -> TokenTransfer | None:
+    recipient = _recipient(ctx, profile)
+    if not profile.has_feature(block, FEATURE_TOKENS) or len(data) < 43 or recipient is None:
+        return None
+    units = data[16:35].rstrip(b"\0").decode("ascii", "replace")
+    # Amount is big-endian in the source and blockstack.js (docs/wire-format.md says otherwise).
+    amount = int.from_bytes(data[35:43], "big")
+    return TokenTransfer(data[:16].hex(), units, amount, data[43:].hex(), recipient[0], recipient[1])
+
+
 _DECODERS = {
     "?": _preorder,
     ":": _registration,
@@ -318,4 +341,5 @@ _DECODERS = {
     "&": _namespace_reveal,
     "!": _namespace_ready,
     "#": _announce,
+    "$": _token_transfer,
 }

@@ -104,3 +104,35 @@ def test_namespace_reveal_layout() -> None:
     assert reveal is not None
     assert reveal.lifetime == 52595 and reveal.coeff == 250 and reveal.base == 4
     assert reveal.buckets[:6] == (6, 5, 4, 3, 2, 1) and reveal.nonalpha_discount == 10
+
+
+def _block_fixtures() -> list[dict]:
+    path = FIXTURES / "burnchain_block_fixtures.json"
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+@pytest.mark.parametrize("fixture", _block_fixtures(), ids=lambda f: f["comment"][:40])
+def test_burnchain_block_fixture_finds_exactly_the_bns_txs(fixture: dict) -> None:
+    """Scanning every tx of a real (regtest, segwit) block finds exactly the listed BNS txs."""
+    from bitcoin.core import CBlock
+
+    block = CBlock.deserialize(x(fixture["raw_block_hex"]))
+    assert b2lx(block.GetHash()) == fixture["expected_block_hash"]
+    found = []
+    for vtxindex, tx in enumerate(block.vtx):
+        outputs = tuple(TxOutput(o.nValue, o.scriptPubKey.hex()) for o in tx.vout)
+        hit = ops.op_return_payload(ChainTx(b2lx(tx.GetTxid()), vtxindex, (), outputs), mainnet())
+        if hit is not None:
+            found.append({"vtxindex": vtxindex, "txid": b2lx(tx.GetTxid()), "bns_opcode": hit[0],
+                          "op_return_hex": (b"id" + hit[0].encode() + hit[1]).hex()})
+    assert found == fixture["bns_txs"]
+
+
+def test_token_transfer_payload_layout() -> None:
+    """`$`: CH (16) · units (19, NUL-padded) · big-endian amount (8) · scratch; epoch 4+ only."""
+    data = bytes.fromhex("7c503a2e30a905cb515cfbc291766dfa") + b"STACKS".ljust(19, b"\0") + (100).to_bytes(8, "big")
+    ctx = ops.TxContext("00" * 32, 1, "76a914" + "11" * 20 + "88ac", "addr", None,
+                        (TxOutput(0, "6a00"), TxOutput(5500, "76a914" + "22" * 20 + "88ac")), None)
+    transfer = ops._token_transfer(data, ctx, 560000, mainnet())
+    assert transfer is not None and transfer.amount == 100 and transfer.token_units == "STACKS"
+    assert ops._token_transfer(data, ctx, 500000, mainnet()) is None
