@@ -105,7 +105,12 @@ class BnsEngine:
         for tx in sorted(block.txs, key=lambda t: t.vtxindex):
             if tx.is_coinbase:
                 continue
-            op = ops.decode_tx(tx, block.height, self.profile)
+            try:
+                op = ops.decode_tx(tx, block.height, self.profile)
+            except (ValueError, IndexError, UnicodeError) as exc:
+                # The reference's db_parse turned any extraction failure into "not an op".
+                log.warning("undecodable tx %s at %s: %s", tx.txid, block.height, exc)
+                op = None
             if op is not None:
                 candidates.append(op)
         return candidates

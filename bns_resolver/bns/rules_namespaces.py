@@ -121,7 +121,10 @@ def check_import(view: BlockView, op: ops.CandidateOp, imported: dict[str, Recor
     if keychain is None:
         if sender_address != namespace["recipient_address"]:
             return None
-        keychain = new_keychain = import_keychain(ctx.sender_pubkey, view.profile.import_keyring_size, version)
+        try:
+            keychain = new_keychain = import_keychain(ctx.sender_pubkey, view.profile.import_keyring_size, version)
+        except ValueError:  # not a valid secp256k1 point: no keyring can be derived
+            return None
     if sender_address not in keychain:
         return None
     # 0.14.0 overwrote any stored record; later code only an unexpired one.
