@@ -309,7 +309,9 @@ class ZoneFileFetcher:
 class FetchService:
     """Runs `ZoneFileFetcher.run_round` every `interval` seconds in a worker thread.
 
-    `on_stored` is called in the reactor thread, so it may touch the DNS cache.
+    For each stored hash, `in_thread` runs first in the worker thread (slow
+    index work such as `subdomain_index.process_stored_zonefile`), then
+    `on_stored` runs in the reactor thread, so it may touch the DNS cache.
     A round never overlaps the previous one (LoopingCall waits for its Deferred).
     """
 
@@ -318,6 +320,7 @@ class FetchService:
         fetcher: ZoneFileFetcher,
         *,
         on_stored: OnStored | None = None,
+        in_thread: OnStored | None = None,
         interval: float = 30.0,
         reactor: Any = None,
     ) -> None:
@@ -332,6 +335,7 @@ class FetchService:
         self.last_report: RoundReport | None = None
         self._reactor = reactor
         self._on_stored = on_stored
+        self._in_thread = in_thread
         self._loop = LoopingCall(self._tick)
         self._loop.clock = reactor
 
@@ -347,13 +351,15 @@ class FetchService:
         from twisted.internet.threads import deferToThreadPool
 
         deferred = deferToThreadPool(
-            self._reactor, self._reactor.getThreadPool(), self.fetcher.run_round, on_stored=self._hook_in_reactor
+            self._reactor, self._reactor.getThreadPool(), self.fetcher.run_round, on_stored=self._worker_hook
         )
         deferred.addCallback(self._done)
         deferred.addErrback(self._failed)
         return deferred
 
-    def _hook_in_reactor(self, zonefile_hash: str) -> None:
+    def _worker_hook(self, zonefile_hash: str) -> None:
+        # Runs in the worker thread: in_thread here, on_stored handed to the reactor.
+        _run_hook(self._in_thread, zonefile_hash)
         if self._on_stored is not None:
             self._reactor.callFromThread(self._on_stored, zonefile_hash)
 

@@ -25,7 +25,7 @@ import xmlrpc.client
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from bns_resolver.errors import ConfigError, GatewayError
 from bns_resolver.zonefiles.store import MAX_ZONEFILE_BYTES, is_zonefile_hash
@@ -273,6 +273,12 @@ def _b64_or_raw(encoded: str) -> bytes:
 
 
 class _TimeoutTransport(xmlrpc.client.Transport):
+    """Per-call timeout, and a cap on the reply so a hostile peer cannot flood memory."""
+
+    # 100 files of 40,960 bytes in base64 plus XML/JSON framing stays well under this.
+    MAX_REPLY_BYTES = 8 * 1024 * 1024
+    accept_gzip_encoding = False  # parse_response below reads the raw body
+
     def __init__(self, timeout: float) -> None:
         super().__init__()
         self._timeout = timeout
@@ -281,6 +287,17 @@ class _TimeoutTransport(xmlrpc.client.Transport):
         conn = super().make_connection(host)
         conn.timeout = self._timeout
         return conn
+
+    def parse_response(self, response: http.client.HTTPResponse) -> Any:  # type: ignore[override]
+        parser, unmarshaller = self.getparser()
+        received = 0
+        while chunk := response.read(65536):
+            received += len(chunk)
+            if received > self.MAX_REPLY_BYTES:
+                raise SourceUnavailable(f"XML-RPC reply over {self.MAX_REPLY_BYTES} bytes")
+            parser.feed(chunk)
+        parser.close()
+        return unmarshaller.close()
 
 
 __all__ = [

@@ -42,12 +42,14 @@ class SubdomainReport:
     accepted: int = 0
     rejected: int = 0
     skipped: list[str] = field(default_factory=list)  # records or files that produced no row
+    changed: set[str] = field(default_factory=set)  # fqns whose `subdomains` row was rewritten or removed
 
     def merge(self, other: SubdomainReport) -> None:
         self.domains += other.domains
         self.accepted += other.accepted
         self.rejected += other.rejected
         self.skipped += other.skipped
+        self.changed |= other.changed
 
 
 def process_domain_subdomains(
@@ -172,8 +174,11 @@ def _rebuild_subdomain(conn: Connection, fqn: str, cache: dict[str, DecodedParen
     report.rejected += len(decisions) - len(accepted)
     if accepted:
         _write_current(conn, max(accepted, key=SubdomainRecord.order_key))
+        report.changed.add(fqn)
     else:
-        conn.execute(subdomains.delete().where(subdomains.c.fqn == fqn, subdomains.c.parent_zonefile_hash.in_(parent_hashes)))
+        gone = subdomains.delete().where(subdomains.c.fqn == fqn, subdomains.c.parent_zonefile_hash.in_(parent_hashes))
+        if conn.execute(gone).rowcount:
+            report.changed.add(fqn)
 
 
 def _parents_for(conn: Connection, fqn: str, cache: dict[str, DecodedParent]) -> list[DecodedParent]:

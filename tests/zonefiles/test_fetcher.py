@@ -184,13 +184,15 @@ class _SyncReactor(Clock):
 
 
 def test_fetch_service_runs_rounds_on_interval(indexed: Engine, tmp_path: Path) -> None:
-    """The Twisted wrapper runs a round at start and each interval, delivering hooks via callFromThread."""
+    """The Twisted wrapper runs a round at start and each interval; in_thread runs in the worker, on_stored via callFromThread."""
     (tmp_path / f"{BY_NAME['alice.id']}.txt").write_bytes(FILES[BY_NAME["alice.id"]])
     reactor = _SyncReactor()
     seen: list[str] = []
-    service = FetchService(ZoneFileFetcher(indexed, [DirSource(tmp_path)]), on_stored=seen.append, interval=30, reactor=reactor)
+    worked: list[str] = []
+    fetcher = ZoneFileFetcher(indexed, [DirSource(tmp_path)])
+    service = FetchService(fetcher, on_stored=seen.append, in_thread=worked.append, interval=30, reactor=reactor)
     service.start()
-    assert seen == [BY_NAME["alice.id"]] and reactor.from_thread[0] == "append"
+    assert seen == worked == [BY_NAME["alice.id"]] and reactor.from_thread[0] == "append"
     (tmp_path / f"{BY_NAME['bob.id']}.txt").write_bytes(FILES[BY_NAME["bob.id"]])
     reactor.advance(30)
     assert service.last_report is not None and service.last_report.wanted == 0

@@ -131,3 +131,13 @@ def test_atlas_source_dead_peer_is_unavailable() -> None:
         port = stub.port
     with pytest.raises(SourceUnavailable):
         AtlasSource("127.0.0.1", port).fetch([ZoneFileWant(H1)], timeout=2)
+
+
+def test_atlas_reply_size_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reply larger than the cap is refused instead of being read into memory."""
+    from bns_resolver.zonefiles import sources
+
+    monkeypatch.setattr(sources._TimeoutTransport, "MAX_REPLY_BYTES", 100)
+    with AtlasStub(FILES) as stub:
+        with pytest.raises(SourceUnavailable, match="over 100 bytes"):
+            AtlasSource("127.0.0.1", stub.port).fetch([ZoneFileWant(H1), ZoneFileWant(H2)], timeout=5)

@@ -117,7 +117,8 @@ def test_update_signed_by_owner_becomes_current(engine: Engine) -> None:
     chain = MiniChain(engine)
     chain.update("foo.id", _creation_file(), block=500000)
     chain.update("foo.id", _update_file(ALICE, "v1"), block=500010)
-    process_domain_subdomains(engine, "foo.id")
+    report = process_domain_subdomains(engine, "foo.id")
+    assert report.changed == {"alice.foo.id"}
     row = _current(engine)["alice.foo.id"]
     assert row.sequence == 1 and get_zonefile(engine, row.zonefile_hash) == sub_zonefile("alice.foo.id", "v1")
     assert row.parent_zonefile_index == 2 and row.block_height == 500010 and row.signature
