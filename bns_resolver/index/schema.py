@@ -23,7 +23,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -60,8 +60,10 @@ names = Table(
     Column("revoked", Boolean, nullable=False, default=False),
     Column("last_txid", String(64)),
     Column("record_json", Text),
+    Column("name_hash128", String(32)),
     Index("ix_names_owner_script", "owner_script"),
     Index("ix_names_namespace", "namespace_id"),
+    Index("ix_names_hash128", "name_hash128"),
 )
 
 name_history = Table(
@@ -142,6 +144,27 @@ blocks = Table(
     Column("block_hash", String(64), nullable=False),
     Column("consensus_hash", String(32), nullable=False),
     Column("ops_hash", String(64)),
+)
+
+# Engine state that is not a name or namespace: preorders, import keychains, op history.
+chain_records = Table(
+    "chain_records",
+    metadata,
+    Column("kind", String(24), primary_key=True),
+    Column("key", String(160), primary_key=True),
+    Column("record_json", Text, nullable=False),
+)
+
+# Before-images of every row a block changed, so a reorg can undo it exactly.
+undo_log = Table(
+    "undo_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("height", Integer, nullable=False),
+    Column("kind", String(24), nullable=False),
+    Column("key", String(160), nullable=False),
+    Column("before_json", Text),
+    Index("ix_undo_log_height", "height"),
 )
 
 # Key/value sync state, written in the same transaction as the data it describes.

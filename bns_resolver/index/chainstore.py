@@ -1,0 +1,316 @@
+"""The BNS engine's StateStore on the index database.
+
+One SQL transaction per block: names, namespaces, engine records, the block's
+hash and consensus hash and the sync state all commit together, so a crash
+leaves the index at the previous block. Every row a block changes has its
+before-image written to `undo_log` in the same transaction, so a reorg can undo
+committed blocks exactly, newest first.
+
+The DNS-facing columns of `names` (owner, value hash, expiry, revoked) are
+projections of the engine's record, recomputed whenever a name or its
+namespace changes. This module knows SQL, not BNS rules: the expiry rule is
+handed in as a function.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, func, insert, select
+
+from bns_resolver.errors import ChainError
+from bns_resolver.index import schema
+from bns_resolver.index.state import bump_generation, read_sync_state, write_sync_state
+
+Record = dict[str, Any]
+# (name record, namespace record or None) -> first block at which the name stops resolving.
+ExpiryRule = Callable[[Record, Record | None], int | None]
+
+_NAMES, _NAMESPACES, _BLOCKS = "names", "namespaces", "blocks"
+
+
+class SqlStateStore:
+    def __init__(self, engine: Engine, *, expiry: ExpiryRule, network: str = "mainnet") -> None:
+        self._engine = engine
+        self._expiry = expiry
+        self._network = network
+        self._conn: Connection | None = None
+        self._open: int | None = None
+        self._touched_namespaces: set[str] = set()
+
+    # -- block framing -------------------------------------------------------------------
+    def begin_block(self, height: int) -> None:
+        if self._open is not None:
+            raise ChainError(f"block {self._open} is still open")
+        self._conn = self._engine.connect()
+        self._conn.begin()
+        self._open = height
+
+    def commit_block(self, height: int) -> None:
+        conn = self._require_open(height)
+        ch_row = conn.execute(select(schema.blocks.c.consensus_hash, schema.blocks.c.block_hash)
+                              .where(schema.blocks.c.height == height)).first()
+        self._refresh_namespaces(conn)
+        write_sync_state(conn, {
+            "source": "chain", "network": self._network, "height": str(height),
+            "consensus_hash": ch_row[0] if ch_row else "", "block_hash": ch_row[1] if ch_row else "",
+        })
+        bump_generation(conn)
+        conn.commit()
+        self._close()
+
+    def rollback_block(self, height: int) -> None:
+        """Undo block `height`: drop it if still open, else replay its undo log in reverse."""
+        if self._open == height:
+            assert self._conn is not None
+            self._conn.rollback()
+            self._close()
+            return
+        if self._open is not None:
+            raise ChainError(f"cannot roll back block {height} while block {self._open} is open")
+        last = self.last_block()
+        if last != height:
+            raise ChainError(f"can only roll back the newest block {last}, not {height}")
+        with self._engine.begin() as conn:
+            self._undo(conn, height)
+
+    def discard_undo(self, before_height: int) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(delete(schema.undo_log).where(schema.undo_log.c.height < before_height))
+
+    def last_block(self) -> int | None:
+        """The height written by the last commit (or undo); None for an index not built from a chain."""
+        with self._reader() as conn:
+            state = read_sync_state(conn)
+        if state.get("source") != "chain" or not state.get("height"):
+            return None
+        return int(state["height"])
+
+    def _require_open(self, height: int) -> Connection:
+        if self._open != height or self._conn is None:
+            raise ChainError(f"block {height} is not the open block ({self._open})")
+        return self._conn
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._conn, self._open = None, None
+        self._touched_namespaces.clear()
+
+    def _reader(self) -> Any:
+        """The open block's connection (to see its own writes), else a fresh one."""
+        if self._conn is not None:
+            return _Borrowed(self._conn)
+        return self._engine.connect()
+
+    # -- block hashes (the virtualchain's reorg anchors) -----------------------------------
+    def put_block_hash(self, height: int, block_hash: str) -> None:
+        conn = self._require_open(height)
+        conn.execute(schema.blocks.update().where(schema.blocks.c.height == height).values(block_hash=block_hash))
+
+    def get_block_hash(self, height: int) -> str | None:
+        with self._reader() as conn:
+            value = conn.execute(select(schema.blocks.c.block_hash).where(schema.blocks.c.height == height)).scalar()
+        return value or None
+
+    # -- names -----------------------------------------------------------------------------
+    def get_name(self, fqn: str) -> Record | None:
+        return self._get_json(schema.names.c.record_json, schema.names.c.fqn == fqn)
+
+    def put_name(self, record: Record) -> None:
+        conn = self._writer()
+        self._journal(conn, _NAMES, record["name"], self.get_name(record["name"]))
+        self._write_name(conn, record)
+
+    def names_by_owner(self, sender_script: str) -> list[str]:
+        query = select(schema.names.c.fqn).where(schema.names.c.owner_script == sender_script)
+        with self._reader() as conn:
+            return sorted(row[0] for row in conn.execute(query))
+
+    def name_by_hash128(self, name_hash128: str) -> str | None:
+        query = select(schema.names.c.fqn).where(schema.names.c.name_hash128 == name_hash128)
+        with self._reader() as conn:
+            return conn.execute(query).scalar()
+
+    # -- namespaces ------------------------------------------------------------------------
+    def get_namespace(self, namespace_id: str) -> Record | None:
+        return self._get_json(schema.namespaces.c.record_json, schema.namespaces.c.namespace_id == namespace_id)
+
+    def put_namespace(self, record: Record) -> None:
+        conn = self._writer()
+        self._journal(conn, _NAMESPACES, record["namespace_id"], self.get_namespace(record["namespace_id"]))
+        self._write_namespace(conn, record)
+        self._touched_namespaces.add(record["namespace_id"])
+
+    # -- preorders, keychains, history (generic engine records) ----------------------------
+    def get_name_preorder(self, preorder_hash: str) -> Record | None:
+        return self._get_record("name_preorder", preorder_hash)
+
+    def put_name_preorder(self, record: Record) -> None:
+        self._put_record("name_preorder", record["preorder_hash"], record)
+
+    def delete_name_preorder(self, preorder_hash: str) -> None:
+        self._put_record("name_preorder", preorder_hash, None)
+
+    def get_namespace_preorder(self, preorder_hash: str) -> Record | None:
+        return self._get_record("namespace_preorder", preorder_hash)
+
+    def put_namespace_preorder(self, record: Record) -> None:
+        self._put_record("namespace_preorder", record["preorder_hash"], record)
+
+    def delete_namespace_preorder(self, preorder_hash: str) -> None:
+        self._put_record("namespace_preorder", preorder_hash, None)
+
+    def get_import_keychain(self, namespace_id: str) -> list[str] | None:
+        return self._get_record("keychain", namespace_id)
+
+    def put_import_keychain(self, namespace_id: str, addresses: list[str]) -> None:
+        self._put_record("keychain", namespace_id, list(addresses))
+
+    def get_history(self, key: str) -> list[Record]:
+        return self._get_record("history", key) or []
+
+    def append_history(self, key: str, record: Record) -> None:
+        self._put_record("history", key, self.get_history(key) + [record])
+
+    # -- consensus hashes ------------------------------------------------------------------
+    def get_consensus_hash(self, height: int) -> str | None:
+        query = select(schema.blocks.c.consensus_hash).where(schema.blocks.c.height == height)
+        with self._reader() as conn:
+            return conn.execute(query).scalar()
+
+    def put_consensus_hash(self, height: int, consensus_hash: str, ops_hash: str) -> None:
+        conn = self._writer()
+        self._journal(conn, _BLOCKS, str(height), None)
+        conn.execute(delete(schema.blocks).where(schema.blocks.c.height == height))
+        conn.execute(insert(schema.blocks).values(height=height, block_hash="", consensus_hash=consensus_hash,
+                                                  ops_hash=ops_hash))
+
+    def block_for_consensus_hash(self, consensus_hash: str) -> int | None:
+        query = select(func.min(schema.blocks.c.height)).where(schema.blocks.c.consensus_hash == consensus_hash)
+        with self._reader() as conn:
+            return conn.execute(query).scalar()
+
+    # -- internals -------------------------------------------------------------------------
+    def _writer(self) -> Connection:
+        if self._conn is None or self._open is None:
+            raise ChainError("state changed outside begin_block/commit_block")
+        return self._conn
+
+    def _get_json(self, column: Any, where: Any) -> Any:
+        with self._reader() as conn:
+            raw = conn.execute(select(column).where(where)).scalar()
+        return json.loads(raw) if raw else None
+
+    def _get_record(self, kind: str, key: str) -> Any:
+        table = schema.chain_records
+        return self._get_json(table.c.record_json, (table.c.kind == kind) & (table.c.key == key))
+
+    def _put_record(self, kind: str, key: str, value: Any) -> None:
+        conn = self._writer()
+        self._journal(conn, kind, key, self._get_record(kind, key))
+        _write_record(conn, kind, key, value)
+
+    def _journal(self, conn: Connection, kind: str, key: str, before: Any) -> None:
+        conn.execute(insert(schema.undo_log).values(
+            height=self._open, kind=kind, key=key, before_json=None if before is None else json.dumps(before)))
+
+    def _write_name(self, conn: Connection, record: Record | None, fqn: str | None = None) -> None:
+        fqn = record["name"] if record is not None else fqn
+        conn.execute(delete(schema.names).where(schema.names.c.fqn == fqn))
+        if record is not None:
+            conn.execute(insert(schema.names).values(self._name_row(conn, record)))
+
+    def _name_row(self, conn: Connection, record: Record) -> dict[str, Any]:
+        namespace_id = record["name"].rsplit(".", 1)[-1]
+        raw = conn.execute(select(schema.namespaces.c.record_json)
+                           .where(schema.namespaces.c.namespace_id == namespace_id)).scalar()
+        return {
+            "fqn": record["name"], "namespace_id": namespace_id, "owner_script": record.get("sender"),
+            "owner_address": record.get("address"), "value_hash": record.get("value_hash") or None,
+            "first_registered": record.get("first_registered"), "last_renewed": record.get("last_renewed"),
+            "expire_block": self._expiry(record, json.loads(raw) if raw else None),
+            "revoked": bool(record.get("revoked")), "last_txid": record.get("txid"),
+            "name_hash128": record.get("name_hash128"), "record_json": json.dumps(record),
+        }
+
+    def _write_namespace(self, conn: Connection, record: Record | None, namespace_id: str | None = None) -> None:
+        namespace_id = record["namespace_id"] if record is not None else namespace_id
+        conn.execute(delete(schema.namespaces).where(schema.namespaces.c.namespace_id == namespace_id))
+        if record is not None:
+            conn.execute(insert(schema.namespaces).values(_namespace_row(record)))
+
+    def _refresh_namespaces(self, conn: Connection) -> None:
+        """A namespace change (e.g. READY) moves the expiry of every name in it."""
+        for namespace_id in sorted(self._touched_namespaces):
+            rows = conn.execute(select(schema.names.c.record_json)
+                                .where(schema.names.c.namespace_id == namespace_id)).all()
+            for (raw,) in rows:
+                if raw:
+                    self._write_name(conn, json.loads(raw))
+
+    def _undo(self, conn: Connection, height: int) -> None:
+        entries = conn.execute(select(schema.undo_log.c.kind, schema.undo_log.c.key, schema.undo_log.c.before_json)
+                               .where(schema.undo_log.c.height == height)
+                               .order_by(schema.undo_log.c.id.desc())).all()
+        for kind, key, before_json in entries:
+            self._restore(conn, kind, key, json.loads(before_json) if before_json else None)
+        self._refresh_namespaces(conn)
+        self._touched_namespaces.clear()
+        conn.execute(delete(schema.undo_log).where(schema.undo_log.c.height == height))
+        previous = conn.execute(select(schema.blocks.c.height, schema.blocks.c.consensus_hash,
+                                       schema.blocks.c.block_hash)
+                                .where(schema.blocks.c.height == height - 1)).first()
+        # Undoing the first block also removed the genesis seed rows: then nothing remains.
+        write_sync_state(conn, {
+            "height": str(previous[0]) if previous else "", "consensus_hash": previous[1] if previous else "",
+            "block_hash": previous[2] if previous else "",
+        })
+        bump_generation(conn)
+
+    def _restore(self, conn: Connection, kind: str, key: str, before: Any) -> None:
+        if kind == _NAMES:
+            self._write_name(conn, before, key)
+        elif kind == _NAMESPACES:
+            self._write_namespace(conn, before, key)
+            self._touched_namespaces.add(key)
+        elif kind == _BLOCKS:
+            conn.execute(delete(schema.blocks).where(schema.blocks.c.height == int(key)))
+        else:
+            _write_record(conn, kind, key, before)
+
+
+class _Borrowed:
+    """Context manager that lends the open block's connection without closing it."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> Connection:
+        return self._conn
+
+    def __exit__(self, *_exc: object) -> None:
+        return None
+
+
+def _write_record(conn: Connection, kind: str, key: str, value: Any) -> None:
+    table = schema.chain_records
+    conn.execute(delete(table).where(table.c.kind == kind, table.c.key == key))
+    if value is not None:
+        conn.execute(insert(table).values(kind=kind, key=key, record_json=json.dumps(value)))
+
+
+def _namespace_row(record: Record) -> dict[str, Any]:
+    buckets = record.get("buckets") or []
+    return {
+        "namespace_id": record["namespace_id"], "version": record.get("version") or 1,
+        "lifetime": record.get("lifetime") or 0, "coeff": record.get("coeff") or 0,
+        "base": record.get("base") or 0, "buckets": ",".join(str(b) for b in buckets),
+        "nonalpha_discount": record.get("nonalpha_discount") or 0,
+        "no_vowel_discount": record.get("no_vowel_discount") or 0,
+        "address": record.get("address"), "reveal_block": record.get("reveal_block"),
+        "ready_block": record.get("ready_block"), "ready": bool(record.get("ready")),
+        "record_json": json.dumps(record),
+    }
