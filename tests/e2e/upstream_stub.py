@@ -2,9 +2,10 @@
 
     python upstream_stub.py 127.0.0.2 53 forwarded.example=192.0.2.80 [...]
 
-Knows only the A records given on the command line: other types at those names
-get NOERROR without data, every other name NXDOMAIN (so the gateway's probe
-of a BNS namespace as an ICANN TLD says "not in the root"). Prints one line,
+Knows only the A records given on the command line. Other types at those names,
+and their ancestors (`example.`, so a TLD "exists"), get NOERROR without data;
+every other name NXDOMAIN, so the gateway's probe of a BNS namespace as an
+ICANN TLD says "not in the root" unless a record was given under it. Prints one line,
 `ready`, once both sockets are bound, and serves until SIGTERM.
 """
 
@@ -26,10 +27,10 @@ class StaticResolver(BaseResolver):  # type: ignore[misc]
         reply = request.reply()
         qname = str(request.q.qname).rstrip(".").lower()
         address = self.records.get(qname)
-        if address is None:
-            reply.header.rcode = RCODE.NXDOMAIN
-        elif request.q.qtype in (QTYPE.A, QTYPE.ANY):
+        if address is not None and request.q.qtype in (QTYPE.A, QTYPE.ANY):
             reply.add_answer(RR(request.q.qname, QTYPE.A, ttl=60, rdata=A(address)))
+        elif address is None and not any(name.endswith("." + qname) for name in self.records):
+            reply.header.rcode = RCODE.NXDOMAIN
         return reply
 
 

@@ -161,6 +161,40 @@ class NetNs:
         self.delete()
 
 
+def start(netns: NetNs, command: Sequence[str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Start a program inside `netns` with stdout and stderr going to `log_path`."""
+    with log_path.open("wb") as log_file:
+        return netns.popen(command, stdout=log_file, stderr=subprocess.STDOUT)
+
+
+def dig_short(netns: NetNs, server: tuple[str, int], name: str, rdtype: str = "A") -> list[str]:
+    """The answer's rdata from inside `netns` (empty on no answer or error); one quick try."""
+    host, port = server
+    command = ["dig", "+short", "+time=1", "+tries=1", f"@{host}", "-p", str(port), name, rdtype]
+    result = netns.run(command, timeout=5)
+    lines = [line for line in result.stdout.splitlines() if not line.startswith(";")]
+    return lines if result.returncode == 0 else []
+
+
+def await_answer(netns: NetNs, process: subprocess.Popen[bytes], server: tuple[str, int], name: str,
+                 expected: str, *, what: str, log_path: Path, timeout: float = 20.0) -> None:
+    """Poll `server` until it answers `name` A with `expected`; fail early if `process` dies."""
+    def exited() -> str | None:
+        code = process.poll()
+        return None if code is None else f"{what} exited with status {code}"
+
+    try:
+        wait_until(lambda: expected in dig_short(netns, server, name), timeout=timeout,
+                   what=f"{what} to answer {name} on {server[0]}:{server[1]}", alive=exited)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- {what} log ---\n{tail(log_path)}") from None
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    text = path.read_text(errors="replace") if path.exists() else ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
 def _run(argv: list[str]) -> None:
     result = subprocess.run(argv, capture_output=True, text=True, timeout=15, check=False)
     if result.returncode != 0:
