@@ -27,6 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--zonefile-source", action="append", metavar="SPEC", help="dir:PATH, URL template, ...")
     imp = _command(commands, "import-snapshot", "load the BNS v1 final-state export into the index")
     imp.add_argument("source", nargs="?", help="export folder or export-data.tar.gz (default: embedded)")
+    sync = _command(commands, "sync", "build the index from Bitcoin through bitcoind, once to the tip")
+    sync.add_argument("--bitcoind", metavar="URL", help="e.g. http://user:pass@127.0.0.1:8332")
+    sync.add_argument("--network", choices=("mainnet", "testnet", "regtest"))
+    sync.add_argument("--zonefile-source", action="append", metavar="SPEC", help="dir:PATH, URL template, ...")
     look = _command(commands, "lookup", "show a name's record and zone file, and whether it verifies")
     look.add_argument("name")
     status = _command(commands, "status", "show what the index holds")
@@ -57,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
-    names = ("data_dir", "db", "listen", "upstream", "allow", "log_level", "zonefile_source")
+    names = ("data_dir", "db", "listen", "upstream", "allow", "log_level", "zonefile_source", "bitcoind",
+             "network")
     return {name: getattr(args, name, None) for name in names}
 
 
@@ -98,6 +103,34 @@ def cmd_import_snapshot(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sync(settings: Settings, _args: argparse.Namespace) -> int:
+    from bns_resolver.chainsync import ChainSync, ProgressReporter
+    from bns_resolver.service import open_data
+
+    engine = open_data(settings)
+    chain_sync = ChainSync(engine, settings.chain)
+    reporter = ProgressReporter(chain_sync.virtualchain.target_height())
+    chain_sync.on_block = reporter
+    try:
+        result = chain_sync.sync()
+    finally:
+        reporter.close()
+    print(f"synced {result.processed} blocks; index at block {result.last_block}"
+          + ("; BNS v1 froze here, nothing later can change it" if result.reached_end else ""))
+    if settings.zonefile_sources:
+        print(fetch_zonefiles(engine, settings.zonefile_sources))
+    return 0
+
+
+def fetch_zonefiles(engine: Any, specs: tuple[str, ...]) -> str:
+    from bns_resolver.zonefiles.fetcher import ZoneFileFetcher
+    from bns_resolver.zonefiles.sources import build_sources
+
+    report = ZoneFileFetcher(engine, build_sources(specs)).run_round()
+    return (f"zone files: {len(report.stored)} fetched and verified, {len(report.rejected)} rejected, "
+            f"{len(report.still_missing)} still missing")
+
+
 def cmd_lookup(settings: Settings, args: argparse.Namespace) -> int:
     from bns_resolver.lookup_report import describe_name
     from bns_resolver.service import open_data
@@ -123,6 +156,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
 COMMANDS = {
     "serve": cmd_serve,
     "import-snapshot": cmd_import_snapshot,
+    "sync": cmd_sync,
     "lookup": cmd_lookup,
     "status": cmd_status,
 }

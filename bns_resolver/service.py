@@ -62,13 +62,21 @@ class GatewayService:
     ports: list[Any] = field(default_factory=list)
     _generation: str | None = None
     _loops: list[task.LoopingCall] = field(default_factory=list)
+    chain_sync: Any = None  # ChainSync when a bitcoind is configured
+    fetch_service: Any = None  # zonefiles.fetcher.FetchService when sources are configured
+    _not_ready: str | None = None
 
     def __post_init__(self) -> None:
         reader = IndexReader(self.engine)
         upstreams = self.settings.upstreams
         if upstreams is None:
             upstreams = system_upstreams(self.settings.listen)
-        authority = BnsAuthority(reader, ZoneCache(reader))
+        if self.settings.chain.bitcoind:
+            from bns_resolver.chainsync import ChainSync
+
+            self.chain_sync = ChainSync(self.engine, self.settings.chain)
+            self._not_ready = "the index has not caught up with the chain yet"
+        authority = BnsAuthority(reader, ZoneCache(reader), ready=lambda: self._not_ready)
         forwarder = Forwarder(list(upstreams), reactor=self.reactor)
         self.gateway = Gateway(authority, forwarder, policy=build_policy(self.settings),
                                access=AccessList(self.settings.allow), cache_entries=self.settings.cache_entries)
@@ -79,6 +87,10 @@ class GatewayService:
             self.ports.extend(listen(self.gateway, host, port, self.reactor))
         self._every(INDEX_POLL_SECONDS, self.check_index)
         self._every(self.settings.tld_probe_interval, self.probe_namespaces)
+        if self.chain_sync is not None:
+            self._every(self.settings.chain.poll_interval, self.sync_round)
+        if self.settings.zonefile_sources:
+            self._start_fetching()
         log.info("serving DNS on %s; upstreams %s", self.addresses(),
                  ", ".join(f"{h}:{p}" for h, p in self.gateway.forwarder.upstreams) or "none")
 
@@ -86,6 +98,8 @@ class GatewayService:
         return [f"{p.getHost().host}:{p.getHost().port}" for p in self.ports[::2]]
 
     def stop(self) -> defer.Deferred[Any]:
+        if self.fetch_service is not None:
+            self.fetch_service.stop()
         for loop in self._loops:
             if loop.running:
                 loop.stop()
@@ -104,6 +118,41 @@ class GatewayService:
             self._generation = generation
             self.gateway.index_changed()
             log.info("index changed (generation %s): answer caches dropped", generation)
+
+    def sync_round(self) -> defer.Deferred[Any]:
+        """One catch-up with bitcoind in a worker thread; DNS keeps answering meanwhile."""
+        from twisted.internet.threads import deferToThreadPool
+
+        def block_done(_block: Any) -> None:
+            self.reactor.callFromThread(self.check_index)  # answers switch per committed block
+
+        self.chain_sync.on_block = block_done
+        deferred = deferToThreadPool(self.reactor, self.reactor.getThreadPool(), self.chain_sync.sync)
+        deferred.addCallbacks(self._synced, self._sync_failed)
+        return deferred
+
+    def _synced(self, result: Any) -> None:
+        tip = self.chain_sync.virtualchain.fetcher.tip_height()
+        height = result.last_block
+        lag = tip - height if height is not None else None
+        if result.reached_end or (lag is not None and lag <= self.settings.chain.max_lag):
+            self._not_ready = None
+        else:
+            self._not_ready = f"the index is at block {height}, {lag} blocks behind the chain tip {tip}"
+        self.check_index()
+
+    def _sync_failed(self, failure: Any) -> None:
+        # Keep serving what we have; a lagging index turns into SERVFAIL, never a false NXDOMAIN.
+        log.error("chain sync failed (will retry): %s", failure.getErrorMessage())
+
+    def _start_fetching(self) -> None:
+        from bns_resolver.zonefiles.fetcher import FetchService, ZoneFileFetcher
+        from bns_resolver.zonefiles.sources import build_sources
+
+        fetcher = ZoneFileFetcher(self.engine, build_sources(self.settings.zonefile_sources))
+        self.fetch_service = FetchService(fetcher, on_stored=lambda _hash: self.gateway.index_changed(),
+                                          reactor=self.reactor)
+        self.fetch_service.start().addErrback(lambda f: log.error("zone-file fetching stopped: %s", f))
 
     def probe_namespaces(self) -> defer.Deferred[Any]:
         policy = self.gateway.policy

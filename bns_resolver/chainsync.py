@@ -1,0 +1,156 @@
+"""Wiring for chain sync: bitcoind → block fetcher → virtualchain → BNS engine → SQL index.
+
+Used by `bns-resolver sync` (once to the tip, then exit) and by `serve` when a
+bitcoind is configured (in a worker thread, so DNS keeps answering).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, TextIO
+
+from sqlalchemy import Engine
+
+from bns_resolver.bns.engine import BnsEngine
+from bns_resolver.bns.expiry import expiry_rule
+from bns_resolver.bns.profiles import NetworkProfile, mainnet
+from bns_resolver.chain.fetcher import BlockFetcher
+from bns_resolver.chain.rpc import BitcoindRPC
+from bns_resolver.chain.types import ChainBlock
+from bns_resolver.chain.virtualchain import HashAnchoredStore, SyncResult, VirtualChain
+from bns_resolver.config import ChainSettings
+from bns_resolver.errors import ConfigError
+from bns_resolver.index.chainstore import SqlStateStore
+from bns_resolver.index.state import read_sync_state, write_sync_state
+
+log = logging.getLogger(__name__)
+
+BITCOIND_CHAIN_NAMES = {"mainnet": "main", "testnet": "test"}
+TESTNET_VERSIONS = {"p2pkh_version": 111, "p2sh_version": 196}
+# The reference's regtest integration tests start BNS at block 256.
+REGTEST_FIRST_BLOCK = 256
+_INT_OVERRIDES = ("first_block", "p2pkh_version", "p2sh_version", "freeze_height", "import_keyring_size",
+                  "namespace_reveal_expire", "name_preorder_expire", "namespace_1char_cost")
+
+
+def build_profile(chain: ChainSettings) -> NetworkProfile:
+    """The network profile, with the config file's [chain] overrides applied."""
+    profile = mainnet()
+    if chain.network == "regtest":
+        profile = replace(profile, name="regtest", first_block=REGTEST_FIRST_BLOCK, freeze_height=None,
+                          **TESTNET_VERSIONS)
+    elif chain.network == "testnet":
+        if "first_block" not in chain.profile:
+            raise ConfigError("testnet has no BNS deployment of record: set [chain] first_block")
+        profile = replace(profile, name="testnet", freeze_height=None, **TESTNET_VERSIONS)
+    elif chain.network != "mainnet":
+        raise ConfigError(f"unknown network {chain.network!r}: use mainnet, testnet or regtest")
+    return _apply_overrides(profile, chain.profile)
+
+
+def _apply_overrides(profile: NetworkProfile, overrides: dict[str, Any]) -> NetworkProfile:
+    unknown = set(overrides) - set(_INT_OVERRIDES) - {"magic", "epoch_ends", "rules"}
+    if unknown:
+        raise ConfigError(f"unknown [chain] keys: {', '.join(sorted(unknown))}")
+    changes: dict[str, Any] = {k: int(overrides[k]) for k in _INT_OVERRIDES if k in overrides}
+    if "magic" in overrides:
+        magic = str(overrides["magic"]).encode("ascii")
+        if len(magic) != 2:
+            raise ConfigError("[chain] magic must be exactly 2 characters")
+        changes["magic"] = magic
+    if "rules" in overrides:
+        changes["rules"] = str(overrides["rules"])
+    if "epoch_ends" in overrides:
+        ends = list(overrides["epoch_ends"])
+        epochs = tuple(replace(e, end_block=ends[i] if i < len(ends) else None)
+                       for i, e in enumerate(profile.epochs))
+        changes["epochs"] = epochs
+    return replace(profile, **changes)
+
+
+@dataclass
+class ChainSync:
+    """One index kept in step with one bitcoind."""
+
+    engine: Engine
+    chain: ChainSettings
+    profile: NetworkProfile = field(init=False)
+    rpc: BitcoindRPC = field(init=False)
+    virtualchain: VirtualChain = field(init=False)
+    on_block: Callable[[ChainBlock], None] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.chain.bitcoind:
+            raise ConfigError("no bitcoind configured: pass --bitcoind URL or set [chain] bitcoind")
+        self.profile = build_profile(self.chain)
+        self.rpc = BitcoindRPC(self.chain.bitcoind, cookie_file=self.chain.cookie_file)
+        confirmations = self.chain.confirmations or self.profile.min_confirmations
+        fetcher = BlockFetcher(self.rpc, magic=self.profile.magic, confirmations=confirmations)
+        store = SqlStateStore(self.engine, expiry=expiry_rule(self.profile), network=self.profile.name)
+        self._refuse_snapshot_index()
+        anchored = HashAnchoredStore(store)  # one instance: it carries the staged block hash
+        self.virtualchain = VirtualChain(
+            fetcher, BnsEngine(self.profile, anchored), anchored,
+            first_block=self.profile.first_block, end_height=self._end_height(),
+            end_reason="BNS v1 froze here; its names moved to Stacks 2.0",
+            on_block=lambda block, _outcome: self.on_block(block) if self.on_block else None,
+        )
+
+    def _end_height(self) -> int | None:
+        freeze = self.profile.freeze_height
+        return None if freeze is None else freeze - 1
+
+    def _refuse_snapshot_index(self) -> None:
+        """A chain-built index never mixes in snapshot data."""
+        with self.engine.connect() as conn:
+            state = read_sync_state(conn)
+        if state.get("source") == "snapshot":
+            raise ConfigError("this data directory holds an imported snapshot; sync into a new --data-dir")
+        if state.get("network") and state.get("source") == "chain" and state["network"] != self.profile.name:
+            raise ConfigError(f"this index was built from {state['network']}, not {self.profile.name}")
+
+    def sync(self) -> SyncResult:
+        self.rpc.check_network(BITCOIND_CHAIN_NAMES.get(self.profile.name, self.profile.name))
+        result = self.virtualchain.sync()
+        self.record_tip()
+        return result
+
+    def record_tip(self) -> int:
+        tip = self.virtualchain.fetcher.tip_height()
+        with self.engine.begin() as conn:
+            write_sync_state(conn, {"tip": str(tip)})
+        return tip
+
+
+class ProgressReporter:
+    """A one-line progress bar on a terminal, plain log lines otherwise."""
+
+    def __init__(self, target: int, *, stream: TextIO = sys.stderr, every: float = 1.0) -> None:
+        self.target, self.stream, self.every = target, stream, every
+        self.started = time.monotonic()
+        self.count = 0
+        self._last_report = 0.0
+        self._tty = stream.isatty()
+
+    def __call__(self, block: ChainBlock) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if now - self._last_report < self.every and block.height < self.target:
+            return
+        self._last_report = now
+        rate = self.count / max(now - self.started, 1e-6)
+        eta = (self.target - block.height) / rate if rate else 0.0
+        line = f"block {block.height}/{self.target}  {rate:.1f} blocks/s  ETA {eta:.0f} s"
+        if self._tty:
+            self.stream.write("\r" + line.ljust(60))
+            self.stream.flush()
+        else:
+            log.info("sync: %s", line)
+
+    def close(self) -> None:
+        if self._tty:
+            self.stream.write("\n")
