@@ -146,7 +146,8 @@ class BlockDecoder:
         prevouts = self._resolve(wanted, blocks) if wanted else {}
         return [decode_block(b, magic=self.magic, keep_all=self.keep_all, prevouts=prevouts) for b in blocks]
 
-    def _resolve(self, wanted: set[Outpoint], blocks: Sequence[Mapping[str, Any]]) -> dict[Outpoint, TxOutput]:
+    def _resolve(self, wanted: set[Outpoint],
+                 blocks: Sequence[Mapping[str, Any]]) -> dict[Outpoint, TxOutput]:
         found = _outputs_in_blocks(wanted, blocks)
         txids = sorted({txid for txid, _ in wanted - found.keys()})
         for tx in self._rpc.getrawtransactions(txids) if txids else ():
@@ -158,7 +159,8 @@ def _outputs_of(tx: Mapping[str, Any], wanted: set[Outpoint]) -> dict[Outpoint, 
     return {(tx["txid"], n): _output(v) for n, v in enumerate(tx["vout"]) if (tx["txid"], n) in wanted}
 
 
-def _outputs_in_blocks(wanted: set[Outpoint], blocks: Sequence[Mapping[str, Any]]) -> dict[Outpoint, TxOutput]:
+def _outputs_in_blocks(wanted: set[Outpoint],
+                       blocks: Sequence[Mapping[str, Any]]) -> dict[Outpoint, TxOutput]:
     wanted_txids = {txid for txid, _ in wanted}
     found: dict[Outpoint, TxOutput] = {}
     for block in blocks:

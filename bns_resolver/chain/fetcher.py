@@ -1,9 +1,11 @@
 """Fetch ranges of blocks from bitcoind, checking that they link up.
 
-Hashes come from one batched `getblockhash` per chunk, blocks from one batched
-`getblock <hash> 3`; every block must name the previous one as its parent (the first
-one: the hash the caller already holds), or `ReorgDetected` says where the chain moved.
-A height is *processable* once it has `confirmations` confirmations (the tip has one).
+Hashes come from one batched `getblockhash` per chunk of `batch_size` heights, blocks
+from batched `getblock <hash> 3` calls of `blocks_per_request` each (a full mainnet
+block at verbosity 3 is several MB of JSON, so that batch stays small).  Every block
+must name the previous one as its parent (the first one: the hash the caller already
+holds), or `ReorgDetected` says where the chain moved.  A height is *processable* once
+it has `confirmations` confirmations (the tip has one).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from bns_resolver.chain.types import ChainBlock
 from bns_resolver.errors import ChainError
 
 DEFAULT_CONFIRMATIONS = 6
-DEFAULT_BATCH = 16
+DEFAULT_BATCH = 64
+DEFAULT_BLOCKS_PER_REQUEST = 4
 
 
 class BlockSource(Protocol):
@@ -40,10 +43,11 @@ class ReorgDetected(ChainError):
 class BlockFetcher:
     def __init__(self, rpc: BlockSource, *, magic: bytes = MAGIC,
                  confirmations: int = DEFAULT_CONFIRMATIONS, batch_size: int = DEFAULT_BATCH,
-                 keep_all: bool = False) -> None:
+                 blocks_per_request: int = DEFAULT_BLOCKS_PER_REQUEST, keep_all: bool = False) -> None:
         if confirmations < 1:
             raise ValueError("confirmations counts the block itself, so it is at least 1")
         self.rpc, self.confirmations, self.batch_size = rpc, confirmations, max(1, batch_size)
+        self.blocks_per_request = max(1, blocks_per_request)
         self._decoder = BlockDecoder(rpc, magic=magic, keep_all=keep_all)
 
     def tip_height(self) -> int:
@@ -70,15 +74,17 @@ class BlockFetcher:
     def iter_blocks(self, start: int, stop: int, *, prev_hash: str | None = None) -> Iterator[ChainBlock]:
         """Like fetch, one batch at a time, so a caller can commit as blocks arrive."""
         for first in range(start, stop + 1, self.batch_size):
-            last = min(first + self.batch_size - 1, stop)
-            hashes = self.block_hashes(first, last)
-            blocks = self._decoder.decode(self.rpc.getblocks(hashes, 3))
-            check_links(blocks, hashes, first, prev_hash)
-            yield from blocks
-            prev_hash = blocks[-1].block_hash
+            hashes = self.block_hashes(first, min(first + self.batch_size - 1, stop))
+            for offset in range(0, len(hashes), self.blocks_per_request):
+                wanted = hashes[offset: offset + self.blocks_per_request]
+                blocks = self._decoder.decode(self.rpc.getblocks(wanted, 3))
+                check_links(blocks, wanted, first + offset, prev_hash)
+                yield from blocks
+                prev_hash = blocks[-1].block_hash
 
 
-def check_links(blocks: Sequence[ChainBlock], hashes: Sequence[str], first: int, prev_hash: str | None) -> None:
+def check_links(blocks: Sequence[ChainBlock], hashes: Sequence[str], first: int,
+                prev_hash: str | None) -> None:
     """Each block is the one asked for and names its predecessor as parent."""
     for offset, (block, wanted) in enumerate(zip(blocks, hashes, strict=True)):
         height = first + offset

@@ -54,6 +54,10 @@ class RpcProtocolError(RpcError):
     """bitcoind's reply was not a JSON-RPC reply."""
 
 
+class RpcForbiddenError(RpcError):
+    """bitcoind refused this client's address (HTTP 403, rpcallowip)."""
+
+
 class BlockPrunedError(RpcError):
     """bitcoind has pruned a block that the index needs."""
 
@@ -111,7 +115,7 @@ class BitcoindRPC:
         self._backoff, self._log_every = backoff, log_every
         self._sleep, self._clock = sleep, clock
         self._conn: http.client.HTTPConnection | None = None
-        self._credentials = self._userinfo or self._read_cookie()
+        self._credentials: str | None = self._userinfo or None  # a cookie is read on first use
         self._last_log = float("-inf")
         self._failing = False
 
@@ -174,7 +178,8 @@ class BitcoindRPC:
     def _call(self, method: str, *params: Any, timeout: float | None = None) -> Any:
         return self._with_retries(method, lambda: self._send_one(method, params, timeout))
 
-    def _call_batch(self, calls: Sequence[tuple[Any, ...]], *, timeout: float | None = None) -> list[Any]:
+    def _call_batch(self, calls: Sequence[tuple[Any, ...]], *,
+                    timeout: float | None = None) -> list[Any]:
         if not calls:
             return []
         what = f"{calls[0][0]} x{len(calls)}"
@@ -252,16 +257,22 @@ class BitcoindRPC:
             raise _Transient(f"unparseable reply: {exc}", RpcProtocolError) from None
 
     def _non_json(self, message: str, send: Callable[[], Any], method: str) -> Any:
-        status = re.search(r"'(\d{3}) ", message)
-        if status is None or status.group(1) != "401":
-            raise _Transient(message, RpcProtocolError)
+        match = re.search(r"'(\d{3}) ", message)
+        status = match.group(1) if match else None
         self.close()
+        if status == "403":
+            raise RpcForbiddenError(
+                f"bitcoind at {self.endpoint} refused this client (HTTP 403): allow its address with "
+                f"rpcallowip= (and listen on it with rpcbind=) in bitcoin.conf", code=403)
+        if status != "401":
+            raise _Transient(message, RpcProtocolError)
         if self.cookie_file is not None:  # bitcoind writes a new cookie on every start
             fresh = self._read_cookie()
             if fresh != self._credentials:
                 self._credentials = fresh
                 return self._guard(send, method)
-        source = f"the cookie file {self.cookie_file}" if self.cookie_file else "rpcuser/rpcpassword in the URL"
+        source = (f"the cookie file {self.cookie_file}" if self.cookie_file
+                  else "rpcuser/rpcpassword in the URL")
         raise RpcAuthError(
             f"bitcoind at {self.endpoint} rejected the RPC credentials (HTTP 401) for {method}: "
             f"check {source} against bitcoind's rpcuser/rpcpassword/rpcauth settings", code=401)
@@ -272,10 +283,9 @@ class BitcoindRPC:
             raise _Transient(f"warming up: {message}", NodeWarmingUpError)
         raise self._rpc_error(method, code, message, params)
 
-    def _rpc_error(self, method: str, code: int | None, message: str | None, params: Sequence[Any]) -> RpcError:
+    def _rpc_error(self, method: str, code: int | None, message: str | None,
+                   params: Sequence[Any]) -> RpcError:
         message = message or "no message"
-        if code == RPC_IN_WARMUP:
-            return NodeWarmingUpError(f"bitcoind at {self.endpoint} is still starting: {message}", code=code)
         if code == -1 and "pruned" in message:
             return BlockPrunedError(
                 f"bitcoind at {self.endpoint} has pruned block {params[0] if params else '?'} "
@@ -288,7 +298,8 @@ class BitcoindRPC:
                 f"-txindex=1 (or upgrade it to a version whose getblock returns prevouts)", code=code)
         if code == RPC_METHOD_NOT_FOUND:
             return RpcError(f"bitcoind at {self.endpoint} does not know the RPC {method!r}", code=code)
-        return RpcError(f"bitcoind at {self.endpoint}: {method} failed: {message} (code {code})", code=code)
+        return RpcError(f"bitcoind at {self.endpoint}: {method} failed: {message} (code {code})",
+                        code=code)
 
     def _give_up(self, exc: _Transient, what: str, tries: int, elapsed: float) -> RpcError:
         hint = {
@@ -314,23 +325,27 @@ class BitcoindRPC:
 
     def _connection(self, timeout: float | None) -> http.client.HTTPConnection:
         if self._conn is None:
-            self._conn = http.client.HTTPConnection(self._host, self._port, timeout=timeout or self.timeout)
+            self._conn = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
         self._conn.timeout = timeout or self.timeout
         if self._conn.sock is not None:
             self._conn.sock.settimeout(self._conn.timeout)
         return self._conn
 
     def _headers(self) -> dict[str, str]:
+        if self._credentials is None:
+            self._credentials = self._read_cookie()
         auth = base64.b64encode(self._credentials.encode()).decode()
         return {"Host": self._host, "User-Agent": "bns-resolver", "Authorization": f"Basic {auth}",
                 "Content-Type": "application/json"}
 
     def _read_cookie(self) -> str:
-        if self.cookie_file is None:
-            return self._userinfo
+        assert self.cookie_file is not None
         try:
             return self.cookie_file.read_text().strip()
+        except FileNotFoundError:  # bitcoind removes it on shutdown and writes a new one at start
+            raise _Transient(f"no cookie file {self.cookie_file} (bitcoind not running?)",
+                             NodeUnreachableError) from None
         except OSError as exc:
             raise RpcAuthError(
-                f"cannot read bitcoind's cookie file {self.cookie_file} ({exc.strerror}): is bitcoind "
-                f"running with this datadir, and may this user read it?") from None
+                f"cannot read bitcoind's cookie file {self.cookie_file} ({exc.strerror}): may this "
+                f"user read it? (bitcoind's -rpccookieperms, or run as bitcoind's group)") from None

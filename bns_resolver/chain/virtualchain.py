@@ -55,6 +55,7 @@ class HashAnchoredStore:
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
+        self._native = hasattr(inner, "put_block_hash") and hasattr(inner, "get_block_hash")
         self._hashes: dict[int, str] = {}
         self._staged: tuple[int, str] | None = None
 
@@ -68,7 +69,7 @@ class HashAnchoredStore:
         staged, self._staged = self._staged, None
         if staged is None or staged[0] != height:
             raise ChainError(f"no block hash staged for block {height}")
-        if hasattr(self.inner, "put_block_hash"):
+        if self._native:
             self.inner.put_block_hash(height, staged[1])
             self.inner.commit_block(height)
             return
@@ -80,7 +81,7 @@ class HashAnchoredStore:
         self._hashes.pop(height, None)
 
     def get_block_hash(self, height: int) -> str | None:
-        if hasattr(self.inner, "get_block_hash"):
+        if self._native:
             return self.inner.get_block_hash(height)
         return self._hashes.get(height)
 
@@ -174,6 +175,8 @@ class VirtualChain:
         if last is None:
             return
         fork = self.fork_point(last)
+        if fork == last:  # the node moved between our calls, but not below our tip
+            return
         for height in range(last, fork, -1):
             self.store.rollback_block(height)
         progress.reorgs.append(Reorg(fork, last - fork))

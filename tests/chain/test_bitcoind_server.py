@@ -110,7 +110,8 @@ def test_getblock_verbosities(node: BitcoindServer, builder: ChainBuilder) -> No
     v3 = call(node, "getblock", tip, 3)[1]["result"]
     prevout = v3["tx"][1]["vin"][0]["prevout"]
     assert set(prevout) == {"generated", "height", "value", "scriptPubKey"}
-    assert prevout["scriptPubKey"]["type"] == "pubkeyhash" and prevout["scriptPubKey"]["address"].startswith(("m", "n"))
+    assert prevout["scriptPubKey"]["type"] == "pubkeyhash"
+    assert prevout["scriptPubKey"]["address"].startswith(("m", "n"))
 
 
 def test_old_node_has_no_verbosity_3(builder: ChainBuilder) -> None:
@@ -126,10 +127,11 @@ def test_getrawtransaction(node: BitcoindServer, builder: ChainBuilder) -> None:
     """Verbose txs carry block info; with a block hash no txindex is needed."""
     tx = builder.blocks[-1].vtx[1]
     reply = call(node, "getrawtransaction", txid_of(tx), 1)[1]["result"]
-    assert reply["txid"] == txid_of(tx) and reply["blockhash"] == builder.tip_hash and reply["confirmations"] == 1
+    assert (reply["txid"], reply["blockhash"], reply["confirmations"]) == (txid_of(tx), builder.tip_hash, 1)
     node.txindex = False
     assert call(node, "getrawtransaction", txid_of(tx))[1]["error"]["code"] == -5
-    assert call(node, "getrawtransaction", txid_of(tx), 0, builder.tip_hash)[1]["result"] == tx.serialize().hex()
+    in_block = call(node, "getrawtransaction", txid_of(tx), 0, builder.tip_hash)[1]["result"]
+    assert in_block == tx.serialize().hex()
 
 
 def test_reorg_leaves_stale_blocks_known(node: BitcoindServer, builder: ChainBuilder) -> None:

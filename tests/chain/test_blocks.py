@@ -50,7 +50,8 @@ def test_inputs_carry_their_spent_outputs(node: BitcoindServer, builder: ChainBu
         for txin in tx.inputs:
             funding = outputs[(txin.prev_txid, txin.prev_vout)]
             assert txin.prevout is not None
-            assert (txin.prevout.value_sats, txin.prevout.script_hex) == (funding.nValue, funding.scriptPubKey.hex())
+            got = (txin.prevout.value_sats, txin.prevout.script_hex)
+            assert got == (funding.nValue, funding.scriptPubKey.hex())
 
 
 def test_keep_all_keeps_every_tx_with_exact_values(node: BitcoindServer, builder: ChainBuilder) -> None:
@@ -176,7 +177,8 @@ def test_burnchain_tx_fixtures_decode_exactly() -> None:
         expected = fixture["expected_payload_hex"]
         assert is_candidate_tx(tx) == (expected is not None), fixture["comment"]
         if expected is not None:
-            assert bytes.fromhex("6964") + fixture["expected_opcode"].encode() + bytes.fromhex(expected) in payloads
+            payload = b"id" + fixture["expected_opcode"].encode() + bytes.fromhex(expected)
+            assert payload in payloads
 
 
 def is_candidate_tx(tx: Any) -> bool:
@@ -196,6 +198,7 @@ def test_burnchain_block_fixtures_decode_exactly(index: int) -> None:
         (every,) = decode_range(node, 1, 1, keep_all=True)
     assert block.block_hash == fixture["expected_block_hash"]
     assert block.prev_hash == b2lx(raw.hashPrevBlock)
-    assert [(t.vtxindex, t.txid) for t in block.txs] == [(b["vtxindex"], b["txid"]) for b in fixture["bns_txs"]]
+    expected = [(b["vtxindex"], b["txid"]) for b in fixture["bns_txs"]]
+    assert [(t.vtxindex, t.txid) for t in block.txs] == expected
     assert len(every.txs) == fixture["tx_count"] and every.txs[0].is_coinbase
     assert every.txs[0].outputs[0].value_sats == raw.vtx[0].vout[0].nValue

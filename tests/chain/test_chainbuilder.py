@@ -57,7 +57,8 @@ def test_op_return_tx_layout() -> None:
     builder = ChainBuilder()
     wallet = builder.new_wallet("w")
     builder.fund(wallet, COIN)
-    tx = builder.op_return_tx(wallet, b"id?" + b"\x01" * 20, [("76a914" + "00" * 20 + "88ac", 6400)], fee=1000)
+    burn = "76a914" + "00" * 20 + "88ac"
+    tx = builder.op_return_tx(wallet, b"id?" + b"\x01" * 20, [(burn, 6400)], fee=1000)
     assert tx.vout[0].scriptPubKey.hex() == "6a17" + (b"id?" + b"\x01" * 20).hex()
     assert tx.vout[1].nValue == 6400 and tx.vout[2].scriptPubKey == wallet.script_pubkey
     assert tx.vout[2].nValue == COIN - 6400 - 1000
@@ -86,7 +87,8 @@ def test_fork_makes_a_different_branch(builder: ChainBuilder) -> None:
     branch.mine(3)
     assert branch.height == builder.height
     assert branch.block_hash(builder.height - 3) == builder.block_hash(builder.height - 3)
-    assert all(branch.block_hash(h) != builder.block_hash(h) for h in range(builder.height - 2, builder.height + 1))
+    changed = range(builder.height - 2, builder.height + 1)
+    assert all(branch.block_hash(h) != builder.block_hash(h) for h in changed)
 
 
 def test_derive_prevout_script() -> None:

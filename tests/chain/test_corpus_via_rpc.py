@@ -17,7 +17,8 @@ from bns_resolver.bns.engine import BnsEngine
 from bns_resolver.bns.state import MemoryStateStore
 from bns_resolver.chain.fetcher import BlockFetcher
 from bns_resolver.chain.rpc import BitcoindRPC
-from bns_resolver.chain.types import ChainBlock
+from bns_resolver.chain.blocks import op_return_data
+from bns_resolver.chain.types import ChainBlock, ChainTx
 from bns_resolver.chain.virtualchain import HashAnchoredStore, VirtualChain
 from tests.support.bitcoind import BitcoindServer
 from tests.support.chainbuilder import corpus_chain
@@ -32,8 +33,22 @@ def node() -> Iterator[BitcoindServer]:
         yield server
 
 
+def candidates(block: ChainBlock) -> tuple[ChainTx, ...]:
+    return tuple(t for t in block.txs if is_candidate_tx(t))
+
+
+def is_candidate_tx(tx: ChainTx) -> bool:
+    payloads = (op_return_data(bytes.fromhex(o.script_hex)) for o in tx.outputs)
+    return any(p is not None and p.startswith(b"id") for p in payloads)
+
+
 def sync_scenario(node: BitcoindServer, scenario: Scenario) -> tuple[dict[int, tuple[str, str]], Any]:
-    """Serve the scenario's chain and sync it; returns {height: (consensus, ops hash)}."""
+    """Serve the scenario's chain and sync it; returns {height: (consensus, ops hash)}.
+
+    Each fetched block's transactions must equal the corpus loader's reading of the same
+    block (its candidates), so the RPC path and the direct path feed the engine alike.
+    """
+    loaded = {b.height: candidates(b) for b in scenario.blocks}
     assert scenario.profile is not None
     heights = scenario.replayable_heights()
     node.serve_builder(corpus_chain(scenario.data))
@@ -43,6 +58,7 @@ def sync_scenario(node: BitcoindServer, scenario: Scenario) -> tuple[dict[int, t
     got: dict[int, tuple[str, str]] = {}
 
     def record(block: ChainBlock, outcome: Any) -> None:
+        assert block.txs == loaded[block.height], f"{scenario.label}: block {block.height} differs"
         got[block.height] = (outcome.consensus_hash, outcome.ops_hash)
 
     loop = VirtualChain(fetcher, BnsEngine(scenario.profile, store), store,

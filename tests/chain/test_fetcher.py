@@ -13,14 +13,13 @@ from tests.support.chainbuilder import ChainBuilder
 
 
 def test_fetch_range_in_batches(rpc: BitcoindRPC, node: BitcoindServer, builder: ChainBuilder) -> None:
-    """A range arrives in order, two HTTP requests per batch (hashes, then blocks)."""
-    fetcher = BlockFetcher(rpc, batch_size=4)
+    """A range arrives in order: one getblockhash batch per chunk, getblock batches within it."""
+    fetcher = BlockFetcher(rpc, batch_size=4, blocks_per_request=2)
     before = node.http_posts
-    blocks = fetcher.fetch(98, builder.height)
+    blocks = fetcher.fetch(98, builder.height)  # 10 blocks: chunks of 4, 4, 2
     assert [b.height for b in blocks] == list(range(98, builder.height + 1))
     assert [b.block_hash for b in blocks] == [builder.block_hash(h) for h in range(98, builder.height + 1)]
-    batches = -(-len(blocks) // 4)
-    assert node.http_posts - before == 2 * batches
+    assert node.http_posts - before == 3 + 5
 
 
 def test_fetch_matches_single_block_decoding(rpc: BitcoindRPC, builder: ChainBuilder) -> None:
@@ -57,7 +56,8 @@ def test_first_link_checked_against_held_hash(rpc: BitcoindRPC, node: BitcoindSe
         fetcher.fetch(builder.height + 1, node.tip_height, prev_hash=held[-1].block_hash)
     assert info.value.height == builder.height + 1
     extension = fetcher.fetch(fork_point + 1, node.tip_height, prev_hash=held[fork_point - 100].block_hash)
-    assert [b.block_hash for b in extension] == [branch.block_hash(h) for h in range(fork_point + 1, branch.height + 1)]
+    new_heights = range(fork_point + 1, branch.height + 1)
+    assert [b.block_hash for b in extension] == [branch.block_hash(h) for h in new_heights]
 
 
 def test_broken_link_inside_a_batch() -> None:

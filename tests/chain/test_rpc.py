@@ -14,6 +14,7 @@ from bns_resolver.chain.rpc import (
     NodeUnreachableError,
     NodeWarmingUpError,
     RpcAuthError,
+    RpcForbiddenError,
     TxIndexRequiredError,
     WrongNetworkError,
     cookie_path,
@@ -63,7 +64,8 @@ def test_batch_works_with_strict_jsonrpc2_and_legacy_nodes(builder: ChainBuilder
     for strict in (True, False):
         with BitcoindServer(jsonrpc2_strict=strict) as node:
             node.serve_builder(builder)
-            assert BitcoindRPC(node.url).getblockhashes([0, 1]) == [builder.block_hash(0), builder.block_hash(1)]
+            hashes = BitcoindRPC(node.url).getblockhashes([0, 1])
+            assert hashes == [builder.block_hash(0), builder.block_hash(1)]
 
 
 def test_empty_batch_sends_nothing(rpc: BitcoindRPC, node: BitcoindServer) -> None:
@@ -111,10 +113,42 @@ def test_cookie_auth_and_rotation(builder: ChainBuilder, tmp_path: Path) -> None
         assert rpc.getblockcount() == builder.height
 
 
-def test_missing_cookie_file_is_explained(tmp_path: Path) -> None:
-    """A cookie file that cannot be read says which file and why."""
-    with pytest.raises(RpcAuthError, match="cookie file"):
-        BitcoindRPC("http://127.0.0.1:1", cookie_file=tmp_path / "nope" / ".cookie")
+def test_missing_cookie_means_node_not_running(tmp_path: Path) -> None:
+    """No cookie file (bitcoind removes it on shutdown) is retried, then reported as unreachable."""
+    clock = FakeClock()
+    rpc = BitcoindRPC("http://127.0.0.1:1", cookie_file=tmp_path / ".cookie", sleep=clock.sleep, clock=clock,
+                      retry_for=5.0)
+    with pytest.raises(NodeUnreachableError, match="no cookie file"):
+        rpc.getblockcount()
+    assert clock.sleeps
+
+
+def test_cookie_client_survives_a_restart(builder: ChainBuilder, tmp_path: Path) -> None:
+    """While the node is down its cookie is gone; the client waits and uses the new one."""
+    with BitcoindServer(rpcuser=None, rpcpassword=None, datadir=tmp_path) as node:
+        node.serve_builder(builder)
+        clock = FakeClock()
+        rpc = BitcoindRPC(node.url_without_auth, cookie_file=node.cookie_path, sleep=clock.sleep, clock=clock)
+        assert rpc.getblockcount() == builder.height
+        node.go_down()
+        assert node.cookie_path is not None and not node.cookie_path.exists()
+
+        def restart(seconds: float) -> None:
+            clock.sleep(seconds)
+            if len(clock.sleeps) == 2:
+                node.come_up()
+
+        rpc._sleep = restart
+        assert rpc.getbestblockhash() == builder.tip_hash
+
+
+def test_forbidden_client(node: BitcoindServer) -> None:
+    """HTTP 403 (rpcallowip) is reported at once with the setting to change."""
+    node.allow_client = False
+    clock = FakeClock()
+    with pytest.raises(RpcForbiddenError, match="rpcallowip") as info:
+        client(node, clock).getblockcount()
+    assert clock.sleeps == [] and info.value.code == 403
 
 
 def test_url_needs_credentials() -> None:

@@ -109,7 +109,7 @@ def test_reorg_of_last_three_blocks_equals_clean_sync(node: BitcoindServer, name
     node.stage_reorg(3, real.blocks[-3:])
     sync.loop.sync()
     assert sync.state() == real_state
-    assert [sync.consensus[b["height"]] for b in data["blocks"]] == [b["consensus_hash"] for b in data["blocks"]]
+    assert sync.consensus == {b["height"]: b["consensus_hash"] for b in data["blocks"]}
 
 
 def test_reorg_while_fetching_is_caught_by_the_link_check(node: BitcoindServer) -> None:
@@ -175,7 +175,8 @@ def test_confirmations_hold_back_the_tip(node: BitcoindServer) -> None:
     assert result.processed == 2 and result.last_block == chain.height - 5
 
 
-def test_end_height_stops_the_sync_and_says_so(node: BitcoindServer, caplog: pytest.LogCaptureFixture) -> None:
+def test_end_height_stops_the_sync_and_says_so(node: BitcoindServer,
+                                               caplog: pytest.LogCaptureFixture) -> None:
     """Like mainnet's freeze at 665750: process through the end height, then stop."""
     data = scenario(TRANSFERS)
     profile = profile_of(data)

@@ -128,7 +128,8 @@ def _classify(script: bytes) -> tuple[str, bytes | None, int | None]:
         return "nulldata", None, None
     if len(script) in (35, 67) and script[-1] == 0xAC and script[0] in (33, 65):
         return "pubkey", None, None
-    if 4 <= len(script) <= 42 and (script[0] == 0 or 0x51 <= script[0] <= 0x60) and script[1] + 2 == len(script):
+    witness_op = len(script) >= 4 and (script[0] == 0 or 0x51 <= script[0] <= 0x60)
+    if witness_op and len(script) <= 42 and script[1] + 2 == len(script):
         version = 0 if script[0] == 0 else script[0] - 0x50
         program = script[2:]
         if version == 0 and len(program) == 20:
@@ -143,7 +144,8 @@ def _classify(script: bytes) -> tuple[str, bytes | None, int | None]:
     return "nonstandard", None, None
 
 
-_DESC_INPUT = "0123456789()[],'/*abcdefgh@:$%{}IJKLMNOPQRSTUVWXYZ&+-.;<=>?!^_|~ijklmnopqrstuvwxyzABCDEFGH`#\"\\ "
+_DESC_INPUT = ("0123456789()[],'/*abcdefgh@:$%{}"
+               "IJKLMNOPQRSTUVWXYZ&+-.;<=>?!^_|~ijklmnopqrstuvwxyzABCDEFGH`#\"\\ ")
 _DESC_CHECKSUM = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 
 
@@ -209,7 +211,8 @@ def tx_json(tx: CTransaction, chain: str, *, prevouts: Sequence[Prevout | None] 
     size = len(tx.serialize())
     weight = stripped * 3 + size
     vin = [_vin_json(tx, i, prevouts[i] if prevouts else None, chain, verbosity) for i in range(len(tx.vin))]
-    vout = [{"value": _Amount(o.nValue), "n": n, "scriptPubKey": script_pubkey_json(bytes(o.scriptPubKey), chain)}
+    vout = [{"value": _Amount(o.nValue), "n": n,
+             "scriptPubKey": script_pubkey_json(bytes(o.scriptPubKey), chain)}
             for n, o in enumerate(tx.vout)]
     out: dict[str, Any] = {
         "txid": b2lx(tx.GetTxid()), "hash": b2lx(tx.GetHash()), "version": tx.nVersion,
@@ -222,7 +225,8 @@ def tx_json(tx: CTransaction, chain: str, *, prevouts: Sequence[Prevout | None] 
     return out
 
 
-def _vin_json(tx: CTransaction, index: int, prevout: Prevout | None, chain: str, verbosity: int) -> dict[str, Any]:
+def _vin_json(tx: CTransaction, index: int, prevout: Prevout | None, chain: str,
+              verbosity: int) -> dict[str, Any]:
     txin = tx.vin[index]
     witness = [bytes(w).hex() for w in tx.wit.vtxinwit[index].scriptWitness.stack] if tx.has_witness() else []
     if tx.is_coinbase():
@@ -311,6 +315,7 @@ class BitcoindServer:
         self.version = version or (CORE_VERSION if verbosity3 else OLD_CORE_VERSION)
         self.pruned_heights: set[int] = set()
         self.warmup_requests = 0
+        self.allow_client = True  # False: answer 403 as bitcoind does for addresses outside rpcallowip
         self.drop_requests = 0
         self.calls: list[tuple[str, list[Any]]] = []
         self.http_posts = 0
@@ -407,7 +412,8 @@ class BitcoindServer:
             pair = base64.b64decode(header[6:]).decode()
         except ValueError:
             return False
-        good = [c for c in (self._cookie, f"{self.rpcuser}:{self.rpcpassword}" if self.rpcuser else None) if c]
+        userpass = f"{self.rpcuser}:{self.rpcpassword}" if self.rpcuser else None
+        good = [c for c in (self._cookie, userpass) if c]
         return any(hmac.compare_digest(pair, c) for c in good)
 
     # -- chain knobs ------------------------------------------------------------------------
@@ -670,6 +676,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return
+        if not self.node.allow_client:
+            self._send(403, b"")
+            return
         if not self.node.check_auth(self.headers.get("Authorization")):
             self._send(401, b"", extra={"WWW-Authenticate": 'Basic realm="jsonrpc"'})
             return
@@ -678,7 +687,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             request = json.loads(body)
         except ValueError:
-            self._send_json(500, {"result": None, "error": {"code": -32700, "message": "Parse error"}, "id": None})
+            error = {"code": -32700, "message": "Parse error"}
+            self._send_json(500, {"result": None, "error": error, "id": None})
             return
         if isinstance(request, list):
             self._send_json(200, self.node.handle_batch(request))

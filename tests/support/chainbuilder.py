@@ -346,7 +346,8 @@ def derive_prevout_script(script_sig: bytes, witness: Sequence[bytes] = ()) -> b
     return None
 
 
-def derived_prevouts(txs: Iterable[CTransaction], *, value: int = COIN) -> dict[tuple[str, int], tuple[str, int]]:
+def derived_prevouts(txs: Iterable[CTransaction], *,
+                     value: int = COIN) -> dict[tuple[str, int], tuple[str, int]]:
     """external_prevouts for every non-coinbase input of `txs`, derived from its scriptSig/witness."""
     out: dict[tuple[str, int], tuple[str, int]] = {}
     for tx in txs:
