@@ -80,7 +80,7 @@ class BnsEngine:
 
     @property
     def _legacy(self) -> bool:
-        return self.profile.rules == "0.14.0"
+        return self.profile.flatfile_db
 
     def process_block(self, block: ChainBlock) -> BlockOutcome:
         height = block.height

@@ -62,6 +62,16 @@ class NetworkProfile:
     rules: str = "v22"
     extra: tuple[tuple[str, str], ...] = field(default=())
 
+    @property
+    def flatfile_db(self) -> bool:
+        """Sept-2016 flat-file namedb (branch tests-0.13), reloaded from disk every block."""
+        return self.rules == "0.14.0"
+
+    @property
+    def sept2016(self) -> bool:
+        """Any pre-epoch (Sept 2016) code generation."""
+        return self.rules.startswith("0.14.0")
+
     def epoch(self, block: int) -> Epoch:
         for epoch in self.epochs:
             if epoch.end_block is None or block <= epoch.end_block:

@@ -139,9 +139,10 @@ def check_renewal(view: BlockView, op: ops.CandidateOp) -> Effects | None:
     assert record is not None
     record = _stamp(record, op, "::")
     record["last_renewed"] = view.height
-    if not view.legacy:
-        # 0.14.0's commit_renewal kept the record's op_fee; 0.14.1 mutates it (RENEWAL_MUTATE_FIELDS).
+    if not view.profile.sept2016:
+        # Sept-2016 renewals kept the record's op_fee; 0.14.1 mutates it (RENEWAL_MUTATE_FIELDS).
         record["op_fee"] = ctx.burn_fee
+
     if payload.value_hash is not None:
         record["value_hash"] = payload.value_hash
     values = namerec_values(record) + [record["sender"], record["address"]]

@@ -49,7 +49,12 @@ def check_namespace_reveal(view: BlockView, op: ops.CandidateOp) -> Effects | No
     payload = op.payload
     assert isinstance(payload, ops.NamespaceReveal)
     ctx = op.ctx
-    if ctx.sender_pubkey is None or len(ctx.outputs) != 3 or not _version_allowed(view, payload.version):
+    # has_key('sender_pubkey'): from 0.14.1 on tx_extract always set the key (maybe None),
+    # so only Sept-2016 code demanded a p2pkh revealer.
+    needs_pubkey = view.profile.sept2016
+    if (needs_pubkey and ctx.sender_pubkey is None) or len(ctx.outputs) != 3:
+        return None
+    if not _version_allowed(view, payload.version):
         return None
     nsid = payload.namespace_id
     if view.namespace_revealed(nsid) is not None or view.namespace_ready(nsid) is not None:
@@ -60,8 +65,8 @@ def check_namespace_reveal(view: BlockView, op: ops.CandidateOp) -> Effects | No
         return None
     if not _fee_ok(view, nsid, preorder):
         return None
-    # A re-reveal keeps the first block_number (0.14.1 prior history); 0.14.0 always took the preorder's.
-    old = None if view.legacy else view.store.get_namespace(nsid)
+    # A re-reveal keeps the first block_number (0.14.1 prior history); Sept-2016 code took the preorder's.
+    old = None if view.profile.sept2016 else view.store.get_namespace(nsid)
     record = {
         "namespace_id": nsid, "preorder_hash": preorder_hash, "version": payload.version,
         "sender": ctx.sender, "sender_pubkey": ctx.sender_pubkey, "address": ctx.address,

@@ -49,7 +49,7 @@ class BlockView:
     @property
     def legacy(self) -> bool:
         """0.14.0 (Sept 2016) rules: in-memory namedb with per-sync secondary indexes."""
-        return self.profile.rules == "0.14.0"
+        return self.profile.flatfile_db
 
     def record(self, fqn: str) -> Record | None:
         """The stored record, with 0.14.0's expiry side effect on `revoked` applied."""
@@ -125,7 +125,7 @@ class BlockView:
     def num_names_owned(self, sender: str) -> int:
         """Names owned at h-1 plus registrations accepted earlier in this block."""
         if self.legacy:
-            return len(self.store.names_by_owner(sender))
+            return len(self.names_owned(sender))
         pending = sum(1 for reg in self.registrations if reg["sender"] == sender)
         return len(self.names_owned(sender)) + pending
 
