@@ -5,6 +5,17 @@ bns-v1.md §3.1): decode candidate ops in tx order; pre-scan the state-creating
 ops (registrations, namespace reveals) against the pre-block state and reject
 every one whose name/namespace another passing creation op also targets; then
 check and commit ops one at a time; finally hash the accepted ops (§4).
+
+Which reference code generation to mimic comes from `profile.rules`: "0.14.0"
+(Sept-2016 flat-file namedb, the corpus's 0.13 set), "0.14.0-sqlite" (its 0.14
+set), "0.14.1" (Feb 2017, epochs) and "v22" (mainnet, v22.2.0.0).
+
+Limits (mainnet): STX balances of epoch 4+ are unknown (no genesis allocation),
+so STX-paid registrations/renewals are accepted on price alone and
+TOKEN_TRANSFERs are never accepted; consensus hashes from 547922 on can
+therefore differ from the reference's.  From the freeze height (665750) no op
+is accepted; the block still gets an (empty-ops) consensus hash so callers
+always receive a BlockOutcome.
 """
 
 from __future__ import annotations

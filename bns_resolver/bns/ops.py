@@ -266,11 +266,13 @@ def _import(data: bytes, ctx: TxContext, block: int, profile: NetworkProfile) ->
     recipient = _recipient(ctx, profile)
     if name is None or not is_name_valid(name) or recipient is None:
         return None
-    # The value hash rides in the output after the recipient: its 20-byte hash160.
-    later = [o for o in ctx.outputs if tx_senders.script_type(o.script_hex) != "nulldata"]
-    if len(later) < 2 or tx_senders.script_type(later[1].script_hex) not in ("p2pkh", "p2sh"):
+    # The value hash is the address payload of the first non-OP_RETURN output that is not
+    # the recipient (nameimport.py get_import_update_hash_from_outputs).
+    carrier = next((o for o in ctx.outputs if tx_senders.script_type(o.script_hex) != "nulldata"
+                    and o.script_hex != recipient[0]), None)
+    if carrier is None or tx_senders.script_type(carrier.script_hex) not in ("p2pkh", "p2sh"):
         return None
-    value_hash = tx_senders.script_hash160(later[1].script_hex).hex()
+    value_hash = tx_senders.script_hash160(carrier.script_hex).hex()
     return NameImport(name, recipient[0], recipient[1], value_hash)
 
 
