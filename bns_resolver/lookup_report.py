@@ -7,10 +7,10 @@ from typing import Any
 from sqlalchemy import Engine
 
 from bns_resolver.config import Settings
-from bns_resolver.dns.zones import verify_zonefile
 from bns_resolver.errors import VerificationError, ZoneFileError
 from bns_resolver.index.lookup import IndexReader
 from bns_resolver.zonefiles.parse import parse_zonefile
+from bns_resolver.zonefiles.store import verify_zonefile
 
 
 def describe_name(engine: Engine, fqn: str) -> tuple[str, bool]:
@@ -42,7 +42,7 @@ def _zonefile_lines(reader: IndexReader, fqn: str, value_hash: str) -> list[str]
     if content is None:
         return ["  zone file    not obtained yet"]
     try:
-        verify_zonefile(content, value_hash)
+        verify_zonefile(value_hash, content)
         verdict = "verified: hash160 matches the value hash"
     except VerificationError as exc:
         verdict = f"NOT VERIFIED: {exc}"

@@ -11,9 +11,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from bns_resolver.errors import VerificationError, ZoneFileError
-from bns_resolver.hashing import hash160_hex
 from bns_resolver.index.lookup import IndexReader
 from bns_resolver.zonefiles.parse import ParsedZone, parse_zonefile
+from bns_resolver.zonefiles.store import verify_zonefile
 
 # RFC 8914 Extended DNS Error codes we use.
 EDE_OTHER = 0
@@ -72,15 +72,10 @@ class ZoneCache:
         if content is None:
             return ZoneUnavailable(EDE_NO_REACHABLE_AUTHORITY, f"zone file {value_hash} for {name} not obtained yet")
         try:
-            verify_zonefile(content, value_hash)
+            verify_zonefile(value_hash, content)
             return VerifiedZone(name, value_hash, parse_zonefile(content, name))
         except VerificationError as exc:
-            return ZoneUnavailable(EDE_INVALID_DATA, f"{name}: {exc}")
+            return ZoneUnavailable(EDE_INVALID_DATA, f"{name}: zone file hash mismatch: {exc}")
         except ZoneFileError as exc:
             return ZoneUnavailable(EDE_INVALID_DATA, f"{name}: zone file unparsable: {exc}")
 
-
-def verify_zonefile(content: bytes, value_hash: str) -> None:
-    actual = hash160_hex(content)
-    if actual != value_hash:
-        raise VerificationError(f"zone file hash mismatch: stored bytes hash to {actual}, chain says {value_hash}")
