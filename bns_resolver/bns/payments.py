@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from bns_resolver.bns.names import split_name
 from bns_resolver.bns.pricing import price_name
-from bns_resolver.bns.profiles import FEATURE_PAY_TO_CREATOR, FEATURE_TOKENS, NetworkProfile
+from bns_resolver.bns.profiles import BLOCKS_PER_YEAR, FEATURE_PAY_TO_CREATOR, FEATURE_TOKENS, NetworkProfile
 from bns_resolver.bns.state import Record
 
 BURN_ADDRESS_HASH = "00" * 20
@@ -52,8 +52,9 @@ def check_payment(
     elif version == PAY_TO_CREATOR:
         if not profile.has_feature(block, FEATURE_PAY_TO_CREATOR):
             return False
-        # The creator collects fees for a year after the reveal; afterwards they are burnt.
-        if namespace["reveal_block"] + profile.namespace_reveal_expire >= block:
+        # NAMESPACE_RECEIVE_FEES_PERIOD (epoch 3+): the creator collects fees for a year
+        # after the reveal; afterwards they are burnt.
+        if namespace["reveal_block"] + BLOCKS_PER_YEAR >= block:
             expected_burn, stx_allowed = namespace.get("address_hash"), False
         else:
             expected_burn, stx_allowed = BURN_ADDRESS_HASH, tokens_ok
