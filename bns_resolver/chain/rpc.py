@@ -19,6 +19,7 @@ import http.client
 import json
 import logging
 import re
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -87,7 +88,10 @@ def cookie_path(datadir: str | Path, network: str) -> Path:
 
 
 class BitcoindRPC:
-    """A thin bitcoind client. Public methods are named after the RPCs they call."""
+    """A thin bitcoind client. Public methods are named after the RPCs they call.
+
+    Safe to share between threads: exchanges on the keep-alive connection are serialised.
+    """
 
     def __init__(
         self,
@@ -115,6 +119,7 @@ class BitcoindRPC:
         self._backoff, self._log_every = backoff, log_every
         self._sleep, self._clock = sleep, clock
         self._conn: http.client.HTTPConnection | None = None
+        self._lock = threading.Lock()
         self._credentials: str | None = self._userinfo or None  # a cookie is read on first use
         self._last_log = float("-inf")
         self._failing = False
@@ -190,7 +195,8 @@ class BitcoindRPC:
         while True:
             tries += 1
             try:
-                result = attempt()
+                with self._lock:  # one HTTP exchange at a time on the shared connection
+                    result = attempt()
             except _Transient as exc:
                 self.close()
                 elapsed = self._clock() - started

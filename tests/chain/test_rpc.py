@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from decimal import Decimal
 from pathlib import Path
 
@@ -280,3 +281,25 @@ def test_cookie_path_per_network(tmp_path: Path) -> None:
     assert cookie_path(tmp_path, "main") == tmp_path / ".cookie"
     assert cookie_path(tmp_path, "test") == tmp_path / "testnet3" / ".cookie"
     assert cookie_path(tmp_path, "regtest") == tmp_path / "regtest" / ".cookie"
+
+
+def test_shared_between_threads(node: BitcoindServer, builder: ChainBuilder) -> None:
+    """Concurrent callers each get their own answers over the shared connection (no retries)."""
+    rpc = BitcoindRPC(node.url, retry_for=0)
+    heights = list(range(0, builder.height + 1))
+    errors: list[BaseException] = []
+
+    def worker(offset: int) -> None:
+        try:
+            for height in heights[offset::4]:
+                assert rpc.getblockhash(height) == builder.block_hash(height)
+                assert rpc.getblockhashes([height, 0]) == [builder.block_hash(height), builder.block_hash(0)]
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
