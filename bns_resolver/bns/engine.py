@@ -214,7 +214,7 @@ def _accepted(op: ops.CandidateOp, effects: Effects) -> AcceptedOp:
     return AcceptedOp(
         txid=op.ctx.txid,
         vtxindex=op.ctx.vtxindex,
-        opcode=op.opcode,
+        opcode="NAME_RENEWAL" if op.opchar == ":" and not effects.is_registration else op.opcode,
         opchar=effects.opchar,
         fqn=effects.fqn,
         namespace_id=effects.namespace_id,

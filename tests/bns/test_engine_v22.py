@@ -85,6 +85,7 @@ def test_v22_namespace_launch_and_name_lifecycle() -> None:
     assert len(chain.mine(_tx(7, alice, b">" + transfer, [(5500, bob.script), (10**6, alice.script)])).accepted) == 1
     renew = [(5500, bob.script), (10**6, bob.script), (400_000, BURN)]
     out = chain.mine(_tx(8, bob, b":" + fqn.encode(), renew))
+    assert [a.opcode for a in out.accepted] == ["NAME_RENEWAL"]
     assert [a.serialized.split(",")[10] for a in out.accepted] == ["2:::"]  # op field of a renewal
     record = chain.engine.store.get_name(fqn)
     assert record["sender"] == bob.script and record["last_renewed"] == chain.height
