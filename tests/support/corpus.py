@@ -47,13 +47,37 @@ class Scenario:
         return bool(self.data.get("checks", {}).get("replayable", True))
 
     def replayable_heights(self) -> set[int]:
-        """Heights up to (excluding) the first block with a failed assignment check."""
-        heights: set[int] = set()
-        for block in self.data["blocks"]:
-            if not self.replayable and block.get("issues"):
-                break
-            heights.add(block["height"])
-        return heights
+        """All heights, or for `replayable: false` files those before the first bad block."""
+        heights = {block["height"] for block in self.data["blocks"]}
+        if self.replayable:
+            return heights
+        bad = self.bad_heights()
+        return {h for h in heights if not bad or h < min(bad)}
+
+    def bad_heights(self) -> set[int]:
+        """Heights named by a failed check: block `issues`, any `height`/`bad_heights` entry
+        under `checks`, and blocks with an input whose spent output could not be derived."""
+        bad = {block["height"] for block in self.data["blocks"] if block.get("issues")}
+        _collect_heights(self.data.get("checks", {}), bad)
+        for block in self.blocks:
+            if any(txin.prevout is None for tx in block.txs[1:] for txin in tx.inputs):
+                bad.add(block.height)
+        return bad
+
+
+def _collect_heights(node: Any, out: set[int], key: str = "") -> None:
+    if isinstance(node, dict):
+        for child_key, child in node.items():
+            if child_key == "height" and isinstance(child, int):
+                out.add(child)
+            else:
+                _collect_heights(child, out, child_key)
+    elif isinstance(node, list):
+        for item in node:
+            if key in ("bad_heights", "bad") and isinstance(item, int):
+                out.add(item)
+            else:
+                _collect_heights(item, out, key)
 
 
 def _coinbase(height: int) -> ChainTx:
