@@ -32,7 +32,7 @@ def namerec_values(record: Record) -> list[object]:
     return values
 
 
-def _stamp(record: Record, op: ops.CandidateOp, opstr: str) -> Record:
+def stamp(record: Record, op: ops.CandidateOp, opstr: str) -> Record:
     record = dict(record)
     record.update(op=opstr, txid=op.ctx.txid, vtxindex=op.ctx.vtxindex)
     return record
@@ -95,10 +95,10 @@ def check_registration(view: BlockView, op: ops.CandidateOp) -> Effects | None:
     label = split_name(fqn)[0]
     if preorder["op_fee"] < price_name(label, namespace, preorder["block_number"], view.profile):
         return None
-    return _registration_effects(view, op, preorder, namespace)
+    return registration_effects(view, op, preorder, namespace)
 
 
-def _registration_effects(view: BlockView, op: ops.CandidateOp, preorder: Record, namespace: Record) -> Effects:
+def registration_effects(view: BlockView, op: ops.CandidateOp, preorder: Record, namespace: Record) -> Effects:
     payload = op.payload
     assert isinstance(payload, ops.NameRegistration)
     old = view.store.get_name(payload.name)
@@ -113,7 +113,7 @@ def _registration_effects(view: BlockView, op: ops.CandidateOp, preorder: Record
         "consensus_hash": None, "last_creation_op": "?", "namespace_block_number": namespace["block_number"],
         "transfer_send_block_id": old.get("transfer_send_block_id") if old else None,
     }
-    record = _stamp(record, op, ":")
+    record = stamp(record, op, ":")
     values = namerec_values(record) + [record["sender"], record["address"]]
     history = (("name:" + payload.name, {"op": "?", "block": view.height}),)
     return Effects(":", tuple(values), fqn=payload.name, name_record=record, is_registration=True,
@@ -137,7 +137,7 @@ def check_renewal(view: BlockView, op: ops.CandidateOp) -> Effects | None:
         return None
     record = view.record(fqn)
     assert record is not None
-    record = _stamp(record, op, "::")
+    record = stamp(record, op, "::")
     record["last_renewed"] = view.height
     if not view.profile.sept2016:
         # Sept-2016 renewals kept the record's op_fee; 0.14.1 mutates it (RENEWAL_MUTATE_FIELDS).
@@ -165,7 +165,7 @@ def check_update(view: BlockView, op: ops.CandidateOp) -> Effects | None:
         return None
     record = view.record(fqn)
     assert record is not None
-    record = _stamp(record, op, "+")
+    record = stamp(record, op, "+")
     record.update(value_hash=payload.value_hash, consensus_hash=consensus_hash)
     values = namerec_values(record) + [name_consensus_hash(fqn, consensus_hash), consensus_hash]
     history = (("name:" + fqn, {"op": "+", "block": view.height}),)
@@ -231,7 +231,7 @@ def _transfer_effects(view: BlockView, op: ops.CandidateOp, fqn: str, send_block
     record = view.record(fqn)
     assert record is not None
     transfer_ch = _last_transfer_consensus_hash(view, fqn, record)
-    record = _stamp(record, op, ">>" if payload.keep_data else ">~")
+    record = stamp(record, op, ">>" if payload.keep_data else ">~")
     record.update(sender=payload.recipient, address=payload.recipient_address, sender_pubkey=None,
                   transfer_send_block_id=send_block, consensus_hash=transfer_ch)
     if not payload.keep_data:
@@ -251,7 +251,7 @@ def check_revoke(view: BlockView, op: ops.CandidateOp) -> Effects | None:
         return None
     record = view.record(fqn)
     assert record is not None
-    record = _stamp(record, op, "~")
+    record = stamp(record, op, "~")
     record.update(revoked=True, value_hash=None, revoked_block=view.height)
     history = (("name:" + fqn, {"op": "~", "block": view.height}),)
     return Effects("~", tuple(namerec_values(record)), fqn=fqn, name_record=record, history=history)

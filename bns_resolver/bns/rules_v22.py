@@ -15,7 +15,7 @@ from bns_resolver.bns.names import hash_name, is_name_valid, split_name
 from bns_resolver.bns.payments import BURN_ADDRESS_HASH, Payment, check_payment
 from bns_resolver.bns.pricing import price_namespace
 from bns_resolver.bns.profiles import FEATURE_MULTISIG, FEATURE_PAY_TO_CREATOR, FEATURE_TOKENS, FEATURE_VALUE_HASH_REGISTER
-from bns_resolver.bns.rules_names import _registration_effects, _stamp, namerec_values
+from bns_resolver.bns.rules_names import registration_effects, stamp, namerec_values
 from bns_resolver.bns.senders import script_hash160, script_type
 from bns_resolver.bns.view import MAX_NAMES_PER_SENDER, BlockView
 from bns_resolver.chain.types import TxOutput
@@ -91,7 +91,7 @@ def check_registration(view: BlockView, op: ops.CandidateOp) -> Effects | None:
         return None
     if payload.value_hash is not None and not profile.has_feature(view.height, FEATURE_VALUE_HASH_REGISTER):
         return None
-    return _registration_effects(view, op, preorder, namespace)
+    return registration_effects(view, op, preorder, namespace)
 
 
 def check_renewal(view: BlockView, op: ops.CandidateOp) -> Effects | None:
@@ -113,7 +113,7 @@ def check_renewal(view: BlockView, op: ops.CandidateOp) -> Effects | None:
         return None
     record = view.record(fqn)
     assert record is not None
-    record = _stamp(record, op, "::")
+    record = stamp(record, op, "::")
     record.update(last_renewed=view.height, op_fee=fee[0], sender=payload.recipient,
                   address=payload.recipient_address)
     if payload.value_hash is not None and new_owner_ok:
