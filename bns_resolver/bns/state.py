@@ -69,7 +69,6 @@ class StateStore(Protocol):
     # Consensus hashes by height (the genesis entries below the first block included).
     def get_consensus_hash(self, height: int) -> str | None: ...
     def put_consensus_hash(self, height: int, consensus_hash: str, ops_hash: str) -> None: ...
-    def get_ops_hash(self, height: int) -> str | None: ...
     def block_for_consensus_hash(self, consensus_hash: str) -> int | None:
         """Lowest height whose consensus hash is this one."""
         ...
@@ -220,6 +219,7 @@ class MemoryStateStore:
         self._set("consensus", height, (consensus_hash, ops_hash))
 
     def get_ops_hash(self, height: int) -> str | None:
+        """Convenience of this store (not part of StateStore): the block's ops hash."""
         entry = self._tables["consensus"].get(height)
         return entry[1] if entry else None
 
