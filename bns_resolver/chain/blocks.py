@@ -9,16 +9,21 @@ Senders need each input's spent output.  `getblock <hash> 3` (nodes with prevout
 support) carries it as `vin[].prevout`; older nodes get verbosity 2 semantics, and the
 missing prevouts come from the block itself or from batched `getrawtransaction <txid> 1`
 (which needs -txindex), fetched only for the inputs of transactions we keep.
+
+The raw path (`scan_raw_block`, `BlockDecoder.decode_raw`) walks serialized blocks
+without decoding them, hashes only candidate txs, and asks the node for just those.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
 from bns_resolver.chain.types import ChainBlock, ChainTx, TxInput, TxOutput
 from bns_resolver.errors import ChainError
+from bns_resolver.hashing import dsha256
 
 MAGIC = b"id"
 COIN = 100_000_000
@@ -30,6 +35,7 @@ Outpoint = tuple[str, int]
 
 class RawTxSource(Protocol):
     def getrawtransactions(self, txids: Sequence[str]) -> list[dict[str, Any]]: ...
+    def getrawtransactions_in_block(self, pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]: ...
 
 
 def btc_to_sats(value: Decimal | int | float | str) -> int:
@@ -146,6 +152,24 @@ class BlockDecoder:
         prevouts = self._resolve(wanted, blocks) if wanted else {}
         return [decode_block(b, magic=self.magic, keep_all=self.keep_all, prevouts=prevouts) for b in blocks]
 
+    def decode_raw(self, raw_blocks: Sequence[str], heights: Sequence[int]) -> list[ChainBlock]:
+        """Raw blocks (getblock verbosity 0): scan locally, then fetch only the candidates,
+        with prevouts, via `getrawtransaction <txid> 2 <blockhash>` (no -txindex needed)."""
+        if self.keep_all:
+            raise ValueError("keep_all needs verbose blocks: every tx would have to be fetched")
+        scans = [scan_raw_block(bytes.fromhex(raw), self.magic) for raw in raw_blocks]
+        pairs = [(txid, scan.block_hash) for scan in scans for _, txid in scan.candidates]
+        fetched = self._rpc.getrawtransactions_in_block(pairs) if pairs else []
+        by_txid = {tx["txid"]: tx for tx in fetched}
+        selected = [(i, by_txid[txid]) for scan in scans for i, txid in scan.candidates]
+        wanted = missing_prevouts(selected)
+        prevouts = self._resolve(wanted, [{"tx": fetched}]) if wanted else {}
+        return [
+            ChainBlock(height, scan.block_hash, scan.prev_hash,
+                       tuple(decode_tx(by_txid[txid], i, prevouts) for i, txid in scan.candidates))
+            for scan, height in zip(scans, heights, strict=True)
+        ]
+
     def _resolve(self, wanted: set[Outpoint],
                  blocks: Sequence[Mapping[str, Any]]) -> dict[Outpoint, TxOutput]:
         found = _outputs_in_blocks(wanted, blocks)
@@ -168,3 +192,72 @@ def _outputs_in_blocks(wanted: set[Outpoint],
             if tx["txid"] in wanted_txids:
                 found.update(_outputs_of(tx, wanted))
     return found
+
+
+# -- raw blocks ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RawScan:
+    block_hash: str
+    prev_hash: str
+    candidates: tuple[tuple[int, str], ...]  # (vtxindex, txid)
+
+
+def scan_raw_block(raw: bytes, magic: bytes = MAGIC) -> RawScan:
+    """Walk a serialized block without decoding it; hash only the candidate txs."""
+    if len(raw) < 81:
+        raise ChainError("serialized block is shorter than its header")
+    candidates = []
+    try:
+        count, offset = _varint(raw, 80)
+        for vtxindex in range(count):
+            offset, txid = _scan_tx(raw, offset, magic)
+            if txid is not None:
+                candidates.append((vtxindex, txid))
+    except IndexError:
+        raise ChainError("serialized block ends inside a transaction") from None
+    if offset != len(raw):
+        raise ChainError(f"serialized block has {len(raw) - offset} bytes after its last tx")
+    return RawScan(dsha256(raw[:80])[::-1].hex(), raw[4:36][::-1].hex(), tuple(candidates))
+
+
+def _varint(raw: bytes, offset: int) -> tuple[int, int]:
+    first = raw[offset]
+    if first < 0xFD:
+        return first, offset + 1
+    width = {0xFD: 2, 0xFE: 4, 0xFF: 8}[first]
+    return int.from_bytes(raw[offset + 1: offset + 1 + width], "little"), offset + 1 + width
+
+
+def _scan_tx(raw: bytes, start: int, magic: bytes) -> tuple[int, str | None]:
+    """(offset after the tx, its txid if some output is `OP_RETURN <magic...>`)."""
+    offset = start + 4
+    segwit = raw[offset] == 0 and raw[offset + 1] == 1  # BIP144 marker and flag
+    if segwit:
+        offset += 2
+    body = offset
+    inputs, offset = _varint(raw, offset)
+    for _ in range(inputs):
+        size, offset = _varint(raw, offset + 36)
+        offset += size + 4
+    outputs, offset = _varint(raw, offset)
+    candidate = False
+    for _ in range(outputs):
+        size, offset = _varint(raw, offset + 8)
+        if not candidate and raw[offset] == 0x6A:
+            data = op_return_data(raw[offset: offset + size])
+            candidate = data is not None and data.startswith(magic)
+        offset += size
+    body_end = offset
+    if segwit:
+        for _ in range(inputs):
+            items, offset = _varint(raw, offset)
+            for _ in range(items):
+                size, offset = _varint(raw, offset)
+                offset += size
+    end = offset + 4
+    if end > len(raw):
+        raise ChainError("serialized block ends inside a transaction")
+    if not candidate:
+        return end, None
+    stripped = raw[start: start + 4] + raw[body: body_end] + raw[end - 4: end]
+    return end, dsha256(stripped)[::-1].hex()

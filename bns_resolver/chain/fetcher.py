@@ -6,6 +6,10 @@ block at verbosity 3 is several MB of JSON, so that batch stays small).  Every b
 must name the previous one as its parent (the first one: the hash the caller already
 holds), or `ReorgDetected` says where the chain moved.  A height is *processable* once
 it has `confirmations` confirmations (the tip has one).
+
+`raw=True` asks for serialized blocks instead (verbosity 0, a fraction of the bytes and
+of bitcoind's work), scans them locally and fetches only candidate transactions, with
+their prevouts, through `getrawtransaction <txid> 2 <blockhash>` (Bitcoin Core >= 25).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ class BlockSource(Protocol):
     def getblockhashes(self, heights: Sequence[int]) -> list[str]: ...
     def getblocks(self, block_hashes: Sequence[str], verbosity: int = 3) -> list[Any]: ...
     def getrawtransactions(self, txids: Sequence[str]) -> list[dict[str, Any]]: ...
+    def getrawtransactions_in_block(self, pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]: ...
 
 
 class ReorgDetected(ChainError):
@@ -43,9 +48,13 @@ class ReorgDetected(ChainError):
 class BlockFetcher:
     def __init__(self, rpc: BlockSource, *, magic: bytes = MAGIC,
                  confirmations: int = DEFAULT_CONFIRMATIONS, batch_size: int = DEFAULT_BATCH,
-                 blocks_per_request: int = DEFAULT_BLOCKS_PER_REQUEST, keep_all: bool = False) -> None:
+                 blocks_per_request: int = DEFAULT_BLOCKS_PER_REQUEST, keep_all: bool = False,
+                 raw: bool = False) -> None:
         if confirmations < 1:
             raise ValueError("confirmations counts the block itself, so it is at least 1")
+        if raw and keep_all:
+            raise ValueError("raw mode keeps only candidate transactions")
+        self.raw = raw
         self.rpc, self.confirmations, self.batch_size = rpc, confirmations, max(1, batch_size)
         self.blocks_per_request = max(1, blocks_per_request)
         self._decoder = BlockDecoder(rpc, magic=magic, keep_all=keep_all)
@@ -77,10 +86,16 @@ class BlockFetcher:
             hashes = self.block_hashes(first, min(first + self.batch_size - 1, stop))
             for offset in range(0, len(hashes), self.blocks_per_request):
                 wanted = hashes[offset: offset + self.blocks_per_request]
-                blocks = self._decoder.decode(self.rpc.getblocks(wanted, 3))
+                blocks = self._fetch(wanted, first + offset)
                 check_links(blocks, wanted, first + offset, prev_hash)
                 yield from blocks
                 prev_hash = blocks[-1].block_hash
+
+    def _fetch(self, hashes: Sequence[str], first: int) -> list[ChainBlock]:
+        if self.raw:
+            heights = range(first, first + len(hashes))
+            return self._decoder.decode_raw(self.rpc.getblocks(hashes, 0), list(heights))
+        return self._decoder.decode(self.rpc.getblocks(hashes, 3))
 
 
 def check_links(blocks: Sequence[ChainBlock], hashes: Sequence[str], first: int,

@@ -161,6 +161,10 @@ class BitcoindRPC:
         """Verbose transactions by txid (batched); needs -txindex for confirmed txs."""
         return self._call_batch([("getrawtransaction", txid, 1) for txid in txids])
 
+    def getrawtransactions_in_block(self, pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+        """(txid, block hash) -> tx with prevouts and fee (getrawtransaction verbosity 2, Core >= 25)."""
+        return self._call_batch([("getrawtransaction", txid, 2, block_hash) for txid, block_hash in pairs])
+
     def uptime(self) -> int:
         return self._call("uptime")
 

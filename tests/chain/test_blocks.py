@@ -202,3 +202,54 @@ def test_burnchain_block_fixtures_decode_exactly(index: int) -> None:
     assert [(t.vtxindex, t.txid) for t in block.txs] == expected
     assert len(every.txs) == fixture["tx_count"] and every.txs[0].is_coinbase
     assert every.txs[0].outputs[0].value_sats == raw.vtx[0].vout[0].nValue
+
+
+# -- the raw path ------------------------------------------------------------------------------
+def fetch_both(node: BitcoindServer, first: int, last: int) -> tuple[list[ChainBlock], list[ChainBlock]]:
+    from bns_resolver.chain.fetcher import BlockFetcher
+
+    rpc = BitcoindRPC(node.url)
+    verbose = BlockFetcher(rpc, confirmations=1).fetch(first, last)
+    raw = BlockFetcher(rpc, confirmations=1, raw=True).fetch(first, last)
+    return verbose, raw
+
+
+def test_raw_path_equals_verbose_path(node: BitcoindServer, builder: ChainBuilder) -> None:
+    """Serialized blocks scanned locally give the same ChainBlocks as getblock 3."""
+    verbose, raw = fetch_both(node, 0, builder.height)
+    assert raw == verbose and sum(len(b.txs) for b in raw) == 5
+    asked = [p for m, p in node.calls if m == "getrawtransaction"]
+    assert len(asked) == 5 and all(p[1] == 2 for p in asked)
+
+
+def test_raw_path_on_real_segwit_blocks() -> None:
+    """The fixture blocks (one with segwit txs) scan to the same candidates and txids."""
+    genesis = ChainBuilder(premine=0).blocks[0]
+    for fixture in json.loads((BURNCHAIN / "burnchain_block_fixtures.json").read_text()):
+        raw = CBlock.deserialize(bytes.fromhex(fixture["raw_block_hex"]))
+        with BitcoindServer() as node:
+            node.set_chain([genesis, raw], derived_prevouts(raw.vtx))
+            verbose, scanned = fetch_both(node, 1, 1)
+        assert scanned == verbose
+        assert [(t.vtxindex, t.txid) for t in scanned[0].txs] == [
+            (b["vtxindex"], b["txid"]) for b in fixture["bns_txs"]]
+
+
+def test_raw_path_old_node_uses_txindex_for_prevouts(builder: ChainBuilder) -> None:
+    """Without prevouts in getrawtransaction 2, parents come from getrawtransaction 1."""
+    with BitcoindServer(verbosity3=False) as old, BitcoindServer() as new:
+        old.serve_builder(builder)
+        new.serve_builder(builder)
+        assert fetch_both(old, 100, builder.height)[1] == fetch_both(new, 100, builder.height)[0]
+
+
+def test_scan_rejects_truncated_blocks(builder: ChainBuilder) -> None:
+    from bns_resolver.chain.blocks import scan_raw_block
+
+    raw = builder.blocks[-1].serialize()
+    assert scan_raw_block(raw).block_hash == builder.tip_hash
+    for cut in (3, 40, len(raw) - 85):
+        with pytest.raises(ChainError, match="ends inside"):
+            scan_raw_block(raw[:-cut])
+    with pytest.raises(ChainError, match="after its last tx"):
+        scan_raw_block(raw + b"\x00")

@@ -1,5 +1,6 @@
 """Every consensus-corpus scenario, served by the test bitcoind and synced through the real
-client path (rpc -> blocks -> fetcher -> virtualchain -> BnsEngine), block by block.
+client path (rpc -> blocks -> fetcher -> virtualchain -> BnsEngine), block by block; every
+8th also through the raw-block path (all of them with BNS_CORPUS_RAW_ALL=1).
 
 The folder comes from BNS_CORPUS_DIR (default: shared/data/consensus-corpus beside the
 repository).  Each scenario reports a match or its first diverging block.
@@ -7,6 +8,7 @@ repository).  Each scenario reports a match or its first diverging block.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from tests.support.chainbuilder import corpus_chain
 from tests.support.corpus import Scenario, corpus_dir, corpus_files, load_scenario
 
 FILES = corpus_files()
+RAW_FILES = FILES if os.environ.get("BNS_CORPUS_RAW_ALL") else FILES[::8]
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +45,8 @@ def is_candidate_tx(tx: ChainTx) -> bool:
     return any(p is not None and p.startswith(b"id") for p in payloads)
 
 
-def sync_scenario(node: BitcoindServer, scenario: Scenario) -> tuple[dict[int, tuple[str, str]], Any]:
+def sync_scenario(node: BitcoindServer, scenario: Scenario, *,
+                  raw: bool = False) -> tuple[dict[int, tuple[str, str]], Any]:
     """Serve the scenario's chain and sync it; returns {height: (consensus, ops hash)}.
 
     Each fetched block's transactions must equal the corpus loader's reading of the same
@@ -53,7 +57,7 @@ def sync_scenario(node: BitcoindServer, scenario: Scenario) -> tuple[dict[int, t
     heights = scenario.replayable_heights()
     node.serve_builder(corpus_chain(scenario.data))
     rpc = BitcoindRPC(node.url)
-    fetcher = BlockFetcher(rpc, magic=scenario.profile.magic, confirmations=1)
+    fetcher = BlockFetcher(rpc, magic=scenario.profile.magic, confirmations=1, raw=raw)
     store = HashAnchoredStore(MemoryStateStore())
     got: dict[int, tuple[str, str]] = {}
 
@@ -68,14 +72,11 @@ def sync_scenario(node: BitcoindServer, scenario: Scenario) -> tuple[dict[int, t
     return got, result
 
 
-@pytest.mark.skipif(not FILES, reason=f"no corpus files under {corpus_dir()}")
-@pytest.mark.parametrize("path", FILES, ids=lambda p: str(Path(p).relative_to(corpus_dir())))
-def test_scenario_via_rpc(node: BitcoindServer, path: Path) -> None:
-    """Consensus and ops hash after every replayable block equal the reference's."""
+def check_scenario(node: BitcoindServer, path: Path, *, raw: bool) -> None:
     scenario = load_scenario(path)
     if not scenario.blocks or scenario.profile is None:
         pytest.skip(f"{scenario.label}: aborted log without blocks")
-    got, result = sync_scenario(node, scenario)
+    got, result = sync_scenario(node, scenario, raw=raw)
     heights = scenario.replayable_heights()
     for recorded in scenario.data["blocks"]:
         height = recorded["height"]
@@ -86,3 +87,17 @@ def test_scenario_via_rpc(node: BitcoindServer, path: Path) -> None:
             pytest.fail(f"{scenario.label}: first divergence at block {height}: "
                         f"got {got.get(height)}, reference {expected}")
     assert result.last_block == max(heights) and result.reached_end
+
+
+@pytest.mark.skipif(not FILES, reason=f"no corpus files under {corpus_dir()}")
+@pytest.mark.parametrize("path", FILES, ids=lambda p: str(Path(p).relative_to(corpus_dir())))
+def test_scenario_via_rpc(node: BitcoindServer, path: Path) -> None:
+    """getblock 3 path: consensus and ops hash after every replayable block equal the reference's."""
+    check_scenario(node, path, raw=False)
+
+
+@pytest.mark.skipif(not FILES, reason=f"no corpus files under {corpus_dir()}")
+@pytest.mark.parametrize("path", RAW_FILES, ids=lambda p: str(Path(p).relative_to(corpus_dir())))
+def test_scenario_via_rpc_raw_blocks(node: BitcoindServer, path: Path) -> None:
+    """Raw-block path (a sample, to keep the suite short): the same hashes."""
+    check_scenario(node, path, raw=True)

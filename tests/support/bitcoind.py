@@ -587,9 +587,13 @@ class BitcoindServer:
             raise RpcFailure(-5, "No such mempool or blockchain transaction. Use gettransaction for "
                                  "wallet transactions.")
         tx, height, _ = found
-        if not verbose:
+        verbosity = int(verbose)
+        if verbosity <= 0:
             return tx.serialize().hex()
-        out = tx_json(tx, self.chain, prevouts=None, verbosity=1)
+        if verbosity >= 2 and self.verbosity3:  # Core >= 25: prevouts and fee, like getblock 3
+            out = tx_json(tx, self.chain, prevouts=self._state.prevouts(tx), verbosity=3)
+        else:
+            out = tx_json(tx, self.chain, prevouts=None, verbosity=1)
         block = self._state.active[height]
         out.update({"blockhash": self._state.hashes[height], "confirmations": self.tip_height - height + 1,
                     "time": block.nTime, "blocktime": block.nTime})
