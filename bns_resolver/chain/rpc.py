@@ -1,10 +1,12 @@
 """bitcoind JSON-RPC client: every RPC detail (auth, batching, retries, errors) lives here.
 
-Built on python-bitcoinrpc's `AuthServiceProxy` (HTTP keep-alive, Basic auth, floats
-parsed as `Decimal`).  Batches are posted over the same connection and decoded by the
-proxy, but each request is sent in JSON-RPC 1.x form: python-bitcoinrpc's own `batch_`
-sends `"jsonrpc": "2.0"`, and Bitcoin Core >= 28 answers 2.0 requests without an
-`error` member, which `batch_` indexes unconditionally (KeyError on every success).
+Built on python-bitcoinrpc: its `AuthServiceProxy` reads and decodes every reply on our
+keep-alive connection (content-type check, floats as `Decimal`).  Requests, single and
+batched, are written by this module in JSON-RPC 1.1 form with its own Basic header:
+python-bitcoinrpc's `batch_` sends `"jsonrpc": "2.0"`, and Bitcoin Core >= 28 answers
+2.0 requests without an `error` member, which `batch_` indexes unconditionally (KeyError
+on every success); and its `__call__` takes credentials only from the URL, which breaks
+on a rotated cookie and on passwords with URL-special characters.
 
 Transient trouble (connection refused/reset, timeouts, -28 warm-up, non-JSON replies
 such as HTTP 503 "work queue depth exceeded") is retried with capped exponential

@@ -138,8 +138,8 @@ class VirtualChain:
         start, progress = self.next_height(), _Progress()
         while True:
             try:
-                self._check_tip(progress)
-                self._extend(progress)
+                if self._check_tip(progress):
+                    self._extend(progress)
                 break
             except ReorgDetected as exc:
                 log.info("chain moved under us at %d (%s)", exc.height, exc)
@@ -162,13 +162,25 @@ class VirtualChain:
             if self.on_block is not None:
                 self.on_block(block, outcome)
 
-    def _check_tip(self, progress: _Progress) -> None:
+    def _check_tip(self, progress: _Progress) -> bool:
+        """Undo blocks the node no longer has; False while the node is behind our index."""
         last = self.store.last_block()
         if last is None:
-            return
+            return True
         tip = self.fetcher.tip_height()
-        if last > tip or self.fetcher.block_hash(last) != self.store.get_block_hash(last):
+        height = min(last, tip)
+        if height < self.first_block:
+            log.warning("bitcoind is at block %d, below the first block %d; waiting", tip, self.first_block)
+            return False
+        if self.fetcher.block_hash(height) != self.store.get_block_hash(height):
             self._reorg(progress)
+            return True
+        if last > tip:
+            # A node still syncing (or reindexing) is behind us on the same chain: wait for it
+            # rather than undo blocks it simply has not reached yet.
+            log.warning("bitcoind is at block %d, behind our index at %d; waiting for it", tip, last)
+            return False
+        return True
 
     def _reorg(self, progress: _Progress) -> None:
         last = self.store.last_block()

@@ -205,6 +205,24 @@ def test_resume_from_stored_height(node: BitcoindServer) -> None:
     assert first.state() == clean_state(chain, profile)
 
 
+def test_node_behind_our_index_is_waited_for(node: BitcoindServer, caplog: pytest.LogCaptureFixture) -> None:
+    """A node that is still syncing (its tip below ours, same chain) undoes nothing."""
+    data = scenario(TRANSFERS)
+    profile = profile_of(data)
+    chain = corpus_chain(data)
+    node.serve_builder(chain)
+    sync = Sync(node, profile)
+    sync.loop.sync()
+    before = sync.state()
+    node.set_chain(chain.blocks[:-4])
+    with caplog.at_level(logging.WARNING, logger="bns_resolver.chain.virtualchain"):
+        result = sync.loop.sync()
+    assert result.processed == 0 and result.reorgs == () and sync.state() == before
+    assert any("behind our index" in r.getMessage() for r in caplog.records)
+    node.set_chain(chain.blocks[:10])  # below the first block
+    assert sync.loop.sync().processed == 0 and sync.state() == before
+
+
 def test_reorg_deeper_than_the_limit_is_refused(node: BitcoindServer) -> None:
     """A fork below reorg_limit means the index must be rebuilt."""
     data = scenario(TRANSFERS)
