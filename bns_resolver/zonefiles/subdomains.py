@@ -173,9 +173,8 @@ def declared_origin(content: bytes) -> str | None:
     """The `$ORIGIN` a zone file names (lower-case, no trailing dot), or None."""
     for line in content.decode("utf-8", "replace").splitlines():
         tokens = line.split()
-        for index, token in enumerate(tokens[:-1]):
-            if token.upper() == "$ORIGIN":
-                return tokens[index + 1].rstrip(".").lower()
+        if len(tokens) >= 2 and tokens[0].upper() == "$ORIGIN":
+            return tokens[1].rstrip(".").lower()
     return None
 
 

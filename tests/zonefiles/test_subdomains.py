@@ -192,3 +192,11 @@ def test_multisig_update_survives_zonefile_parsing() -> None:
     owner, sig, _ = _multisig_case()
     line = txt_line("alice", owner=owner, seqn=1, zonefile=b"m1", sig=sig)
     assert len(_records(_parent("foo.id", [line], inv=2))) == 1
+
+
+def test_declared_origin_reads_only_the_directive() -> None:
+    """$ORIGIN is read from its directive line (even with `$TTL` on the same line), never from record data."""
+    from bns_resolver.zonefiles.subdomains import declared_origin
+
+    assert declared_origin(b'x TXT "$ORIGIN evil.id"\n$ORIGIN Test-Personal.ID. $TTL 3600 \n') == "test-personal.id"
+    assert declared_origin(b"_http._tcp URI 10 1 \"https://a\"\n") is None
