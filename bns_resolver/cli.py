@@ -11,7 +11,7 @@ from typing import Any
 
 from bns_resolver import __version__
 from bns_resolver.config import Settings, load_settings
-from bns_resolver.errors import GatewayError
+from bns_resolver.errors import ConfigError, GatewayError
 
 log = logging.getLogger("bns_resolver")
 
@@ -74,6 +74,7 @@ def _setup_logging(level: str) -> None:
 
 def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
     from twisted.internet import reactor
+    from twisted.internet.error import CannotListenError
     from twisted.logger import STDLibLogObserver, globalLogBeginner
 
     from bns_resolver.service import GatewayService, drop_privileges, ensure_embedded_snapshot, open_data
@@ -82,8 +83,11 @@ def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
     engine = open_data(settings)
     ensure_embedded_snapshot(engine, settings)
     service = GatewayService(settings, reactor, engine)
-    service.start()
-    drop_privileges(settings.run_as_user)
+    try:
+        service.start()
+    except CannotListenError as exc:
+        raise ConfigError(f"cannot listen on {exc.interface or '*'}:{exc.port}: {exc.socketError}") from None
+    drop_privileges(settings.run_as_user, settings.data_dir)
     # Twisted stops the reactor on SIGINT and SIGTERM; stop listening cleanly first.
     reactor.addSystemEventTrigger("before", "shutdown", service.stop)  # type: ignore[attr-defined]
     reactor.run()  # type: ignore[attr-defined]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,13 +176,17 @@ class GatewayService:
         return deferred.addCallbacks(classify, failed)
 
 
-def drop_privileges(user: str | None) -> None:
-    """After binding port 53 as root, continue as an unprivileged user."""
+def drop_privileges(user: str | None, data_dir: Path) -> None:
+    """After binding port 53 as root, continue as an unprivileged user who owns the data dir."""
     if not user or os.getuid() != 0:
         return
     import pwd
 
     entry = pwd.getpwnam(user)
+    # The index (and SQLite's -wal/-shm files) were created as root; the sync and the
+    # zone-file fetcher must still write them after the drop.
+    for path in [data_dir, *data_dir.rglob("*")]:
+        os.chown(path, entry.pw_uid, entry.pw_gid)
     os.setgroups([])
     os.setgid(entry.pw_gid)
     os.setuid(entry.pw_uid)

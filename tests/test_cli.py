@@ -50,3 +50,17 @@ def test_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     assert server.query("_http._tcp.zone117x.id", "URI").answer
     assert server.stop() == 0
     assert "stopped" in server.log()
+
+
+def test_busy_port_is_a_clear_error(tmp_path: Path) -> None:
+    """A port in use gives a one-line error, not a traceback."""
+    import socket
+
+    holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    holder.bind(("127.0.0.1", 0))
+    try:
+        port = holder.getsockname()[1]
+        result = _run("serve", "--data-dir", str(tmp_path), "--listen", f"127.0.0.1:{port}")
+        assert result.returncode == 2 and "cannot listen" in result.stderr and "Traceback" not in result.stderr
+    finally:
+        holder.close()

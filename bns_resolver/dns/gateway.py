@@ -81,6 +81,8 @@ class Gateway:
         if namespace is None:
             return self._forward(packet, request, fast, tcp=tcp)
         mode = self.policy.effective_mode(namespace)
+        if qname == namespace and mode is not Mode.BNS_ONLY:
+            return self._forward(packet, request, fast, tcp=tcp)  # a shared TLD's apex is ICANN's
         if mode is Mode.ICANN_FIRST:
             return self._icann_first(packet, request, fast, qname, tcp=tcp)
         result = self.authority.lookup(qname, request.q.qtype)

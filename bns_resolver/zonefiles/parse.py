@@ -32,6 +32,11 @@ SUPPORTED_TYPES = frozenset(
     for t in ("A", "AAAA", "CNAME", "MX", "NS", "PTR", "SRV", "TXT", "SPF", "URI")
 )
 
+# dnspython imports each type's class on first use; do it now, while the process may
+# still read its own install (serve can drop root privileges right after start-up).
+for _rdtype in SUPPORTED_TYPES:
+    dns.rdata.get_rdata_class(dns.rdataclass.IN, _rdtype)
+
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"?|[^\s"]+')
 
 

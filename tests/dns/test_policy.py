@@ -65,3 +65,13 @@ def test_namespace_missing_from_the_root_becomes_authoritative(tmp_path: Path, u
         assert upstream.count("podcast") >= 1  # the probe asked for the TLD's SOA
     finally:
         server.stop()
+
+
+def test_apex_of_a_shared_namespace_is_forwarded(tmp_path: Path, upstream: StubUpstream) -> None:
+    """`id.` SOA belongs to the ICANN TLD when `id` is shared; BNS does not invent it."""
+    server = _serve(tmp_path, upstream)
+    try:
+        reply = server.query("id", "SOA")
+        assert "ns.id." in reply.answer[0].to_text() and upstream.count("id") >= 1
+    finally:
+        server.stop()

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dns.exception
 import dns.message
 import dns.query
 import dns.rdatatype
@@ -139,7 +140,7 @@ class ServerProcess:
             try:
                 self.query("id.", "SOA", timeout=0.3)
                 return self
-            except (dns.exception.Timeout, ConnectionError, OSError):
+            except (dns.exception.DNSException, ConnectionError, OSError):
                 continue
         raise RuntimeError(f"server did not answer within {timeout} s: {self.log()}")
 
