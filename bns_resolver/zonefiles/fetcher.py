@@ -229,9 +229,11 @@ def _store_batch(source: ZoneFileSource, found: list[tuple[str, bytes]], state: 
     with state.engine.begin() as conn:
         new, failed = store_verified_many(conn, found, source.label, now=state.now)
     health = state.health[source.label]
+    addressed_by_hash = getattr(source, "by_hash", True)
     for zonefile_hash, exc in failed:
-        health.lied()
-        log.warning("zone-file source %s served a bad file for %s: %s", source.label, zonefile_hash, exc)
+        if addressed_by_hash:
+            health.lied()
+            log.warning("zone-file source %s served a bad file for %s: %s", source.label, zonefile_hash, exc)
         state.rejected.append(Rejection(source.label, zonefile_hash, str(exc)))
         state.errors[zonefile_hash] = f"{source.label}: {exc}"
     bad = {zonefile_hash for zonefile_hash, _ in failed}

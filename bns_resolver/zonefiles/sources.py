@@ -55,7 +55,9 @@ class ZoneFileSource(Protocol):
 
     `fetch` returns the bytes it found for some of the wanted hashes (absent
     keys: the source does not have them) and raises SourceUnavailable when the
-    source itself failed. It is called from worker threads.
+    source itself failed. It is called from worker threads. A source may set
+    `by_hash = False` when it cannot address files by hash (its mismatches
+    then count as misses, not lies).
     """
 
     label: str
@@ -148,6 +150,9 @@ class HttpSource:
             raise ConfigError(f"zone-file source {template!r}: not an http(s) URL")
         self.template = template
         self.label = template
+        # A name-only URL serves the name's *current* file: a mismatch for an
+        # older hash is staleness, not a lie (the fetcher scores it as a miss).
+        self.by_hash = "{hash}" in template
         self._scheme = parts.scheme
         self._netloc = parts.netloc
 

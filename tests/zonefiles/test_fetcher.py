@@ -215,3 +215,14 @@ def test_crashing_source_is_logged_and_next_source_serves(indexed: Engine, tmp_p
     health = SourceHealthBook()
     report = fetch_round(indexed, [_CrashingSource(), DirSource(tmp_path)], health=health, now=NOW)
     assert sorted(report.stored) == sorted(FILES) and health["crash://"].failures == 1
+
+
+def test_name_only_template_mismatch_is_not_scored_as_a_lie(indexed: Engine) -> None:
+    """A `{name}`-only mirror serving another version of the file is refused but not scored down."""
+    stale = {name: _zonefile(name) + b"; newer\n" for name in BY_NAME}
+    health = SourceHealthBook()
+    with ZonefileHttpMirror(stale) as mirror:
+        source = HttpSource(mirror.template("{name}"))
+        report = fetch_round(indexed, [source], health=health, now=NOW)
+    assert report.stored == () and len(report.rejected) == 3
+    assert health[source.label].bad_files == 0 and health[source.label].score == 1.0
