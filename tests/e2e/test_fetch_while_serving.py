@@ -1,0 +1,73 @@
+"""`serve` fetches missing zone files from a mirror, verifies them, and starts answering without a restart."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import dns.edns
+import dns.rcode
+from sqlalchemy import func, select
+
+from bns_resolver.hashing import hash160_hex
+from bns_resolver.index import schema
+from tests.support.dns_fixtures import IndexSpec, NameSpec, ServerProcess, make_index
+from tests.support.zonefile_servers import ZonefileHttpMirror
+
+NAMESPACE = "fetchns"
+ZONEFILES = {
+    f"{label}.{NAMESPACE}": f"$ORIGIN {label}.{NAMESPACE}\n$TTL 300\n@ IN A 192.0.2.{i}\n".encode()
+    for i, label in enumerate(("alice", "bob", "carol"), start=1)
+}
+CONFIG = f"[namespaces]\nicann_tlds = {{ {NAMESPACE} = false }}\n"
+
+
+def _index(tmp_path: Path):  # type: ignore[no-untyped-def]
+    names = [NameSpec(fqn, z, store_zonefile=False) for fqn, z in ZONEFILES.items()]
+    return make_index(tmp_path / "data", IndexSpec(names=names, namespaces=(NAMESPACE,)))
+
+
+def _ede(reply) -> int | None:  # type: ignore[no-untyped-def]
+    codes = [o.code for o in reply.options if o.otype == dns.edns.EDE]
+    return codes[0] if codes else None
+
+
+def test_missing_zone_files_arrive_and_names_resolve(tmp_path: Path) -> None:
+    """SERVFAIL (EDE 22) while the mirror holds back, then verified answers once it serves."""
+    _index(tmp_path)
+    files = {hash160_hex(z): z for z in ZONEFILES.values()}
+    with ZonefileHttpMirror(files, mode="slow") as mirror:
+        server = ServerProcess(tmp_path / "data", config=CONFIG,
+                               extra=["--zonefile-source", mirror.template()]).start()
+        try:
+            waiting = server.query(f"alice.{NAMESPACE}", "A", use_edns=0)
+            assert waiting.rcode() == dns.rcode.SERVFAIL and _ede(waiting) == 22
+            mirror.release.set()
+            deadline = time.monotonic() + 20
+            reply = waiting
+            while reply.rcode() != dns.rcode.NOERROR and time.monotonic() < deadline:
+                reply = server.query(f"alice.{NAMESPACE}", "A", use_edns=0)
+            assert reply.rcode() == dns.rcode.NOERROR and "192.0.2.1" in reply.answer[0].to_text()
+            assert "192.0.2.3" in server.query(f"carol.{NAMESPACE}", "A").answer[0].to_text()
+        finally:
+            server.stop()
+
+
+def test_a_lying_mirror_never_gets_a_byte_in(tmp_path: Path) -> None:
+    """Files that do not hash to the value hash are rejected: nothing stored, names stay SERVFAIL."""
+    engine = _index(tmp_path)
+    with ZonefileHttpMirror({}, mode="lying") as mirror:
+        server = ServerProcess(tmp_path / "data", config=CONFIG,
+                               extra=["--zonefile-source", mirror.template()]).start()
+        try:
+            deadline = time.monotonic() + 20
+            while len(mirror.requests) < len(ZONEFILES) and time.monotonic() < deadline:
+                server.query(f"bob.{NAMESPACE}", "A")
+            assert len(mirror.requests) >= len(ZONEFILES)
+            reply = server.query(f"bob.{NAMESPACE}", "A", use_edns=0)
+            assert reply.rcode() == dns.rcode.SERVFAIL and _ede(reply) == 22
+            with engine.connect() as conn:
+                assert conn.execute(select(func.count()).select_from(schema.zonefiles)).scalar() == 0
+            assert "served a bad file" in server.log()
+        finally:
+            server.stop()
