@@ -38,7 +38,7 @@ class RawTxSource(Protocol):
     def getrawtransactions_in_block(self, pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]: ...
 
 
-def btc_to_sats(value: Decimal | int | float | str) -> int:
+def btc_to_sats(value: Decimal | float | str) -> int:
     """An amount as bitcoind prints it (BTC, 8 decimals) -> satoshis, exactly."""
     if isinstance(value, bool):
         raise ChainError(f"not an amount: {value!r}")

@@ -25,14 +25,19 @@ log = logging.getLogger(__name__)
 DEFAULT_REORG_LIMIT = 200
 
 
-class BlockOutcome(Protocol):
-    height: int
-    consensus_hash: str
-    ops_hash: str
+class EngineOutcome(Protocol):
+    """What the loop reads from an engine's per-block result (read-only, e.g. a frozen dataclass)."""
+
+    @property
+    def height(self) -> int: ...
+    @property
+    def consensus_hash(self) -> str: ...
+    @property
+    def ops_hash(self) -> str: ...
 
 
 class StateEngine(Protocol):
-    def process_block(self, block: ChainBlock) -> BlockOutcome: ...
+    def process_block(self, block: ChainBlock) -> EngineOutcome: ...
 
 
 class AnchoredStore(Protocol):
@@ -113,7 +118,7 @@ class VirtualChain:
     def __init__(self, fetcher: BlockFetcher, engine: StateEngine, store: AnchoredStore, *,
                  first_block: int, end_height: int | None = None, end_reason: str = "",
                  reorg_limit: int = DEFAULT_REORG_LIMIT,
-                 on_block: Callable[[ChainBlock, BlockOutcome], None] | None = None) -> None:
+                 on_block: Callable[[ChainBlock, EngineOutcome], None] | None = None) -> None:
         self.fetcher, self.engine, self.store = fetcher, engine, store
         self.first_block, self.end_height, self.end_reason = first_block, end_height, end_reason
         self.reorg_limit, self.on_block = reorg_limit, on_block

@@ -103,7 +103,8 @@ def test_derive_prevout_script() -> None:
 def test_corpus_chain_places_txs_and_prevouts() -> None:
     """A recorded scenario becomes blocks with each raw tx at its vtxindex from first_block on."""
     path = CORPUS / "0.14.1" / "name_import_renew_transfer.json.gz"
-    scenario = json.load(gzip.open(path))
+    with gzip.open(path) as handle:
+        scenario = json.load(handle)
     builder = corpus_chain(scenario)
     assert builder.height == scenario["blocks"][-1]["height"]
     for block in scenario["blocks"]:

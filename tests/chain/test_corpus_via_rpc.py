@@ -17,9 +17,9 @@ import pytest
 
 from bns_resolver.bns.engine import BnsEngine
 from bns_resolver.bns.state import MemoryStateStore
+from bns_resolver.chain.blocks import op_return_data
 from bns_resolver.chain.fetcher import BlockFetcher
 from bns_resolver.chain.rpc import BitcoindRPC
-from bns_resolver.chain.blocks import op_return_data
 from bns_resolver.chain.types import ChainBlock, ChainTx
 from bns_resolver.chain.virtualchain import HashAnchoredStore, VirtualChain
 from tests.support.bitcoind import BitcoindServer

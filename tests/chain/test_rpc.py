@@ -183,7 +183,7 @@ def test_unknown_method(rpc: BitcoindRPC) -> None:
 
 def test_pruned_block(rpc: BitcoindRPC, node: BitcoindServer, builder: ChainBuilder) -> None:
     """-1 'Block not available (pruned data)' becomes BlockPrunedError with advice."""
-    node.prune(range(0, 50))
+    node.prune(range(50))
     with pytest.raises(BlockPrunedError, match="without -prune") as info:
         rpc.getblock(builder.block_hash(10))
     assert info.value.code == -1
@@ -286,7 +286,7 @@ def test_cookie_path_per_network(tmp_path: Path) -> None:
 def test_shared_between_threads(node: BitcoindServer, builder: ChainBuilder) -> None:
     """Concurrent callers each get their own answers over the shared connection (no retries)."""
     rpc = BitcoindRPC(node.url, retry_for=0)
-    heights = list(range(0, builder.height + 1))
+    heights = list(range(builder.height + 1))
     errors: list[BaseException] = []
 
     def worker(offset: int) -> None:

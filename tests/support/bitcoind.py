@@ -29,11 +29,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from bitcoin import base58, segwit_addr
 from bitcoin.core import CBlock, CTransaction, b2lx
-from bitcoin.core.script import CScript
+from bitcoin.core.script import CScript, CScriptInvalidError
 
 COIN = 100_000_000
 CORE_VERSION = 280100
@@ -102,7 +102,7 @@ def script_asm(script: bytes, *, sighash_decode: bool = False) -> str:
                 words.append(data[:-1].hex() + f"[{_SIGHASH_NAMES[data[-1]]}]")
             else:
                 words.append(data.hex())
-    except Exception:  # truncated push: Core prints "[error]"
+    except CScriptInvalidError:  # truncated push: Core prints "[error]"
         words.append("[error]")
     return " ".join(words)
 
@@ -329,7 +329,7 @@ class BitcoindServer:
         self.port = 0
 
     # -- lifecycle ----------------------------------------------------------------------
-    def __enter__(self) -> BitcoindServer:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -553,7 +553,7 @@ class BitcoindServer:
         return self._header_json(block_hash, block)
 
     def rpc_getblock(self, block_hash: str, verbosity: Any = 1) -> Any:
-        verbosity = int(verbosity) if not isinstance(verbosity, bool) else int(verbosity)
+        verbosity = int(verbosity)  # older nodes also took true/false
         block = self._known_block(block_hash)
         height = self._state.known_height[block_hash]
         if height in self.pruned_heights:
@@ -668,13 +668,13 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+    def do_GET(self) -> None:
         self._send(405, b"JSONRPC server handles only POST requests", content_type="text/html")
 
-    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.node.consume_drop():
             self.close_connection = True

@@ -20,21 +20,29 @@ from typing import Any
 
 import bitcoin
 from bitcoin.core import (
-    COutPoint,
     CBlock,
     CBlockHeader,
     CMutableTransaction,
     CMutableTxIn,
     CMutableTxOut,
-    CTransaction,
-    CTxOut,
     CoreMainParams,
     CoreRegTestParams,
     CoreTestNetParams,
+    COutPoint,
+    CTransaction,
+    CTxOut,
     b2lx,
     lx,
 )
-from bitcoin.core.script import OP_0, OP_RETURN, OP_TRUE, SIGHASH_ALL, CScript, SignatureHash
+from bitcoin.core.script import (
+    OP_0,
+    OP_RETURN,
+    OP_TRUE,
+    SIGHASH_ALL,
+    CScript,
+    CScriptInvalidError,
+    SignatureHash,
+)
 from bitcoin.wallet import CBitcoinSecret, P2PKHBitcoinAddress
 
 from bns_resolver.hashing import hash160
@@ -335,7 +343,7 @@ def derive_prevout_script(script_sig: bytes, witness: Sequence[bytes] = ()) -> b
         return b"\x00\x20" + hashlib.sha256(witness[-1]).digest()
     try:
         pushes = [data for _, data, _ in CScript(script_sig).raw_iter()]
-    except Exception:  # a malformed scriptSig implies nothing
+    except CScriptInvalidError:  # a malformed scriptSig implies nothing
         return None
     if not pushes or any(p is None for p in pushes):
         return None
