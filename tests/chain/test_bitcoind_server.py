@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from bitcoin.core import CBlock, b2lx
 
-from tests.support.bitcoind import BitcoindServer, descriptor, script_asm
+from tests.support.bitcoind import BitcoindServer, descriptor, script_asm, segwit_address
 from tests.support.chainbuilder import ChainBuilder, txid_of
 
 
@@ -161,3 +161,5 @@ def test_script_rendering() -> None:
     assert script_asm(bytes.fromhex("0051")) == "0 1"
     assert descriptor("addr(mkmZxiEcEd8ZqjQWVZuC6so5dFMKEFpN2j)").startswith("addr(")
     assert descriptor("raw(deadbeef)") == "raw(deadbeef)#89f8spxm"
+    generator_x = bytes.fromhex("79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798")
+    assert segwit_address("bc", 1, generator_x) == "bc1p0xlxvlhemja6c4dqv22uapctqupfhlxm9h8z3k2e72q4k9hcz7vqzk5jj0"

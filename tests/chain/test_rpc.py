@@ -16,6 +16,7 @@ from bns_resolver.chain.rpc import (
     NodeWarmingUpError,
     RpcAuthError,
     RpcForbiddenError,
+    RpcProtocolError,
     TxIndexRequiredError,
     WrongNetworkError,
     cookie_path,
@@ -303,3 +304,33 @@ def test_shared_between_threads(node: BitcoindServer, builder: ChainBuilder) -> 
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+def test_busy_node_is_retried(node: BitcoindServer) -> None:
+    """HTTP 503 'Work queue depth exceeded' (not JSON) is retried like other transient trouble."""
+    clock = FakeClock()
+    node.busy_requests = 3
+    assert client(node, clock).getblockcount() == node.tip_height
+    assert clock.sleeps == [0.25, 0.5, 1.0]
+
+
+def test_non_json_forever_ends_in_protocol_error(node: BitcoindServer) -> None:
+    """A URL that keeps answering non-JSON is reported as probably not bitcoind's RPC port."""
+    clock = FakeClock()
+    node.busy_requests = 10_000
+    with pytest.raises(RpcProtocolError, match="503 Service Unavailable.*really bitcoind's RPC port"):
+        client(node, clock, retry_for=5.0).getblockcount()
+
+
+def test_failure_logs_are_rate_limited(node: BitcoindServer, caplog: pytest.LogCaptureFixture) -> None:
+    """While failing, one warning per log_every seconds; one info line on recovery."""
+    clock = FakeClock()
+    node.warmup_requests = 5
+    rpc = client(node, clock, backoff=(1.0, 1.0), log_every=2.5)
+    with caplog.at_level(logging.INFO, logger="bns_resolver.chain.rpc"):
+        rpc.getblockcount()
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    infos = [r for r in caplog.records if r.levelno == logging.INFO]
+    assert clock.sleeps == [1.0] * 5
+    assert len(warnings) == 2  # at t=0 and t=3
+    assert len(infos) == 1 and "answers again" in infos[0].getMessage()

@@ -174,6 +174,16 @@ def descriptor(body: str) -> str:
     return body + "#" + "".join(_DESC_CHECKSUM[(c >> (5 * (7 - j))) & 31] for j in range(8))
 
 
+def segwit_address(hrp: str, version: int, program: bytes) -> str:
+    """BIP173 (v0) or BIP350 bech32m (v1+) address."""
+    if version == 0:
+        return str(segwit_addr.encode(hrp, 0, program))
+    data = [version, *segwit_addr.convertbits(program, 8, 5)]
+    polymod = segwit_addr.bech32_polymod(segwit_addr.bech32_hrp_expand(hrp) + data + [0] * 6) ^ 0x2BC830A3
+    checksum = [(polymod >> 5 * (5 - i)) & 31 for i in range(6)]
+    return hrp + "1" + "".join(segwit_addr.CHARSET[d] for d in data + checksum)
+
+
 def script_pubkey_json(script: bytes, chain: str) -> dict[str, Any]:
     kind, payload, witver = _classify(script)
     p2pkh, p2sh, hrp = _ADDRESS_VERSIONS[chain]
@@ -182,8 +192,8 @@ def script_pubkey_json(script: bytes, chain: str) -> dict[str, Any]:
         address = str(base58.CBase58Data.from_bytes(payload, p2pkh))
     elif kind == "scripthash":
         address = str(base58.CBase58Data.from_bytes(payload, p2sh))
-    elif witver == 0:
-        address = segwit_addr.encode(hrp, 0, payload)
+    elif witver is not None and payload is not None:
+        address = segwit_address(hrp, witver, payload)
     out: dict[str, Any] = {"asm": script_asm(script)}
     if kind == "pubkey":
         out["desc"] = descriptor(f"pk({script[1:-1].hex()})")
@@ -315,6 +325,7 @@ class BitcoindServer:
         self.version = version or (CORE_VERSION if verbosity3 else OLD_CORE_VERSION)
         self.pruned_heights: set[int] = set()
         self.warmup_requests = 0
+        self.busy_requests = 0  # answer 503 "Work queue depth exceeded" (text/html), as a busy bitcoind
         self.allow_client = True  # False: answer 403 as bitcoind does for addresses outside rpcallowip
         self.drop_requests = 0
         self.calls: list[tuple[str, list[Any]]] = []
@@ -493,6 +504,13 @@ class BitcoindServer:
         with self._lock:
             if self.warmup_requests > 0:
                 self.warmup_requests -= 1
+                return True
+            return False
+
+    def consume_busy(self) -> bool:
+        with self._lock:
+            if self.busy_requests > 0:
+                self.busy_requests -= 1
                 return True
             return False
 
@@ -679,6 +697,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.node.consume_drop():
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if self.node.consume_busy():
+            self._send(503, b"Work queue depth exceeded", content_type="text/html")
             return
         if not self.node.allow_client:
             self._send(403, b"")
