@@ -189,6 +189,11 @@ class _RoundState:
     errors: dict[str, str] = field(default_factory=dict)
 
 
+# A source whose first batches of a round all fail is skipped for the rest of the
+# round: a blackholed mirror would otherwise cost one full timeout per batch.
+_TRIP_AFTER_FAILURES = 2
+
+
 def _ask_source(pool: ThreadPoolExecutor, source: ZoneFileSource, state: _RoundState, timeout: float) -> None:
     wants = list(state.remaining.values())
     size = max(1, source.batch_size)
@@ -197,20 +202,18 @@ def _ask_source(pool: ThreadPoolExecutor, source: ZoneFileSource, state: _RoundS
         for i in range(0, len(wants), size)
     }
     pending: list[tuple[str, bytes]] = []
+    failures = successes = 0
     for future in as_completed(futures):
         batch = futures[future]
-        try:
-            found = future.result()
-        except SourceUnavailable as exc:
-            state.health[source.label].failed()
-            log.warning("zone-file source %s failed for %d hashes: %s", source.label, len(batch), exc)
-            state.errors.update((w.zonefile_hash, str(exc)) for w in batch)
+        if future.cancelled():
             continue
-        except Exception as exc:  # a bug in one source must not end the round for the others
-            state.health[source.label].failed()
-            log.exception("zone-file source %s crashed on %d hashes", source.label, len(batch))
-            state.errors.update((w.zonefile_hash, f"{source.label}: {exc!r}") for w in batch)
+        found = _batch_result(source, future, batch, state)
+        if found is None:
+            failures += 1
+            if failures >= _TRIP_AFTER_FAILURES and not successes:
+                _trip(source, futures, state)
             continue
+        successes += 1
         for want in batch:
             if want.zonefile_hash in found:
                 pending.append((want.zonefile_hash, found[want.zonefile_hash]))
@@ -220,6 +223,31 @@ def _ask_source(pool: ThreadPoolExecutor, source: ZoneFileSource, state: _RoundS
             _store_batch(source, pending, state)
             pending = []
     _store_batch(source, pending, state)
+
+
+def _batch_result(
+    source: ZoneFileSource, future: Future[dict[str, bytes]], batch: list[ZoneFileWant], state: _RoundState
+) -> dict[str, bytes] | None:
+    """The batch's files, or None (logged, counted against the source) if the source failed."""
+    try:
+        return future.result()
+    except SourceUnavailable as exc:
+        log.warning("zone-file source %s failed for %d hashes: %s", source.label, len(batch), exc)
+        error = str(exc)
+    except Exception as exc:  # a bug in one source must not end the round for the others
+        log.exception("zone-file source %s crashed on %d hashes", source.label, len(batch))
+        error = f"{source.label}: {exc!r}"
+    state.health[source.label].failed()
+    state.errors.update((w.zonefile_hash, error) for w in batch)
+    return None
+
+
+def _trip(source: ZoneFileSource, futures: dict[Future[dict[str, bytes]], list[ZoneFileWant]], state: _RoundState) -> None:
+    skipped = [batch for future, batch in futures.items() if future.cancel()]
+    if skipped:
+        log.warning("zone-file source %s keeps failing; skipping %d batches this round", source.label, len(skipped))
+    for batch in skipped:
+        state.errors.update((w.zonefile_hash, f"{source.label}: skipped, source failing") for w in batch)
 
 
 def _store_batch(source: ZoneFileSource, found: list[tuple[str, bytes]], state: _RoundState) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -226,3 +227,30 @@ def test_name_only_template_mismatch_is_not_scored_as_a_lie(indexed: Engine) -> 
         report = fetch_round(indexed, [source], health=health, now=NOW)
     assert report.stored == () and len(report.rejected) == 3
     assert health[source.label].bad_files == 0 and health[source.label].score == 1.0
+
+
+class _CountingDeadSource:
+    label = "dead://"
+    batch_size = 1
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.never = threading.Event()  # a blackholed peer: nothing ever arrives
+
+    def fetch(self, wants: object, *, timeout: float) -> dict[str, bytes]:
+        from bns_resolver.zonefiles.sources import SourceUnavailable
+
+        self.calls += 1
+        self.never.wait(timeout)
+        raise SourceUnavailable("dead://: timed out")
+
+
+def test_failing_source_is_skipped_for_the_rest_of_the_round(engine: Engine) -> None:
+    """After its first batches all fail, a source's queued batches are cancelled instead of each timing out."""
+    _add_names(engine, {f"n{i}.id": f"{i:040x}" for i in range(1, 41)})
+    dead = _CountingDeadSource()
+    report = fetch_round(engine, [dead], settings=FetchSettings(concurrency=2, timeout=0.2), now=NOW)
+    assert len(report.still_missing) == 40
+    assert dead.calls <= 6  # two failed batches, plus at most those the two workers had already started
+    row = _want_row(engine, f"{40:040x}")
+    assert row.attempts == 1 and row.last_error
