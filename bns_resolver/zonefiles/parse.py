@@ -20,6 +20,9 @@ import dns.name
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
+import dns.rdtypes.ANY.SPF
+import dns.rdtypes.ANY.TXT
+import dns.tokenizer
 
 from bns_resolver.errors import ZoneFileError
 
@@ -31,6 +34,8 @@ SUPPORTED_TYPES = frozenset(
     dns.rdatatype.from_text(t)
     for t in ("A", "AAAA", "CNAME", "MX", "NS", "PTR", "SRV", "TXT", "SPF", "URI")
 )
+
+_TEXT_TYPES = {dns.rdatatype.TXT: dns.rdtypes.ANY.TXT.TXT, dns.rdatatype.SPF: dns.rdtypes.ANY.SPF.SPF}
 
 # dnspython imports each type's class on first use; do it now, while the process may
 # still read its own install (serve can drop root privileges right after start-up).
@@ -46,6 +51,9 @@ class ZoneRecord:
     rdtype: int
     ttl: int
     rdata: dns.rdata.Rdata
+    # TXT/SPF strings exactly as written. BNS zone files may hold strings over DNS's
+    # 255-byte limit (a multisig subdomain `sig=`); rdata carries them cut to size.
+    strings: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -153,11 +161,31 @@ def _parse_line(line: str, cursor: _Cursor) -> ZoneRecord | None:
         tokens = tokens[1:]
     ttl, rdtype, rdata_at = _ttl_class_type(tokens, cursor.ttl)
     rdata_text = line[tokens[rdata_at][1]:].strip() if rdata_at < len(tokens) else ""
-    rdata = dns.rdata.from_text(
-        dns.rdataclass.IN, rdtype, rdata_text, origin=cursor.anchor, relativize=False
-    )
+    strings: tuple[bytes, ...] = ()
+    if rdtype in _TEXT_TYPES:
+        strings = _text_strings(rdata_text)
+        rdata: dns.rdata.Rdata = _TEXT_TYPES[rdtype](dns.rdataclass.IN, rdtype, _dns_sized(strings))
+    else:
+        rdata = dns.rdata.from_text(dns.rdataclass.IN, rdtype, rdata_text, origin=cursor.anchor, relativize=False)
     cursor.last_owner = owner
-    return ZoneRecord(owner=owner, rdtype=rdtype, ttl=ttl, rdata=rdata)
+    return ZoneRecord(owner=owner, rdtype=rdtype, ttl=ttl, rdata=rdata, strings=strings)
+
+
+def _text_strings(rdata_text: str) -> tuple[bytes, ...]:
+    """The character-strings of a TXT/SPF record, unescaped, of any length."""
+    strings = []
+    for token in dns.tokenizer.Tokenizer(rdata_text).get_remaining():
+        token = token.unescape_to_bytes()
+        if not (token.is_quoted_string() or token.is_identifier()):
+            raise ZoneFileError("TXT data must be strings")
+        strings.append(token.value)
+    if not strings:
+        raise ZoneFileError("TXT record without strings")
+    return tuple(strings)
+
+
+def _dns_sized(strings: tuple[bytes, ...]) -> list[bytes]:
+    return [s[i:i + 255] for s in strings for i in range(0, max(len(s), 1), 255)]
 
 
 def _consume_directives(tokens: list[tuple[str, int]], cursor: _Cursor) -> list[tuple[str, int]]:

@@ -163,7 +163,7 @@ def _subdomain_txts(parent: ParentZoneFile) -> tuple[list[tuple[str, tuple[str, 
         if record.rdtype == dns.rdatatype.URI and written == "_resolver" and resolver is None:
             resolver = _as_text(record.rdata.target)
         elif record.rdtype == dns.rdatatype.TXT and written not in RESERVED_NAMES:
-            strings = tuple(_as_text(s) for s in record.rdata.strings)
+            strings = tuple(_as_text(s) for s in record.strings)
             if _is_subdomain_txt(strings):
                 found.append((written, strings))
     return found, resolver

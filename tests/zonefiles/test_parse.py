@@ -72,3 +72,12 @@ def test_parenthesised_records_span_lines() -> None:
     assert not parsed.skipped
     assert parsed.records[0].rdata.strings == (b"first", b"second")  # type: ignore[attr-defined]
     assert len(parsed.records) == 2
+
+
+def test_txt_strings_over_255_bytes_are_kept_whole() -> None:
+    """A 320-byte string (a multisig sig=) stays whole in `strings` and is cut to size for DNS."""
+    long_value = "sig=" + "A" * 316
+    parsed = parse_zonefile(f'sub TXT "owner=1x" "{long_value}"\n'.encode(), "alice.id")
+    record = parsed.records[0]
+    assert record.strings == (b"owner=1x", long_value.encode())
+    assert record.rdata.strings == (b"owner=1x", long_value.encode()[:255], long_value.encode()[255:])  # type: ignore[attr-defined]

@@ -186,7 +186,6 @@ def test_multisig_owner_update_is_accepted() -> None:
     assert [d.accepted for d in decide_history([creation, update])] == [True, True]
 
 
-@pytest.mark.xfail(strict=True, reason="parse.py (dnspython) drops TXT strings over 255 bytes; a 2-of-3 sig= is 320")
 def test_multisig_update_survives_zonefile_parsing() -> None:
     """The same multisig update written into a zone file is decoded (blockstack_zones has no 255-byte limit)."""
     owner, sig, _ = _multisig_case()
