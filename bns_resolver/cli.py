@@ -109,7 +109,7 @@ def cmd_import_snapshot(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_sync(settings: Settings, _args: argparse.Namespace) -> int:
     from bns_resolver.chainsync import ChainSync, ProgressReporter
-    from bns_resolver.service import open_data
+    from bns_resolver.service import open_data, subdomain_first_block
 
     engine = open_data(settings)
     chain_sync = ChainSync(engine, settings.chain)
@@ -123,7 +123,18 @@ def cmd_sync(settings: Settings, _args: argparse.Namespace) -> int:
           + ("; BNS v1 froze here, nothing later can change it" if result.reached_end else ""))
     if settings.zonefile_sources:
         print(fetch_zonefiles(engine, settings.zonefile_sources))
+    print(index_subdomains(engine, subdomain_first_block(chain_sync)))
     return 0
+
+
+def index_subdomains(engine: Any, first_block: int) -> str:
+    from bns_resolver.index.state import bump_generation
+    from bns_resolver.zonefiles.subdomain_index import process_all_subdomains
+
+    report = process_all_subdomains(engine, first_block=first_block)
+    with engine.begin() as conn:
+        bump_generation(conn)
+    return f"subdomains: {report.accepted} accepted, {report.rejected} rejected, {len(report.changed)} changed"
 
 
 def fetch_zonefiles(engine: Any, specs: tuple[str, ...]) -> str:

@@ -150,9 +150,14 @@ class GatewayService:
         from bns_resolver.zonefiles.fetcher import FetchService, ZoneFileFetcher
         from bns_resolver.zonefiles.sources import build_sources
 
+        from bns_resolver.zonefiles.subdomain_index import process_stored_zonefile
+
+        first_block = subdomain_first_block(self.chain_sync)
         fetcher = ZoneFileFetcher(self.engine, build_sources(self.settings.zonefile_sources))
-        self.fetch_service = FetchService(fetcher, on_stored=lambda _hash: self.gateway.index_changed(),
-                                          reactor=self.reactor)
+        self.fetch_service = FetchService(
+            fetcher, reactor=self.reactor, on_stored=lambda _hash: self.gateway.index_changed(),
+            in_thread=lambda zonefile_hash: process_stored_zonefile(self.engine, zonefile_hash,
+                                                                    first_block=first_block))
         self.fetch_service.start().addErrback(lambda f: log.error("zone-file fetching stopped: %s", f))
 
     def probe_namespaces(self) -> defer.Deferred[Any]:
@@ -174,6 +179,15 @@ class GatewayService:
 
         deferred = self.gateway.forwarder.forward(build_query(namespace + ".", TYPE_SOA))
         return deferred.addCallbacks(classify, failed)
+
+
+def subdomain_first_block(chain_sync: Any) -> int:
+    """Mainnet indexes subdomains from block 478872 as the reference did; test chains from the start."""
+    from bns_resolver.zonefiles.subdomains import SUBDOMAINS_FIRST_BLOCK
+
+    if chain_sync is None or chain_sync.profile.name == "mainnet":
+        return SUBDOMAINS_FIRST_BLOCK
+    return 0
 
 
 def drop_privileges(user: str | None, data_dir: Path) -> None:

@@ -1,0 +1,53 @@
+"""The 172 real subdomains carried in genesis zone files, indexed from those files and served over DNS."""
+
+from __future__ import annotations
+
+import csv
+import json
+import socket
+from pathlib import Path
+
+import dns.message
+import dns.rcode
+import dns.rdatatype
+
+from bns_resolver.zonefiles.parse import parse_zonefile
+from bns_resolver.zonefiles.subdomain_index import process_all_subdomains
+from tests.support.dns_fixtures import IndexSpec, NameSpec, ServerProcess, make_index
+from tests.support.zonefile_data import read_pairs
+
+
+def test_every_embedded_subdomain_answers_its_uri_records(tmp_path: Path, genesis_dir: Path) -> None:
+    """Parents' TXT records → verified subdomain rows → each subdomain's own URI records over DNS."""
+    rows = [json.loads(line) for line in (genesis_dir / "derived" / "zonefiles.jsonl").open()]
+    namespaces = tuple(sorted({row["namespace"] for row in rows}))
+    engine = make_index(tmp_path / "data", IndexSpec(
+        names=[NameSpec(row["name"], row["zonefile"].encode()) for row in rows], namespaces=namespaces))
+    report = process_all_subdomains(engine, first_block=0)
+    expected = list(csv.DictReader((genesis_dir / "derived" / "genesis_subdomains.csv").open()))
+    assert len(expected) == 172 and report.accepted >= 172
+    decoded = read_pairs(genesis_dir / "derived" / "genesis_subdomain_zonefiles.txt")
+    config = "[namespaces]\nicann_tlds = {" + ", ".join(f"{ns} = false" for ns in namespaces) + "}\n"
+    server = ServerProcess(tmp_path / "data", config=config).start()
+    try:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.settimeout(3)
+        checked = 0
+        for row in expected:
+            fqn = row["fully_qualified_subdomain"]
+            zonefile = decoded[row["subdomain_zonefile_hash"]]
+            for record in parse_zonefile(zonefile, fqn).records:
+                if record.rdtype == dns.rdatatype.URI:
+                    assert record.rdata.target.decode() in _ask_uri(sock, server.port, record.owner), fqn  # type: ignore[attr-defined]
+                    checked += 1
+        assert checked >= 172
+    finally:
+        server.stop()
+
+
+def _ask_uri(sock: socket.socket, port: int, owner: str) -> set[str]:
+    query = dns.message.make_query(owner, "URI", use_edns=0, payload=4096)
+    sock.sendto(query.to_wire(), ("127.0.0.1", port))
+    reply = dns.message.from_wire(sock.recv(65535))
+    assert reply.rcode() == dns.rcode.NOERROR, f"{owner}: {dns.rcode.to_text(reply.rcode())}"
+    return {rdata.target.decode() for rrset in reply.answer for rdata in rrset}
