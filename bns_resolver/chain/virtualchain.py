@@ -23,6 +23,7 @@ from bns_resolver.errors import ChainError
 log = logging.getLogger(__name__)
 
 DEFAULT_REORG_LIMIT = 200
+MAX_STUCK_RETRIES = 8  # link failures in a row without a processed block
 
 
 class EngineOutcome(Protocol):
@@ -141,12 +142,18 @@ class VirtualChain:
     def sync(self) -> SyncResult:
         """Process every processable block, handling reorgs on the way."""
         start, progress = self.next_height(), _Progress()
+        stuck = 0
         while True:
+            before = progress.processed
             try:
                 if self._check_tip(progress):
                     self._extend(progress)
                 break
             except ReorgDetected as exc:
+                stuck = 0 if progress.processed > before else stuck + 1
+                if stuck > MAX_STUCK_RETRIES:
+                    raise ChainError(f"bitcoind's chain keeps changing under us, or it answers "
+                                     f"inconsistently ({exc}); giving up for now") from exc
                 log.info("chain moved under us at %d (%s)", exc.height, exc)
                 self._reorg(progress)
         if self.finished:

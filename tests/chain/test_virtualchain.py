@@ -15,7 +15,7 @@ import pytest
 from bns_resolver.bns.engine import BnsEngine
 from bns_resolver.bns.profiles import NetworkProfile, from_corpus_config
 from bns_resolver.bns.state import MemoryStateStore
-from bns_resolver.chain.fetcher import BlockFetcher
+from bns_resolver.chain.fetcher import BlockFetcher, ReorgDetected
 from bns_resolver.chain.rpc import BitcoindRPC
 from bns_resolver.chain.types import ChainBlock
 from bns_resolver.chain.virtualchain import HashAnchoredStore, Reorg, VirtualChain
@@ -301,3 +301,22 @@ def test_chain_does_not_import_bns() -> None:
     root = Path(__file__).resolve().parents[2] / "bns_resolver" / "chain"
     for module in root.glob("*.py"):
         assert "bns_resolver.bns" not in module.read_text(), module.name
+
+
+def test_a_chain_that_never_links_up_is_reported(node: BitcoindServer) -> None:
+    """Endless link failures without progress end in ChainError instead of spinning."""
+    data = scenario(TRANSFERS)
+    profile = profile_of(data)
+    node.serve_builder(corpus_chain(data))
+    sync = Sync(node, profile)
+    calls: list[int] = []
+
+    def never_links(start: int, stop: int, *, prev_hash: str | None = None) -> Iterator[ChainBlock]:
+        calls.append(start)
+        raise ReorgDetected("asked for one block, got another", height=start)
+        yield  # pragma: no cover - makes this a generator
+
+    sync.fetcher.iter_blocks = never_links  # type: ignore[method-assign]
+    with pytest.raises(ChainError, match="keeps changing under us"):
+        sync.loop.sync()
+    assert len(calls) == 9
