@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import Engine
@@ -74,4 +75,6 @@ def index_status(engine: Engine, settings: Settings) -> dict[str, Any]:
         "subdomains": counts.subdomains,
         "zonefiles": counts.zonefiles,
         "namespace_ids": sorted(reader.namespace_ids()),
+        # Written by a running `serve` after it asked its upstreams about each namespace.
+        "namespace_policy": json.loads(state["namespace_policy"]) if state.get("namespace_policy") else None,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -23,6 +24,7 @@ from bns_resolver.errors import ConfigError
 from bns_resolver.index.db import open_index
 from bns_resolver.index.lookup import IndexReader
 from bns_resolver.index.snapshot import EMBEDDED_DIR, ExportFiles, import_export
+from bns_resolver.index.state import write_sync_state
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +166,13 @@ class GatewayService:
         policy = self.gateway.policy
         probes = [self._probe(ns) for ns in sorted(self.gateway.authority.namespaces)
                   if ns not in policy.configured_shared]
-        return defer.gatherResults(probes, consumeErrors=True)
+        return defer.gatherResults(probes, consumeErrors=True).addCallback(self._record_policy)
+
+    def _record_policy(self, _results: Any) -> None:
+        """Leave the probe results where `bns-resolver status` can read them."""
+        described = self.gateway.policy.describe(self.gateway.authority.namespaces)
+        with self.engine.begin() as conn:
+            write_sync_state(conn, {"namespace_policy": json.dumps(described, sort_keys=True)})
 
     def _probe(self, namespace: str) -> defer.Deferred[None]:
         def classify(reply: bytes) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -63,6 +66,11 @@ def test_namespace_missing_from_the_root_becomes_authoritative(tmp_path: Path, u
             reply = server.query(f"nobody{int(time.monotonic() * 1000)}.podcast", "A")
         assert reply.rcode() == dns.rcode.NXDOMAIN and reply.flags & dns.flags.AA
         assert upstream.count("podcast") >= 1  # the probe asked for the TLD's SOA
+        status = json.loads(subprocess.run(
+            [sys.executable, "-m", "bns_resolver.cli", "status", "--json", "--data-dir", str(tmp_path / "data")],
+            capture_output=True, text=True, timeout=60).stdout)
+        assert status["namespace_policy"]["podcast"] == {"tld": "not in the ICANN root", "mode": "bns-only"}
+        assert status["namespace_policy"]["id"] == {"tld": "exists upstream", "mode": "bns-first"}
     finally:
         server.stop()
 
