@@ -53,6 +53,22 @@ class RpcFailure(Exception):
         self.message = message
 
 
+_TXIDS: dict[int, tuple[CTransaction, bytes]] = {}
+
+
+def txid_bytes(tx: CTransaction) -> bytes:
+    """tx.GetTxid(), memoised for immutable txs (it re-serializes the tx on every call)."""
+    hit = _TXIDS.get(id(tx))
+    if hit is not None and hit[0] is tx:
+        return hit[1]
+    txid = tx.GetTxid()
+    if type(tx) is CTransaction:  # a CMutableTransaction may still change
+        if len(_TXIDS) > 500_000:
+            _TXIDS.clear()
+        _TXIDS[id(tx)] = (tx, txid)  # holding tx keeps its id from being reused
+    return txid
+
+
 # -- JSON shapes ------------------------------------------------------------------------
 class _Amount:
     """Satoshis printed the way Core's ValueFromAmount does: a JSON number with 8 decimals."""
@@ -225,7 +241,7 @@ def tx_json(tx: CTransaction, chain: str, *, prevouts: Sequence[Prevout | None] 
              "scriptPubKey": script_pubkey_json(bytes(o.scriptPubKey), chain)}
             for n, o in enumerate(tx.vout)]
     out: dict[str, Any] = {
-        "txid": b2lx(tx.GetTxid()), "hash": b2lx(tx.GetHash()), "version": tx.nVersion,
+        "txid": b2lx(txid_bytes(tx)), "hash": b2lx(tx.GetHash()), "version": tx.nVersion,
         "size": size, "vsize": (weight + 3) // 4, "weight": weight, "locktime": tx.nLockTime,
         "vin": vin, "vout": vout,
     }
@@ -283,7 +299,7 @@ class _Chain:
             self.known[block_hash] = block
             self.known_height[block_hash] = height
             for pos, tx in enumerate(block.vtx):
-                self.txindex[b2lx(tx.GetTxid())] = (tx, height, pos)
+                self.txindex[b2lx(txid_bytes(tx))] = (tx, height, pos)
 
     def height_of(self, block_hash: str) -> int | None:
         height = self.known_height.get(block_hash)
@@ -585,7 +601,7 @@ class BitcoindServer:
         size = len(block.serialize())
         out.update({"strippedsize": stripped, "size": size, "weight": stripped * 3 + size})
         if verbosity == 1:
-            out["tx"] = [b2lx(tx.GetTxid()) for tx in block.vtx]
+            out["tx"] = [b2lx(txid_bytes(tx)) for tx in block.vtx]
         else:
             out["tx"] = [tx_json(tx, self.chain, prevouts=self._state.prevouts(tx), verbosity=verbosity)
                          for tx in block.vtx]

@@ -46,6 +46,7 @@ from bitcoin.core.script import (
 from bitcoin.wallet import CBitcoinSecret, P2PKHBitcoinAddress
 
 from bns_resolver.hashing import hash160
+from tests.support.bitcoind import txid_bytes
 
 COIN = 100_000_000
 REGTEST_BITS = 0x207FFFFF
@@ -276,7 +277,7 @@ class ChainBuilder:
         return list(_PREFIX_CACHE[key])
 
     def _apply_tx(self, tx: CTransaction, *, height: int | None, coinbase: bool) -> None:
-        txid = tx.GetTxid()
+        txid = txid_bytes(tx)
         for txin in tx.vin:
             self._utxos.pop(txin.prevout, None)
         for n, txout in enumerate(tx.vout):
@@ -288,7 +289,7 @@ class ChainBuilder:
 
     def _confirm(self, txs: Iterable[CTransaction], height: int) -> None:
         for tx in txs:
-            txid = tx.GetTxid()
+            txid = txid_bytes(tx)
             for n in range(len(tx.vout)):
                 utxo = self._utxos.get(COutPoint(txid, n))
                 if utxo is not None:
@@ -389,7 +390,7 @@ def corpus_chain(scenario: Mapping[str, Any], *, external_value: int = 0) -> Cha
 
 
 def txid_of(tx: CTransaction) -> str:
-    return b2lx(tx.GetTxid())
+    return b2lx(txid_bytes(tx))
 
 
 def outpoint(txid: str, vout: int) -> COutPoint:
