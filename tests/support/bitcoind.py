@@ -523,14 +523,14 @@ class BitcoindServer:
                 return True
             return False
 
-    def consume_busy(self) -> bool:
+    def _consume_busy(self) -> bool:
         with self._lock:
             if self.busy_requests > 0:
                 self.busy_requests -= 1
                 return True
             return False
 
-    def consume_drop(self) -> bool:
+    def _consume_drop(self) -> bool:
         with self._lock:
             if self.drop_requests > 0:
                 self.drop_requests -= 1
@@ -710,11 +710,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.node.consume_drop():
+        if self.node._consume_drop():
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return
-        if self.node.consume_busy():
+        if self.node._consume_busy():
             self._send(503, b"Work queue depth exceeded", content_type="text/html")
             return
         if not self.node.allow_client:

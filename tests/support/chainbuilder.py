@@ -32,7 +32,6 @@ from bitcoin.core import (
     CTransaction,
     CTxOut,
     b2lx,
-    lx,
 )
 from bitcoin.core.script import (
     OP_0,
@@ -391,7 +390,3 @@ def corpus_chain(scenario: Mapping[str, Any], *, external_value: int = 0) -> Cha
 
 def txid_of(tx: CTransaction) -> str:
     return b2lx(txid_bytes(tx))
-
-
-def outpoint(txid: str, vout: int) -> COutPoint:
-    return COutPoint(lx(txid), vout)
