@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from pathlib import Path
 
 import pytest
 from bitcoin.core import CheckBlock, b2lx
@@ -18,8 +17,9 @@ from tests.support.chainbuilder import (
     derive_prevout_script,
     txid_of,
 )
+from tests.support.corpus import corpus_dir
 
-CORPUS = Path("/work/shared/data/consensus-corpus")
+CORPUS = corpus_dir()
 
 
 def test_starts_on_regtest_genesis_with_mature_coins() -> None:
@@ -103,6 +103,8 @@ def test_derive_prevout_script() -> None:
 def test_corpus_chain_places_txs_and_prevouts() -> None:
     """A recorded scenario becomes blocks with each raw tx at its vtxindex from first_block on."""
     path = CORPUS / "0.14.1" / "name_import_renew_transfer.json.gz"
+    if not path.exists():
+        pytest.skip(f"corpus scenario {path} not available")
     with gzip.open(path) as handle:
         scenario = json.load(handle)
     builder = corpus_chain(scenario)
