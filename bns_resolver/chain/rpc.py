@@ -153,11 +153,12 @@ class BitcoindRPC:
     def getblockheader(self, block_hash: str) -> dict[str, Any]:
         return self._call("getblockheader", block_hash, True)
 
-    def getblock(self, block_hash: str, verbosity: int = 3) -> Any:
-        return self._call("getblock", block_hash, verbosity)
+    def getblock(self, block_hash: str, verbosity: int = 3, *, timeout: float | None = None) -> Any:
+        return self._call("getblock", block_hash, verbosity, timeout=timeout)
 
-    def getblocks(self, block_hashes: Sequence[str], verbosity: int = 3) -> list[Any]:
-        return self._call_batch([("getblock", h, verbosity) for h in block_hashes])
+    def getblocks(self, block_hashes: Sequence[str], verbosity: int = 3, *,
+                  timeout: float | None = None) -> list[Any]:
+        return self._call_batch([("getblock", h, verbosity) for h in block_hashes], timeout=timeout)
 
     def getrawtransactions(self, txids: Sequence[str]) -> list[dict[str, Any]]:
         """Verbose transactions by txid (batched); needs -txindex for confirmed txs."""

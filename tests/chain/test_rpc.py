@@ -271,8 +271,10 @@ def test_dropped_connection_is_retried(rpc: BitcoindRPC, node: BitcoindServer) -
 def test_per_call_timeout(node: BitcoindServer) -> None:
     """timeout= applies to one call; the client default stays."""
     rpc = BitcoindRPC(node.url, timeout=7.0)
-    rpc._call("getblockcount", timeout=0.5)
+    rpc.getblock(node.block_hash(1), 1, timeout=0.5)
     assert rpc._conn is not None and rpc._conn.timeout == 0.5
+    rpc.getblocks([node.block_hash(1)], 1, timeout=0.25)
+    assert rpc._conn.timeout == 0.25
     rpc.getblockcount()
     assert rpc._conn.timeout == 7.0
 
