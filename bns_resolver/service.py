@@ -68,6 +68,7 @@ class GatewayService:
     chain_sync: Any = None  # ChainSync when a bitcoind is configured
     fetch_service: Any = None  # zonefiles.fetcher.FetchService when sources are configured
     _not_ready: str | None = None
+    http_port: Any = None
 
     def __post_init__(self) -> None:
         reader = IndexReader(self.engine)
@@ -94,6 +95,8 @@ class GatewayService:
             self._every(self.settings.chain.poll_interval, self.sync_round)
         if self.settings.zonefile_sources:
             self._start_fetching()
+        if self.settings.zonefile_http:
+            self._serve_zonefiles(self.settings.zonefile_http)
         log.info("serving DNS on %s; upstreams %s", self.addresses(),
                  ", ".join(f"{h}:{p}" for h, p in self.gateway.forwarder.upstreams) or "none")
 
@@ -103,6 +106,8 @@ class GatewayService:
     def stop(self) -> defer.Deferred[Any]:
         if self.fetch_service is not None:
             self.fetch_service.stop()
+        if self.http_port is not None:
+            self.ports.append(self.http_port)
         for loop in self._loops:
             if loop.running:
                 loop.stop()
@@ -161,6 +166,18 @@ class GatewayService:
             in_thread=lambda zonefile_hash: process_stored_zonefile(self.engine, zonefile_hash,
                                                                     first_block=first_block))
         self.fetch_service.start().addErrback(lambda f: log.error("zone-file fetching stopped: %s", f))
+
+    def _serve_zonefiles(self, address: str) -> None:
+        """Feed other resolvers: verified zone files over HTTP at /v1/zonefiles/<hash>."""
+        from bns_resolver.config import parse_hostport
+        from bns_resolver.web.zonefile_server import make_zonefile_site
+
+        host, port = parse_hostport(address, default_port=6270)
+        site = make_zonefile_site(self.engine)
+        site.noisy = False
+        self.http_port = self.reactor.listenTCP(port, site, interface=host)
+        log.info("serving verified zone files on http://%s:%s/v1/zonefiles/<hash>", host,
+                 self.http_port.getHost().port)
 
     def probe_namespaces(self) -> defer.Deferred[Any]:
         policy = self.gateway.policy

@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 
 from bns_resolver.hashing import hash160_hex
 from bns_resolver.index import schema
-from tests.support.dns_fixtures import IndexSpec, NameSpec, ServerProcess, make_index
+from bns_resolver.zonefiles.store import store_verified
+from tests.support.dns_fixtures import IndexSpec, NameSpec, ServerProcess, free_port, make_index
 from tests.support.zonefile_servers import ZonefileHttpMirror
 
 NAMESPACE = "fetchns"
@@ -71,3 +72,26 @@ def test_a_lying_mirror_never_gets_a_byte_in(tmp_path: Path) -> None:
             assert "served a bad file" in server.log()
         finally:
             server.stop()
+
+
+def test_one_resolver_feeds_another(tmp_path: Path) -> None:
+    """A resolver serving its verified zone files over HTTP is a mirror for a second resolver."""
+    engine = _index(tmp_path)  # the feeding resolver holds the files
+    for content in ZONEFILES.values():
+        store_verified(engine, hash160_hex(content), content, "test")
+    http_port = free_port()
+    feeder = ServerProcess(tmp_path / "data", config=CONFIG + f'[zonefiles]\nserve_http = "127.0.0.1:{http_port}"\n')
+    feeder.start()
+    names = [NameSpec(fqn, z, store_zonefile=False) for fqn, z in ZONEFILES.items()]
+    make_index(tmp_path / "second", IndexSpec(names=names, namespaces=(NAMESPACE,)))
+    second = ServerProcess(tmp_path / "second", config=CONFIG, extra=[
+        "--zonefile-source", f"http://127.0.0.1:{http_port}/v1/zonefiles/{{hash}}"]).start()
+    try:
+        deadline = time.monotonic() + 20
+        reply = second.query(f"bob.{NAMESPACE}", "A")
+        while reply.rcode() != dns.rcode.NOERROR and time.monotonic() < deadline:
+            reply = second.query(f"bob.{NAMESPACE}", "A")
+        assert "192.0.2.2" in reply.answer[0].to_text()
+    finally:
+        second.stop()
+        feeder.stop()
