@@ -81,6 +81,7 @@ class ChainSync:
     profile: NetworkProfile = field(init=False)
     rpc: BitcoindRPC = field(init=False)
     virtualchain: VirtualChain = field(init=False)
+    store: SqlStateStore = field(init=False)
     on_block: Callable[[ChainBlock], None] | None = None
 
     def __post_init__(self) -> None:
@@ -91,6 +92,7 @@ class ChainSync:
         confirmations = self.chain.confirmations or self.profile.min_confirmations
         fetcher = BlockFetcher(self.rpc, magic=self.profile.magic, confirmations=confirmations)
         store = SqlStateStore(self.engine, expiry=expiry_rule(self.profile), network=self.profile.name)
+        self.store = store
         self._refuse_snapshot_index()
         anchored = HashAnchoredStore(store)  # one instance: it carries the staged block hash
         self.virtualchain = VirtualChain(
@@ -116,6 +118,9 @@ class ChainSync:
     def sync(self) -> SyncResult:
         self.rpc.check_network(BITCOIND_CHAIN_NAMES.get(self.profile.name, self.profile.name))
         result = self.virtualchain.sync()
+        if result.last_block is not None:
+            # Undo data deeper than any reorg we would follow only costs disk.
+            self.store.discard_undo(result.last_block - self.virtualchain.reorg_limit)
         self.record_tip()
         return result
 

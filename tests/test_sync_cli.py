@@ -76,3 +76,26 @@ def test_sync_will_not_mix_with_a_snapshot(node: BitcoindServer, tmp_path: Path)
     assert _cli("import-snapshot", "--data-dir", data).returncode == 0
     result = _cli("sync", "--data-dir", data, "--bitcoind", node.url, "--network", "regtest")
     assert result.returncode == 2 and "snapshot" in result.stderr
+
+
+def test_undo_data_is_kept_only_as_deep_as_a_reorg_can_go(node: BitcoindServer, tmp_path: Path) -> None:
+    """After a sync, undo rows older than the reorg limit are gone; newer ones stay."""
+    from sqlalchemy import func, select
+
+    from bns_resolver.chainsync import ChainSync
+    from bns_resolver.config import ChainSettings
+    from bns_resolver.index import schema
+    from bns_resolver.index.db import open_index
+
+    scenario = _scenario("name_preorder_register_update_accounts.json.gz")
+    node.serve_builder(corpus_chain(scenario.data))  # type: ignore[attr-defined]
+    engine = open_index(f"sqlite:///{tmp_path / 'index.sqlite'}")
+    overrides = {"rules": "0.14.1", "import_keyring_size": 5, "namespace_reveal_expire": 144,
+                 "namespace_1char_cost": 4100000000}
+    chain_sync = ChainSync(engine, ChainSettings(bitcoind=node.url, network="regtest", confirmations=1,
+                                                 profile=overrides))
+    chain_sync.virtualchain.reorg_limit = 2
+    result = chain_sync.sync()
+    with engine.connect() as conn:
+        lowest = conn.execute(select(func.min(schema.undo_log.c.height))).scalar()
+    assert result.last_block is not None and lowest == result.last_block - 2
