@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from bitcoin.core import CBlock, b2lx
 
-from tests.support.bitcoind import BitcoindServer, descriptor, script_asm, segwit_address
+from tests.support.bitcoind import BitcoindServer
+from tests.support.bitcoind_json import descriptor, script_asm, segwit_address
 from tests.support.chainbuilder import ChainBuilder, txid_of
 
 

@@ -45,7 +45,7 @@ from bitcoin.core.script import (
 from bitcoin.wallet import CBitcoinSecret, P2PKHBitcoinAddress
 
 from bns_resolver.hashing import hash160
-from tests.support.bitcoind import txid_bytes
+from tests.support.bitcoind_json import txid_bytes
 
 COIN = 100_000_000
 REGTEST_BITS = 0x207FFFFF
