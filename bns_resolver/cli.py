@@ -77,7 +77,12 @@ def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
     from twisted.internet.error import CannotListenError
     from twisted.logger import STDLibLogObserver, globalLogBeginner
 
-    from bns_resolver.service import GatewayService, drop_privileges, ensure_embedded_snapshot, open_data
+    from bns_resolver.service import (
+        GatewayService,
+        drop_privileges,
+        ensure_embedded_snapshot,
+        open_data,
+    )
 
     globalLogBeginner.beginLoggingTo([STDLibLogObserver()], redirectStandardIO=False)
     engine = open_data(settings)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
@@ -156,7 +156,6 @@ class GatewayService:
     def _start_fetching(self) -> None:
         from bns_resolver.zonefiles.fetcher import FetchService, ZoneFileFetcher
         from bns_resolver.zonefiles.sources import build_sources
-
         from bns_resolver.zonefiles.subdomain_index import process_stored_zonefile
 
         first_block = subdomain_first_block(self.chain_sync)

@@ -6,37 +6,9 @@ address (`check_tx_sender_types`), and takes the op's sender from input 0.
 
 from __future__ import annotations
 
-import hashlib
-
+from bns_resolver.base58 import b58check_decode, b58check_encode  # noqa: F401 - re-exported
 from bns_resolver.chain.types import ChainTx
 from bns_resolver.hashing import hash160
-
-_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-
-
-def b58check_encode(version: int, payload: bytes) -> str:
-    data = bytes([version]) + payload
-    data += hashlib.sha256(hashlib.sha256(data).digest()).digest()[:4]
-    number = int.from_bytes(data, "big")
-    text = ""
-    while number:
-        number, rem = divmod(number, 58)
-        text = _B58[rem] + text
-    pad = len(data) - len(data.lstrip(b"\0"))
-    return "1" * pad + text
-
-
-def b58check_decode(address: str) -> tuple[int, bytes]:
-    number = 0
-    for char in address:
-        number = number * 58 + _B58.index(char)
-    body = number.to_bytes((number.bit_length() + 7) // 8, "big")
-    pad = len(address) - len(address.lstrip("1"))
-    data = b"\0" * pad + body
-    check = hashlib.sha256(hashlib.sha256(data[:-4]).digest()).digest()[:4]
-    if check != data[-4:]:
-        raise ValueError(f"bad base58check checksum in {address!r}")
-    return data[0], data[1:-4]
 
 
 def script_type(script_hex: str) -> str | None:

@@ -15,7 +15,12 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 
-from bns_resolver.dns.zones import EDE_NOT_READY, VerifiedZone, ZoneCache, ZoneUnavailable
+from bns_resolver.dns.zones import (
+    EDE_NOT_READY,
+    VerifiedZone,
+    ZoneCache,
+    ZoneUnavailable,
+)
 from bns_resolver.index.lookup import IndexReader
 from bns_resolver.zonefiles.parse import ParsedZone, ZoneRecord
 

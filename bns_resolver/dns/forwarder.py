@@ -16,6 +16,7 @@ from typing import Any
 from twisted.internet import defer, protocol
 from twisted.protocols.basic import Int16StringReceiver
 
+from bns_resolver.dns.wire import skip_plain_name
 from bns_resolver.errors import GatewayError
 
 log = logging.getLogger(__name__)
@@ -74,22 +75,11 @@ def matches_query(reply: bytes, query: bytes) -> bool:
     """Same ID, QR set, and the same question (names compared case-insensitively)."""
     if len(reply) < 12 or reply[0:2] != query[0:2] or not reply[2] & 0x80:
         return False
-    question_end = _question_end(query)
+    name_end = skip_plain_name(query, 12)
+    question_end = name_end + 4 if name_end >= 0 else -1
     if question_end < 0 or len(reply) < question_end or reply[4:6] != query[4:6]:
         return False
     return reply[12:question_end].lower() == query[12:question_end].lower()
-
-
-def _question_end(packet: bytes) -> int:
-    offset = 12
-    while offset < len(packet):
-        length = packet[offset]
-        if length == 0:
-            return offset + 5
-        if length > 63:
-            return -1
-        offset += length + 1
-    return -1
 
 
 class Forwarder:

@@ -11,7 +11,12 @@ import struct
 from dnslib import EDNS0, QTYPE, RCODE, RR, DNSHeader, DNSRecord
 from dnslib.dns import RD, EDNSOption
 
-from bns_resolver.dns.authority import NEGATIVE_TTL, AuthorityResult, Outcome, apex_records
+from bns_resolver.dns.authority import (
+    NEGATIVE_TTL,
+    AuthorityResult,
+    Outcome,
+    apex_records,
+)
 from bns_resolver.dns.wire import MAX_UDP_PAYLOAD, MIN_UDP_PAYLOAD
 from bns_resolver.zonefiles.parse import ZoneRecord
 

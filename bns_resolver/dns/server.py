@@ -22,7 +22,7 @@ class DnsUdpProtocol(protocol.DatagramProtocol):
     def datagramReceived(self, data: bytes, addr: Any) -> None:
         try:
             answer = self.gateway.handle(data, addr[0], tcp=False)
-        except Exception:  # noqa: BLE001 - one bad packet must never stop the server
+        except Exception:
             log.exception("failed to answer a UDP query from %s", addr[0])
             return
         if isinstance(answer, defer.Deferred):
@@ -59,7 +59,7 @@ class DnsTcpProtocol(Int16StringReceiver):
         peer = self.transport.getPeer()
         try:
             answer = self.gateway.handle(data, peer.host, tcp=True)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("failed to answer a TCP query from %s", peer.host)
             self.transport.loseConnection()
             return

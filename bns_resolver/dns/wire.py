@@ -59,7 +59,7 @@ def parse_fast(packet: bytes) -> FastQuery | None:
     _id, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(packet)
     if flags & (_FLAG_QR | _OPCODE_MASK) or qdcount != 1 or ancount or nscount or arcount > 1:
         return None
-    end = _skip_plain_name(packet, 12)
+    end = skip_plain_name(packet, 12)
     if end < 0 or end + 4 > len(packet):
         return None
     qtype, qclass = struct.unpack_from("!HH", packet, end)
@@ -74,7 +74,7 @@ def parse_fast(packet: bytes) -> FastQuery | None:
     return FastQuery(packet[12:end].lower(), qtype, qclass, question_end, edns)
 
 
-def _skip_plain_name(packet: bytes, offset: int) -> int:
+def skip_plain_name(packet: bytes, offset: int) -> int:
     """Offset after an uncompressed name, or -1."""
     length = len(packet)
     while offset < length:

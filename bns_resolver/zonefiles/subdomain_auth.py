@@ -24,7 +24,9 @@ import hashlib
 from coincurve import PrivateKey, PublicKey
 from coincurve.ecdsa import cdata_to_der, deserialize_compact, signature_normalize
 
-from bns_resolver.hashing import dsha256, hash160
+from bns_resolver import base58
+from bns_resolver.base58 import b58check_encode
+from bns_resolver.hashing import hash160
 
 P2PKH_VERSION = 0
 P2SH_VERSION = 5
@@ -32,39 +34,21 @@ _OP_0 = 0x00
 _OP_PUSHDATA1, _OP_PUSHDATA2, _OP_PUSHDATA4 = 0x4C, 0x4D, 0x4E
 _OP_1, _OP_16 = 0x51, 0x60
 _OP_CHECKMULTISIG = 0xAE
-_B58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-_B58_INDEX = {char: index for index, char in enumerate(_B58_ALPHABET)}
 
 
 class AuthError(ValueError):
     """A subdomain signature or owner address is malformed or does not verify."""
 
 
-def b58check_encode(version: int, payload: bytes) -> str:
-    raw = bytes([version]) + payload
-    raw += dsha256(raw)[:4]
-    number = int.from_bytes(raw, "big")
-    encoded = ""
-    while number:
-        number, digit = divmod(number, 58)
-        encoded = _B58_ALPHABET[digit] + encoded
-    leading_zeros = len(raw) - len(raw.lstrip(b"\0"))
-    return "1" * leading_zeros + encoded
-
-
 def b58check_decode(address: str) -> tuple[int, bytes]:
     """(version byte, 20-byte hash) of a base58check address; AuthError if malformed."""
-    number = 0
-    for char in address:
-        if char not in _B58_INDEX:
-            raise AuthError(f"address {address!r} is not base58")
-        number = number * 58 + _B58_INDEX[char]
-    leading_zeros = len(address) - len(address.lstrip("1"))
-    body = number.to_bytes((number.bit_length() + 7) // 8, "big") if number else b""
-    raw = b"\0" * leading_zeros + body
-    if len(raw) != 25 or dsha256(raw[:-4])[:4] != raw[-4:]:
-        raise AuthError(f"address {address!r} fails its base58check checksum")
-    return raw[0], raw[1:21]
+    try:
+        version, payload = base58.b58check_decode(address)
+    except ValueError as exc:
+        raise AuthError(str(exc)) from None
+    if len(payload) != 20:
+        raise AuthError(f"address {address!r} does not hold a 20-byte hash")
+    return version, payload
 
 
 def p2pkh_address(pubkey: bytes) -> str:
