@@ -28,6 +28,7 @@ from pathlib import Path
 from bitcoin.core import CBlock, CScript, b2lx
 from bitcoin.core.script import OP_RETURN
 
+from bns_resolver.base58 import b58check_encode
 from bns_resolver.bns.engine import BlockOutcome, BnsEngine
 from bns_resolver.bns.names import (
     hash_name,
@@ -37,7 +38,6 @@ from bns_resolver.bns.names import (
 )
 from bns_resolver.bns.pricing import price_name, price_namespace
 from bns_resolver.bns.profiles import NetworkProfile
-from bns_resolver.bns.senders import b58check_encode
 from bns_resolver.bns.state import MemoryStateStore
 from bns_resolver.chain.types import ChainBlock, ChainTx, TxInput, TxOutput
 from bns_resolver.chainsync import build_profile
