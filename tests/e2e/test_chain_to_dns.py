@@ -6,7 +6,8 @@ first block 256, epoch 1) launches the namespace `e2etests` and then:
 
 * alice, bob, carol, erin: preordered, registered and updated with zone-file hashes;
 * bob is transferred to dave keeping his zone file; carol is revoked;
-* erin's zone file is withheld from the zone-file folder;
+* erin's zone file is withheld from the zone-file folder; frank's is there under his hash,
+  but with other records (a forgery the fetcher must refuse);
 * rejected: `cheap` (preorder underpaid), `orphan` (registration without preorder),
   `stale` (preorder quoting a consensus hash older than 24 blocks), mallory's update,
   revoke and transfer of names she does not own, and bob's update after his transfer.
@@ -84,17 +85,18 @@ def test_reference_engine_saw_the_scenario_it_was_built_for(synced: Synced) -> N
     chain = synced.scenario.chain
     accepted = [op for height in sorted(chain.outcomes) for op in chain.accepted(height)]
     names = {name for opcode, name in accepted if opcode == "NAME_REGISTRATION"}
-    assert names == {f"{label}.{NAMESPACE}" for label in ("alice", "bob", "carol", "erin")}
+    assert names == {f"{label}.{NAMESPACE}" for label in ("alice", "bob", "carol", "erin", "frank")}
     assert [n for op, n in accepted if op == "NAME_TRANSFER"] == [f"bob.{NAMESPACE}"]
     assert [n for op, n in accepted if op == "NAME_REVOKE"] == [f"carol.{NAMESPACE}"]
-    assert len([op for op, _ in accepted if op == "NAME_UPDATE"]) == 4
-    assert len([op for op, _ in accepted if op == "NAME_PREORDER"]) == 5  # `stale` was refused
+    assert len([op for op, _ in accepted if op == "NAME_UPDATE"]) == 5
+    assert len([op for op, _ in accepted if op == "NAME_PREORDER"]) == 6  # `stale` was refused
 
 
 def test_sync_fetched_the_zone_files_from_the_folder(synced: Synced) -> None:
-    """Sync stored the referenced zone files it found and reports the withheld one as missing."""
-    assert "1 still missing" in synced.sync_stdout, synced.sync_stdout
-    assert "0 rejected" in synced.sync_stdout, synced.sync_stdout
+    """Sync stored alice's and bob's zone files, refused frank's forgery, and reports erin's
+    (withheld) and frank's as still missing."""
+    assert "zone files: 2 fetched and verified, 1 rejected, 2 still missing" in synced.sync_stdout, \
+        synced.sync_stdout
 
 
 def test_status_matches_an_in_memory_replay(synced: Synced) -> None:
@@ -105,6 +107,7 @@ def test_status_matches_an_in_memory_replay(synced: Synced) -> None:
     assert status["height"] == outcomes[-1].height == synced.scenario.chain.height
     assert status["consensus_hash"] == outcomes[-1].consensus_hash
     assert status["namespace_ids"] == [NAMESPACE]
+    assert status["names"] == 5 and status["zonefiles"] == 2
 
 
 def test_updated_names_answer_from_their_zone_files(server: ServerProcess) -> None:
@@ -133,11 +136,14 @@ def test_revoked_and_rejected_names_do_not_exist(server: ServerProcess, label: s
     assert reply.answer == []
 
 
-def test_name_with_missing_zone_file_is_servfail_with_ede_22(server: ServerProcess) -> None:
-    """erin's zone file is not in the folder: SERVFAIL with EDE 22 (No Reachable Authority)."""
-    reply = server.query(f"erin.{NAMESPACE}.", "A", use_edns=0)
+@pytest.mark.parametrize("label", ["erin", "frank"])
+def test_name_without_a_verified_zone_file_is_servfail_with_ede_22(server: ServerProcess, label: str) -> None:
+    """erin's zone file is not in the folder, frank's does not hash to his value hash:
+    SERVFAIL with EDE 22 (No Reachable Authority), never the forged records."""
+    reply = server.query(f"{label}.{NAMESPACE}.", "A", use_edns=0)
     assert reply.rcode() == dns.rcode.SERVFAIL
     assert _ede_codes(reply) == [22]
+    assert reply.answer == []
 
 
 def test_alice_survives_mallorys_revoke_and_transfer(synced: Synced, server: ServerProcess) -> None:

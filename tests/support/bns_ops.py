@@ -298,6 +298,7 @@ class Scenario:
     wallets: dict[str, Wallet]
     zonefiles: dict[str, bytes]  # value hash -> content (the zone-file folder)
     withheld: dict[str, bytes]  # value hash -> content NOT put in the folder
+    tampered: dict[str, bytes]  # value hash -> other content, put in the folder under that hash
     namespace: str = NAMESPACE
 
     def fqn(self, label: str) -> str:
@@ -305,19 +306,20 @@ class Scenario:
 
     def write_zonefiles(self, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
-        for value_hash, content in self.zonefiles.items():
+        for value_hash, content in [*self.zonefiles.items(), *self.tampered.items()]:
             (folder / f"{value_hash}.txt").write_bytes(content)
         return folder
 
 
 def build_scenario(*, tail_blocks: int = 0) -> Scenario:
-    """Namespace launch, five names (updated, transferred, revoked, zone file withheld), and
+    """Namespace launch, five names (updated, transferred, revoked, zone file withheld or
+    tampered with), and
     invalid ops that must all be rejected; the revoke sits in the third-newest block so a
     3-block reorg can drop it.  `tail_blocks` extra empty blocks are mined before the revoke."""
     chain = BnsChain()
     ns = NAMESPACE
     w = {label: chain.wallet(label) for label in
-         ("creator", "revealer", "alice", "bob", "carol", "erin", "dave", "mallory", "cheapo", "staler")}
+         ("creator", "revealer", "alice", "bob", "carol", "erin", "frank", "dave", "mallory", "cheapo", "staler")}
     first = chain.profile.first_block
     chain.mine_to(first)  # 256: funding confirms
     files: dict[str, bytes] = {}
@@ -333,11 +335,11 @@ def build_scenario(*, tail_blocks: int = 0) -> Scenario:
     chain.mine()  # 258
     namespace_ready(chain, w["revealer"], ns)
     chain.mine()  # 259
-    for label in ("alice", "bob", "carol", "erin"):
+    for label in ("alice", "bob", "carol", "erin", "frank"):
         preorder(chain, w[label], f"{label}.{ns}")
     preorder(chain, w["cheapo"], f"cheap.{ns}", fee=int(name_price(chain, f"cheap.{ns}")) - 1)  # underpays
     chain.mine()  # 260
-    for label in ("alice", "bob", "carol", "erin"):
+    for label in ("alice", "bob", "carol", "erin", "frank"):
         register(chain, w[label], f"{label}.{ns}")
     register(chain, w["cheapo"], f"cheap.{ns}")  # preorder paid too little
     register(chain, w["mallory"], f"orphan.{ns}")  # never preordered
@@ -350,6 +352,8 @@ def build_scenario(*, tail_blocks: int = 0) -> Scenario:
     update(chain, w["bob"], f"bob.{ns}", bob)
     update(chain, w["carol"], f"carol.{ns}", carol)
     update(chain, w["erin"], f"erin.{ns}", zonefile_hash(erin_content))
+    frank_content = zonefile(f"frank.{ns}", "192.0.2.6")
+    update(chain, w["frank"], f"frank.{ns}", zonefile_hash(frank_content))
     chain.mine()  # 262
     evil = zf("bob", "198.51.100.66")
     update(chain, w["mallory"], f"bob.{ns}", evil)  # not the owner
@@ -369,7 +373,9 @@ def build_scenario(*, tail_blocks: int = 0) -> Scenario:
     revoke(chain, w["carol"], f"carol.{ns}")
     chain.mine(3)  # the revoke is 3rd-newest
     # The newest blocks must confirm nothing further.
-    return Scenario(chain, w, files, {zonefile_hash(erin_content): erin_content})
+    forged = zonefile(f"frank.{ns}", "203.0.113.66")
+    return Scenario(chain, w, files, {zonefile_hash(erin_content): erin_content},
+                    {zonefile_hash(frank_content): forged})
 
 
 # -- driving the CLI and reading its index ----------------------------------------------------------
