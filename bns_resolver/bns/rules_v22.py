@@ -79,7 +79,7 @@ def check_registration(view: BlockView, op: ops.CandidateOp) -> Effects | None:
         return None
     preorder = None if view.name(fqn) is not None else view.name_preorder(
         hash_name(fqn, ctx.sender, payload.recipient_address))
-    if preorder is None or view.is_registered(fqn):
+    if preorder is None or view.is_registered(fqn) or _older_than_lifetime(view, preorder, namespace):
         return None
     if profile.has_feature(view.height, FEATURE_TOKENS) and preorder["block_number"] + profile.name_preorder_expire < view.height:
         return None  # epoch 4 fixed the never-expiring preorder
@@ -92,6 +92,13 @@ def check_registration(view: BlockView, op: ops.CandidateOp) -> Effects | None:
     if payload.value_hash is not None and not profile.has_feature(view.height, FEATURE_VALUE_HASH_REGISTER):
         return None
     return registration_effects(view, op, preorder, namespace)
+
+
+def _older_than_lifetime(view: BlockView, preorder: dict, namespace: dict) -> bool:
+    """namedb.get_name_preorder (v22): a preorder must be younger than the namespace lifetime,
+    judged at lastblock with that block's multiplier, else it is "too old" and not found."""
+    mult = view.profile.lifetime_multiplier(view.lastblock, namespace["namespace_id"])
+    return preorder["block_number"] + namespace["lifetime"] * mult <= view.lastblock
 
 
 def check_renewal(view: BlockView, op: ops.CandidateOp) -> Effects | None:

@@ -31,10 +31,14 @@ from tests.support.bitcoind import BitcoindServer
 from tests.support.bns_ops import (
     NAMESPACE,
     SERVE_CONFIG,
+    BnsChain,
     Scenario,
     address,
     build_scenario,
     cli,
+    launch_namespace,
+    preorder,
+    register,
     replay,
     sync_args,
     write_config,
@@ -153,3 +157,31 @@ def test_alice_survives_mallorys_revoke_and_transfer(synced: Synced, server: Ser
     assert address(synced.scenario.wallets["alice"]) in looked.stdout
     assert address(synced.scenario.wallets["mallory"]) not in looked.stdout
     assert _records(server.query(f"alice.{NAMESPACE}.", "A"), "A") == ["192.0.2.1"]
+
+
+def test_a_preorder_older_than_the_namespace_lifetime_cannot_register(tmp_path: Path) -> None:
+    """v22 namedb.get_name_preorder: a preorder is "too old" once preorder block + lifetime <=
+    the previous block; registering at preorder block + lifetime still works, one block later not."""
+    lifetime = 12
+    chain = BnsChain()
+    launch_namespace(chain, "shortlife", {"lifetime": lifetime})
+    ontime, late = chain.wallet("ontime"), chain.wallet("late")
+    chain.mine()
+    preorder(chain, ontime, "ontime.shortlife")
+    preorder(chain, late, "late.shortlife")
+    preorder_block = chain.mine()[0].height
+    chain.mine_to(preorder_block + lifetime - 1)
+    register(chain, ontime, "ontime.shortlife")
+    assert chain.mine()[0].height == preorder_block + lifetime
+    register(chain, late, "late.shortlife")
+    assert chain.mine()[0].height == preorder_block + lifetime + 1
+    assert chain.accepted(preorder_block + lifetime) == [("NAME_REGISTRATION", "ontime.shortlife")]
+    assert chain.accepted(preorder_block + lifetime + 1) == []
+
+    config = write_config(tmp_path / "sync.toml")
+    with BitcoindServer(chain="regtest") as node:
+        node.serve_builder(chain.chain)
+        synced = cli(*sync_args(node.url, tmp_path / "data", config))
+    assert synced.returncode == 0, synced.stderr
+    assert cli("lookup", "ontime.shortlife", "--data-dir", str(tmp_path / "data")).returncode == 0
+    assert cli("lookup", "late.shortlife", "--data-dir", str(tmp_path / "data")).returncode == 1

@@ -457,13 +457,15 @@ def diff_dumps(a: dict[str, list[tuple]], b: dict[str, list[tuple]], limit: int 
     return "\n".join(lines)
 
 
-def launch_namespace(chain: BnsChain, namespace_id: str = NAMESPACE) -> tuple[Wallet, Wallet]:
-    """Preorder, reveal and ready `namespace_id` in three consecutive blocks; (creator, revealer)."""
+def launch_namespace(chain: BnsChain, namespace_id: str = NAMESPACE,
+                     params: dict | None = None) -> tuple[Wallet, Wallet]:
+    """Preorder, reveal (`params` over the .id-like defaults) and ready `namespace_id` in three
+    consecutive blocks; (creator, revealer)."""
     creator, revealer = chain.wallet("creator"), chain.wallet("revealer")
     chain.mine_to(max(chain.height + 1, chain.profile.first_block))
     namespace_preorder(chain, creator, namespace_id, revealer)
     chain.mine()
-    namespace_reveal(chain, creator, namespace_id, revealer)
+    namespace_reveal(chain, creator, namespace_id, revealer, params)
     chain.mine()
     namespace_ready(chain, revealer, namespace_id)
     chain.mine()
