@@ -140,6 +140,8 @@ class GatewayService:
         return deferred
 
     def _synced(self, result: Any) -> None:
+        if result.processed and self.fetch_service is not None:
+            self.fetch_service.run_soon()  # new value hashes: fetch their zone files now
         tip = self.chain_sync.virtualchain.fetcher.tip_height()
         height = result.last_block
         lag = tip - height if height is not None else None

@@ -366,6 +366,7 @@ class FetchService:
         self._reactor = reactor
         self._on_stored = on_stored
         self._in_thread = in_thread
+        self._round: Any = None  # the Deferred of the round under way, if any
         self._loop = LoopingCall(self._tick)
         self._loop.clock = reactor
 
@@ -377,15 +378,28 @@ class FetchService:
         if self._loop.running:
             self._loop.stop()
 
+    def run_soon(self) -> None:
+        """Start a round now (say, a sync just wrote new names) unless one is under way."""
+        if self._loop.running and self._round is None:
+            self._tick()
+
     def _tick(self) -> Any:
         from twisted.internet.threads import deferToThreadPool
 
+        if self._round is not None:
+            return self._round  # never two rounds at once
         deferred = deferToThreadPool(
             self._reactor, self._reactor.getThreadPool(), self.fetcher.run_round, on_stored=self._worker_hook
         )
         deferred.addCallback(self._done)
         deferred.addErrback(self._failed)
+        deferred.addBoth(self._round_over)
+        self._round = deferred
         return deferred
+
+    def _round_over(self, result: Any) -> Any:
+        self._round = None
+        return result
 
     def _worker_hook(self, zonefile_hash: str) -> None:
         # Runs in the worker thread: in_thread here, on_stored handed to the reactor.
