@@ -16,12 +16,17 @@ from pathlib import Path
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, in seconds."""
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(utime, stime) of a process, in seconds."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2:].split()
     # After the comm field: state is fields[0], so utime (14th) is [11] and stime (15th) is [12].
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, in seconds."""
+    return sum(cpu_times(pid))
 
 
 def host_busy_seconds() -> float:
@@ -101,7 +106,9 @@ class PerfResult:
     rcodes: dict[str, int]
     latencies: list[float] = field(repr=False)
     elapsed: float
-    cpu: float = 0.0  # server CPU seconds during the run
+    cpu: float = 0.0  # server CPU seconds during the run (user + sys)
+    cpu_user: float = 0.0
+    cpu_sys: float = 0.0
     client_cpu: float = 0.0  # dnsperf's CPU seconds
     other_cpu: float = 0.0  # everything else on the host meanwhile (noise from other processes)
 
@@ -110,6 +117,11 @@ class PerfResult:
             return None
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+    def cpu_us_per_query(self) -> tuple[float, float] | None:
+        if not self.completed:
+            return None
+        return self.cpu_user / self.completed * 1e6, self.cpu_sys / self.completed * 1e6
 
     @property
     def per_cpu_second(self) -> float | None:
@@ -136,10 +148,10 @@ def run_dnsperf(port: int, queries: Path, *, seconds: float, clients: int, outst
         argv += ["-n", str(max_runs)]
     if verbose:
         argv.append("-v")
-    before = cpu_seconds(server_pid) if server_pid else 0.0
+    before = cpu_times(server_pid) if server_pid else (0.0, 0.0)
     host_before, client_before = host_busy_seconds(), children_cpu_seconds()
     done = subprocess.run(pinned(cpu, argv), capture_output=True, timeout=seconds + 60, check=False)
-    after = cpu_seconds(server_pid) if server_pid else 0.0
+    after = cpu_times(server_pid) if server_pid else (0.0, 0.0)
     host_used, client_used = host_busy_seconds() - host_before, children_cpu_seconds() - client_before
     if log is not None:
         # Keep the summary, not hundreds of thousands of per-query lines.
@@ -147,7 +159,9 @@ def run_dnsperf(port: int, queries: Path, *, seconds: float, clients: int, outst
                         + b"\n" + done.stderr)
     if done.returncode != 0:
         raise RuntimeError(f"dnsperf failed ({done.returncode}): {done.stderr.decode()[-2000:]}")
-    result = _parse(done.stdout, after - before)
+    user, system = after[0] - before[0], after[1] - before[1]
+    result = _parse(done.stdout, user + system)
+    result.cpu_user, result.cpu_sys = user, system
     result.client_cpu = client_used
     result.other_cpu = max(0.0, host_used - client_used - result.cpu)
     return result

@@ -38,6 +38,13 @@ class Report:
     cases: list[CaseResult] = field(default_factory=list)
     footprints: list[Footprint] = field(default_factory=list)
     targets: list[tuple[str, str, str, bool | None]] = field(default_factory=list)
+    floor_case: str = ""
+    floors: list[tuple[str, PerfResult]] = field(default_factory=list)
+
+
+def _us(run: PerfResult) -> str:
+    split = run.cpu_us_per_query()
+    return "–" if split is None else f"{split[0]:.1f} + {split[1]:.1f}"
 
 
 def _ms(seconds: float | None) -> str:
@@ -65,7 +72,7 @@ def case_rows(case: CaseResult) -> list[str]:
     for label, run, lat, spread in (("ours", case.ours, case.ours_latency, case.ours_spread),
                                     ("unbound", case.unbound, case.unbound_latency, case.unbound_spread)):
         rows.append(
-            f"| {case.title} | {label} | {run.qps:,.0f} | {run.cpu:.2f} | {run.client_cpu:.2f} / {run.other_cpu:.2f} | {_fmt(run.per_cpu_second, ',.0f')} "
+            f"| {case.title} | {label} | {run.qps:,.0f} | {run.cpu:.2f} | {_us(run)} | {run.client_cpu:.2f} / {run.other_cpu:.2f} | {_fmt(run.per_cpu_second, ',.0f')} "
             f"| {_ms(lat.percentile(50))} | {_ms(lat.percentile(99))} | {_ms(run.percentile(50))} "
             f"| {_ms(run.percentile(99))} | {_rcode_share(run, case.expect)} | {run.lost} | {spread} |"
         )
@@ -100,9 +107,9 @@ def render(report: Report) -> str:
         "`dnsperf / other CPU s`: dnsperf's own CPU time, and the CPU time everything else on the host used "
         "meanwhile (from /proc/stat; the host is shared, so this is the noise).",
         "",
-        "| case | server | QPS | server CPU s | dnsperf / other CPU s | queries per CPU-s | p50 ms (fixed rate) | p99 ms (fixed rate) "
+        "| case | server | QPS | server CPU s | server CPU µs per query, user + sys | dnsperf / other CPU s | queries per CPU-s | p50 ms (fixed rate) | p99 ms (fixed rate) "
         "| p50 ms (saturated) | p99 ms (saturated) | rcodes | lost | queries per CPU-s, all runs |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     all_targets: list[tuple[str, str, str, bool | None]] = []
     ratio_lines = []
@@ -117,11 +124,24 @@ def render(report: Report) -> str:
     notes = [f"- {case.title}: {case.note}" for case in report.cases if case.note]
     if notes:
         lines += ["", *notes]
+    if report.floors:
+        lines += ["", "### Context: bare CPython responders on the same query file", "",
+                  f"Query file of {report.floor_case}. `python_floor.py` answers from a dict of finished answers "
+                  "(key: the query minus its ID), nothing else: `socket` is a blocking recvfrom/sendto loop, "
+                  "`twisted` a DatagramProtocol using transport.write, `twisted-sendto` the same calling the "
+                  "socket's sendto directly. Same pinning and dnsperf options; median of the runs.", "",
+                  "| responder | QPS | CPU µs per query, user + sys | queries per CPU-s | vs Unbound |",
+                  "|---|---:|---:|---:|---:|"]
+        reference = dict(report.floors).get("Unbound")
+        for label, run in report.floors:
+            versus = _ratio(run.per_cpu_second, reference.per_cpu_second if reference else None)
+            lines.append(f"| {label} | {run.qps:,.0f} | {_us(run)} | {_fmt(run.per_cpu_second, ',.0f')} "
+                         f"| {_fmt(versus)}× |")
     lines += ["", "### Memory and start-up", "",
               "| server / data | VmRSS MiB (after its runs) | start-up s (exec → first good answer) | note |",
               "|---|---:|---:|---|"]
     for fp in report.footprints:
-        lines.append(f"| {fp.label} | {_fmt(fp.rss_mib, '.1f')} | {_fmt(fp.startup, '.3f')} | {fp.note} |")
+        lines.append(f"| {fp.label} | {_fmt(fp.rss_mib, '.2f')} | {_fmt(fp.startup, '.3f')} | {fp.note} |")
     all_targets += report.targets
     lines += ["", "### Targets", "", "| target | wanted | measured | met |", "|---|---|---|---|"]
     for name, wanted, measured, met in all_targets:

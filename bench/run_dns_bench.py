@@ -67,6 +67,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--distinct", type=int, default=50_000, help="distinct names queried in the big index")
     p.add_argument("--port-base", type=int, default=15354, help="ours, unbound, stub use base, base+1, base+2")
     p.add_argument("--skip-300k", action="store_true", help="only the embedded-snapshot cases")
+    p.add_argument("--no-floor", action="store_true",
+                   help="skip the CPython reference responders (python_floor.py) on case (a)")
     p.add_argument("--no-saturated-latency", action="store_true",
                    help="run the throughput runs without -v (no saturated latency columns)")
     return p.parse_args()
@@ -179,14 +181,33 @@ class Bench:
                  note=f"more distinct names than the gateway's {self.cache_entries:,}-entry answer cache: "
                       "every query takes the slow path (informational, no target)"),
         ]
-        for case in cases:
-            self.run_case(case, ours, unbound)
+        results = [self.run_case(case, ours, unbound) for case in cases]
+        if not self.args.no_floor:
+            self.floor(cases[0], results[0])
         self.footprint("ours, embedded snapshot, first start (imports the snapshot)", None,
                        startup=first.startup)
         self.footprint("ours, embedded snapshot", ours, startup=ours.startup, note="restart on the imported index")
         self.footprint(f"Unbound, same data ({len(local_data)} local-data)", unbound, startup=unbound.startup)
         self.procs.stop(ours)
         self.procs.stop(unbound)
+
+    def floor(self, case: Case, measured: CaseResult) -> None:
+        """What bare CPython responders cost per query on the same query file (context, not a target)."""
+        port = self.args.port_base + 3
+        self.report.floor_case = case.title
+        self.report.floors += [("ours (bns-resolver)", measured.ours), ("Unbound", measured.unbound)]
+        for mode in ("socket", "twisted", "twisted-sendto"):
+            print(f"[bench] CPython reference responder: {mode}", file=sys.stderr, flush=True)
+            argv = [sys.executable, str(BENCH_DIR / "python_floor.py"), "--mode", mode, "--port", str(port),
+                    "--backend-port", str(self.ours_port)]
+            server = self.procs.start(f"floor-{mode}", argv, port, self.run_dir / f"floor-{mode}.log",
+                                      cpu=SERVER_CPU, probe=("_http._tcp.zone117x.id", TYPE_URI))
+            self.perf(server, case, "warm", seconds=self.args.warm_seconds, max_runs=1, verbose=False)
+            runs = [self.perf(server, case, f"throughput{rep}", verbose=False) for rep in range(self.args.reps)]
+            self.procs.stop(server)
+            result = _median_run(runs)
+            self.report.floors.append((f"reference: {mode}", result))
+            self.raw.setdefault("floor", {})[mode] = [_summary(r) for r in runs]  # type: ignore[union-attr]
 
     def big_index(self) -> None:
         a = self.args
@@ -224,7 +245,7 @@ class Bench:
         self.footprint(f"ours, {a.names:,} names", ours, startup=startup,
                        note="start-up: median of " + ", ".join(f"{s:.3f}" for s in startups) + " s")
         self.footprint(f"Unbound, {a.names:,} local-data", unbound, startup=unbound.startup)
-        self.report.targets.append((f"RSS with {a.names:,} names", "≤ 64 MiB", f"{rss:.1f} MiB", rss <= 64))
+        self.report.targets.append((f"RSS with {a.names:,} names", "≤ 64 MiB", f"{rss:.2f} MiB", rss <= 64))
         self.report.targets.append((f"start-up with {a.names:,} names", "≤ 1 s", f"{startup:.3f} s", startup <= 1.0))
         self.procs.stop(ours)
         self.procs.stop(unbound)
@@ -248,9 +269,16 @@ class Bench:
         found = re.search(r"Version (\S+)", helptext.stdout + helptext.stderr)
         dnsperf_version = found.group(1) if found else "(unknown version)"
         cpu = _cpu_model()
+        repo = BENCH_DIR.parent
+        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=10).stdout.strip() or "unknown"
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--", "bns_resolver"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
         return [
             f"## bns-resolver vs Unbound — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
             "",
+            f"- bns-resolver at commit {commit}"
+            f"{' with uncommitted changes in bns_resolver/' if dirty else ''}",
             f"- host: {platform.node()}, {os.cpu_count()} CPUs ({cpu}), Linux {platform.release()}, "
             f"Python {platform.python_version()}",
             f"- Unbound {unbound_version.split()[-1]} (`num-threads: 1`), dnsperf {dnsperf_version}; servers pinned to CPU "
@@ -280,7 +308,7 @@ def _spread(results: list[PerfResult]) -> str:
 
 def _summary(result: PerfResult) -> dict[str, object]:
     return {"qps": result.qps, "completed": result.completed, "lost": result.lost, "rcodes": result.rcodes,
-            "cpu_s": result.cpu, "dnsperf_cpu_s": result.client_cpu, "other_cpu_s": result.other_cpu,
+            "cpu_s": result.cpu, "cpu_user_s": result.cpu_user, "cpu_sys_s": result.cpu_sys, "dnsperf_cpu_s": result.client_cpu, "other_cpu_s": result.other_cpu,
             "elapsed_s": result.elapsed, "per_cpu_s": result.per_cpu_second, "p50_s": result.percentile(50),
             "p99_s": result.percentile(99), "latency_samples": len(result.latencies)}
 

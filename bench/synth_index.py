@@ -16,7 +16,7 @@ from sqlalchemy import insert
 
 from bns_resolver.hashing import hash160_hex
 from bns_resolver.index import schema
-from bns_resolver.index.db import open_index
+from bns_resolver.index.db import HEAD_REVISION, open_index
 from bns_resolver.index.state import write_sync_state
 
 NAMESPACE = "synth"
@@ -89,7 +89,8 @@ def ensure_index(out_dir: Path, count: int) -> tuple[Path, str]:
     """The cached synthetic data dir for `count` names, building it if needed."""
     data_dir = out_dir / f"index-{count}"
     marker = data_dir / "bench-index.json"
-    wanted = {"count": count, "namespace": NAMESPACE, "version": GENERATOR_VERSION}
+    # Rebuilt when the schema moves on, so a start-up never includes a migration.
+    wanted = {"count": count, "namespace": NAMESPACE, "version": GENERATOR_VERSION, "schema": HEAD_REVISION}
     if marker.exists() and (data_dir / "index.sqlite").exists():
         if json.loads(marker.read_text()) == wanted:
             return data_dir, "cached"
