@@ -391,10 +391,10 @@ class FetchService:
         deferred = deferToThreadPool(
             self._reactor, self._reactor.getThreadPool(), self.fetcher.run_round, on_stored=self._worker_hook
         )
+        self._round = deferred  # before the callbacks: with an inline pool they run at once
         deferred.addCallback(self._done)
         deferred.addErrback(self._failed)
         deferred.addBoth(self._round_over)
-        self._round = deferred
         return deferred
 
     def _round_over(self, result: Any) -> Any:
