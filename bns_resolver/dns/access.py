@@ -10,15 +10,15 @@ DEFAULT_ALLOWED = ("127.0.0.0/8", "::1/128")
 class AccessList:
     def __init__(self, networks: list[str] | tuple[str, ...] = DEFAULT_ALLOWED) -> None:
         self.networks = [ipaddress.ip_network(n, strict=False) for n in networks]
-        self._decided: dict[str, bool] = {}
+        self.decided: dict[str, bool] = {}
 
     def allows(self, client_ip: str) -> bool:
-        decided = self._decided.get(client_ip)
+        decided = self.decided.get(client_ip)
         if decided is None:
             decided = self._check(client_ip)
-            if len(self._decided) > 65536:
-                self._decided.clear()
-            self._decided[client_ip] = decided
+            if len(self.decided) > 65536:
+                self.decided.clear()
+            self.decided[client_ip] = decided
         return decided
 
     def _check(self, client_ip: str) -> bool:

@@ -67,13 +67,22 @@ class ForwardCache:
         self.entries: dict[tuple[object, ...], ForwardEntry] = {}
 
     def get(self, key: tuple[object, ...]) -> bytes | None:
+        return self.get_with_deadline(key)[0]
+
+    def get_with_deadline(self, key: tuple[object, ...]) -> tuple[bytes | None, float]:
+        """The answer aged to now, and until when those exact bytes may be replayed.
+
+        Replayed bytes keep their TTLs, so they are good for at most a second.
+        """
         entry = self.entries.get(key)
         if entry is None:
-            return None
-        answer = entry.bytes_at(self._clock())
+            return None, 0.0
+        now = self._clock()
+        answer = entry.bytes_at(now)
         if answer is None:
             del self.entries[key]
-        return answer
+            return None, 0.0
+        return answer, min(now + 1.0, entry.stored_at + entry.lifetime)
 
     def put(self, key: tuple[object, ...], reply: bytes) -> None:
         try:

@@ -32,6 +32,7 @@ from bns_resolver.dns.wire import CLASS_IN, FastQuery, parse_fast, patch_answer
 log = logging.getLogger(__name__)
 
 Answer = bytes | defer.Deferred[bytes] | None
+FOREVER = float("inf")  # authoritative answers live until the index changes
 
 
 class Gateway:
@@ -44,12 +45,16 @@ class Gateway:
         self.answers = AnswerCache(cache_entries)
         self.forwarded = ForwardCache(cache_entries)
         self.stats = {"queries": 0, "cache_hits": 0, "refused": 0, "forwarded": 0, "servfail": 0}
+        # Query bytes after the ID -> (answer bytes after the ID, monotonic deadline).
+        self.replay: dict[bytes, tuple[bytes, float]] = {}
+        self._replay_entries = cache_entries
 
     def index_changed(self) -> None:
         """Drop every answer that may depend on the index (a block, a zone file, an import)."""
         self.authority.refresh()
         self.answers.clear()
         self.forwarded.clear()
+        self.replay.clear()
 
     def handle(self, packet: bytes, client_ip: str, *, tcp: bool) -> Answer:
         self.stats["queries"] += 1
@@ -59,11 +64,23 @@ class Gateway:
         fast = parse_fast(packet)
         if fast is not None:
             key = fast.cache_key(tcp=tcp)
-            stored = self.answers.entries.get(key) or self.forwarded.get(key)
+            stored, until = self.answers.entries.get(key), FOREVER
+            if stored is None:
+                stored, until = self.forwarded.get_with_deadline(key)
             if stored is not None:
                 self.stats["cache_hits"] += 1
-                return patch_answer(stored, packet, fast.question_end)
+                answer = patch_answer(stored, packet, fast.question_end)
+                if not tcp:
+                    self._remember_replay(packet, answer, until)
+                return answer
         return self._slow_path(packet, fast, tcp=tcp)
+
+    def _remember_replay(self, packet: bytes, answer: bytes, until: float) -> None:
+        """Let the UDP reader answer this exact query again by a single lookup."""
+        replay = self.replay
+        if len(replay) >= self._replay_entries:
+            del replay[next(iter(replay))]
+        replay[packet[2:]] = (answer[2:], until)
 
     def _slow_path(self, packet: bytes, fast: FastQuery | None, *, tcp: bool) -> Answer:
         try:

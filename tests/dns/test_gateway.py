@@ -1,0 +1,61 @@
+"""The query pipeline in-process: caches, the replay table, access control."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dns.message
+import dns.rcode
+import pytest
+
+from bns_resolver.dns.access import AccessList
+from bns_resolver.dns.authority import BnsAuthority
+from bns_resolver.dns.forwarder import Forwarder
+from bns_resolver.dns.gateway import Gateway
+from bns_resolver.dns.zones import ZoneCache
+from bns_resolver.index.lookup import IndexReader
+from tests.support.dns_fixtures import IndexSpec, NameSpec, make_index
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Gateway:
+    engine = make_index(tmp_path, IndexSpec(names=[NameSpec("alice.id", b"@ A 192.0.2.1\nwww A 192.0.2.2\n")]))
+    reader = IndexReader(engine)
+    gw = Gateway(BnsAuthority(reader, ZoneCache(reader)), Forwarder([]), access=AccessList(["127.0.0.0/8"]))
+    gw.policy.configured_shared["id"] = False
+    return gw
+
+
+def _ask(gateway: Gateway, name: str, client: str = "127.0.0.1") -> tuple[bytes, dns.message.Message]:
+    query = dns.message.make_query(name, "A").to_wire()
+    answer = gateway.handle(query, client, tcp=False)
+    assert isinstance(answer, bytes)
+    return query, dns.message.from_wire(answer)
+
+
+def test_repeated_query_is_replayable_with_any_id(gateway: Gateway) -> None:
+    """After a cache hit, the exact query bytes map to the answer minus its ID."""
+    _ask(gateway, "www.alice.id")
+    query, reply = _ask(gateway, "www.alice.id")
+    tail, until = gateway.replay[query[2:]]
+    assert until == float("inf")
+    replayed = dns.message.from_wire(b"\xbe\xef" + tail)
+    assert replayed.id == 0xBEEF and replayed.answer == reply.answer
+
+
+def test_index_change_drops_replayable_answers(gateway: Gateway) -> None:
+    """A block or a zone file may change any answer: the replay table empties with the caches."""
+    _ask(gateway, "alice.id")
+    _ask(gateway, "alice.id")
+    assert gateway.replay
+    gateway.index_changed()
+    assert not gateway.replay and not len(gateway.answers)
+
+
+def test_refused_clients_get_nothing_cached(gateway: Gateway) -> None:
+    """A client outside the allow-list is refused before any cache is consulted."""
+    _ask(gateway, "alice.id")
+    _ask(gateway, "alice.id")
+    _, reply = _ask(gateway, "alice.id", client="198.51.100.7")
+    assert reply.rcode() == dns.rcode.REFUSED and not reply.answer
+    assert gateway.access.decided["198.51.100.7"] is False
