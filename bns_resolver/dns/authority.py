@@ -8,6 +8,7 @@ namespace policy (see policy.py) to decide what to forward.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -59,6 +60,7 @@ class BnsAuthority:
         self._zones = zones
         self._ready = ready or (lambda: None)
         self.namespaces: frozenset[str] = frozenset()
+        self.subdomain_domains: frozenset[str] = frozenset()
         self.height: int | None = None
         self.refresh()
 
@@ -66,6 +68,8 @@ class BnsAuthority:
         """Re-read what changes per block: the namespace set and the indexed height."""
         self.namespaces = self._index.namespace_ids()
         self.height = self._index.indexed_height()
+        # Most names have no subdomains: skip that lookup for them.
+        self.subdomain_domains = self._index.subdomain_domains()
         self._zones.clear()
 
     def namespace_of(self, qname: str) -> str | None:
@@ -92,7 +96,7 @@ class BnsAuthority:
     def _zone_for(self, qname: str) -> VerifiedZone | None:
         """The verified zone that owns qname: a subdomain's own, else the on-chain name's."""
         labels = qname.split(".")
-        if len(labels) >= 3:
+        if len(labels) >= 3 and ".".join(labels[-2:]) in self.subdomain_domains:
             subdomain_fqn = ".".join(labels[-3:])
             subdomain = self._index.subdomain(subdomain_fqn)
             if subdomain is not None:
@@ -152,11 +156,12 @@ def _select(records: list[ZoneRecord], qtype: int) -> list[ZoneRecord]:
     return [r for r in records if r.rdtype == qtype]
 
 
-def apex_records(namespace: str, height: int | None) -> list[ZoneRecord]:
+@functools.lru_cache(maxsize=256)
+def apex_records(namespace: str, height: int | None) -> tuple[ZoneRecord, ...]:
     """The synthesized SOA and NS of a namespace; the serial follows the indexed height."""
     soa = dns.rdata.from_text(
         dns.rdataclass.IN, dns.rdatatype.SOA,
         f"localhost. hostmaster.{namespace}. {height or 1} 3600 600 86400 {NEGATIVE_TTL}",
     )
     ns = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.NS, "localhost.")
-    return [ZoneRecord(namespace, dns.rdatatype.SOA, APEX_TTL, soa), ZoneRecord(namespace, dns.rdatatype.NS, APEX_TTL, ns)]
+    return (ZoneRecord(namespace, dns.rdatatype.SOA, APEX_TTL, soa), ZoneRecord(namespace, dns.rdatatype.NS, APEX_TTL, ns))

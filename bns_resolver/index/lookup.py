@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, func, select, text
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, select, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from bns_resolver.index import schema
 from bns_resolver.index.state import read_sync_state
@@ -52,25 +55,42 @@ _ZONEFILE_SQL = text("SELECT content FROM zonefiles WHERE zonefile_hash = :h")
 
 
 class IndexReader:
-    """Read-only queries against the index, shared by the DNS server and the CLI."""
+    """Read-only queries against the index, shared by the DNS server and the CLI.
+
+    Point lookups reuse one autocommit connection (each SELECT sees the latest
+    committed block, and no read transaction is held open between queries);
+    it is reopened after an error. Use one reader per thread.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._conn: Connection | None = None
+
+    def _first(self, statement: Any, params: dict[str, str]) -> Any:
+        if self._conn is None:
+            self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            return self._conn.execute(statement, params).first()
+        except SQLAlchemyError:
+            self._conn.close()
+            self._conn = None
+            raise
 
     def name(self, fqn: str) -> NameRecord | None:
-        with self._engine.connect() as conn:
-            row = conn.execute(_NAME_SQL, {"fqn": fqn}).first()
+        row = self._first(_NAME_SQL, {"fqn": fqn})
         return NameRecord(row[0], row[1], row[2], row[3], bool(row[4]), row[5]) if row else None
 
     def subdomain(self, fqn: str) -> SubdomainRecord | None:
-        with self._engine.connect() as conn:
-            row = conn.execute(_SUBDOMAIN_SQL, {"fqn": fqn}).first()
+        row = self._first(_SUBDOMAIN_SQL, {"fqn": fqn})
         return SubdomainRecord(*row) if row else None
 
     def zonefile(self, zonefile_hash: str) -> bytes | None:
-        with self._engine.connect() as conn:
-            row = conn.execute(_ZONEFILE_SQL, {"h": zonefile_hash}).first()
+        row = self._first(_ZONEFILE_SQL, {"h": zonefile_hash})
         return bytes(row[0]) if row else None
+
+    def subdomain_domains(self) -> frozenset[str]:
+        with self._engine.connect() as conn:
+            return frozenset(row[0] for row in conn.execute(select(schema.subdomains.c.domain).distinct()))
 
     def namespace_ids(self) -> frozenset[str]:
         """Namespaces that are ready (names in them can resolve)."""

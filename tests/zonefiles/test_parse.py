@@ -81,3 +81,14 @@ def test_txt_strings_over_255_bytes_are_kept_whole() -> None:
     record = parsed.records[0]
     assert record.strings == (b"owner=1x", long_value.encode())
     assert record.rdata.strings == (b"owner=1x", long_value.encode()[:255], long_value.encode()[255:])  # type: ignore[attr-defined]
+
+
+def test_quick_paths_give_the_same_rdata_as_dnspython() -> None:
+    """The hand-parsed URI and A shapes equal dnspython's own parse of the same text."""
+    import dns.rdata
+    import dns.rdataclass
+
+    parsed = parse_zonefile(b'_http._tcp URI 10 1 "https://gaia.example/hub/x/profile.json"\n@ A 192.0.2.7\n',
+                            "alice.id")
+    for record, text in zip(parsed.records, ('10 1 "https://gaia.example/hub/x/profile.json"', "192.0.2.7")):
+        assert record.rdata == dns.rdata.from_text(dns.rdataclass.IN, record.rdtype, text)
