@@ -36,7 +36,7 @@ class Settings:
     listen: tuple[tuple[str, int], ...] = (DEFAULT_LISTEN,)
     upstreams: tuple[tuple[str, int], ...] | None = None  # None: the system's resolvers
     allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
-    cache_entries: int = 20000
+    cache_entries: int = 10000
     log_level: str = "INFO"
     default_mode: str = "bns-first"
     namespace_modes: dict[str, str] = field(default_factory=dict)

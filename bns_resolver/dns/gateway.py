@@ -37,7 +37,7 @@ FOREVER = float("inf")  # authoritative answers live until the index changes
 
 class Gateway:
     def __init__(self, authority: BnsAuthority, forwarder: Forwarder, *, policy: NamespacePolicy | None = None,
-                 access: AccessList | None = None, cache_entries: int = 20000) -> None:
+                 access: AccessList | None = None, cache_entries: int = 10000) -> None:
         self.authority = authority
         self.forwarder = forwarder
         self.policy = policy or NamespacePolicy()

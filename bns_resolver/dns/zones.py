@@ -39,7 +39,7 @@ class VerifiedZone:
 
 
 class ZoneCache:
-    def __init__(self, index: IndexReader, *, max_entries: int = 4096) -> None:
+    def __init__(self, index: IndexReader, *, max_entries: int = 512) -> None:
         self._index = index
         self._max_entries = max_entries
         self._entries: OrderedDict[tuple[str, str], VerifiedZone | ZoneUnavailable] = OrderedDict()
