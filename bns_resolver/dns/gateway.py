@@ -126,11 +126,13 @@ class Gateway:
         return deferred
 
     def _forwarded(self, reply: bytes, request: DNSRecord, fast: FastQuery | None, tcp: bool) -> bytes:
-        if fast is not None:
-            self.forwarded.put(fast.cache_key(tcp=tcp), reply)
         limit = fast.udp_limit() if fast is not None else 512
         if not tcp and len(reply) > limit:
-            return _truncated(reply, request)
+            # Fetched whole over TCP, but too big for this client's UDP: it must ask over TCP.
+            # (A truncated reply is never cached, so the full one cannot leak into UDP later.)
+            reply = _truncated(reply, request)
+        if fast is not None:
+            self.forwarded.put(fast.cache_key(tcp=tcp), reply)
         return reply
 
     def _upstream_failed(self, failure: Any, request: DNSRecord, tcp: bool) -> bytes:

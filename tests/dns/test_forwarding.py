@@ -116,3 +116,16 @@ def test_truncated_upstream_reply_is_retried_over_tcp(tmp_path: Path, stubs: lis
         assert over_udp.flags & dns.flags.TC
     finally:
         server.stop()
+
+
+def test_udp_clients_never_get_more_than_their_payload(tmp_path: Path, stubs: list[StubUpstream]) -> None:
+    """An answer fetched whole over TCP for a UDP client is not replayed to later UDP clients."""
+    stubs.append(_stub(truncate_udp=True))
+    server = _serve(tmp_path, stubs[0])
+    try:
+        for _ in range(3):
+            reply = server.query("wide.example.com", "TXT")
+            assert reply.flags & dns.flags.TC and not reply.answer
+        assert len(server.query("wide.example.com", "TXT", tcp=True).answer[0]) == 8
+    finally:
+        server.stop()
