@@ -51,3 +51,25 @@ def _ask_uri(sock: socket.socket, port: int, owner: str) -> set[str]:
     reply = dns.message.from_wire(sock.recv(65535))
     assert reply.rcode() == dns.rcode.NOERROR, f"{owner}: {dns.rcode.to_text(reply.rcode())}"
     return {rdata.target.decode() for rrset in reply.answer for rdata in rrset}
+
+
+def test_every_export_subdomain_answers_over_dns(tmp_path: Path) -> None:
+    """All 50 subdomains of the embedded export answer their URI record from their verified zone file."""
+    from bns_resolver.index.snapshot import EMBEDDED_DIR
+
+    rows = list(csv.DictReader((EMBEDDED_DIR / "subdomains.csv").open()))
+    zonefiles = read_pairs(EMBEDDED_DIR / "subdomain_zonefiles.txt")
+    assert len(rows) == 50
+    server = ServerProcess(tmp_path / "data", config="[namespaces]\nicann_tlds = { blockstack = false }\n").start()
+    try:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.settimeout(3)
+        for row in rows:
+            fqn = row["fully_qualified_subdomain"]
+            uris = [r for r in parse_zonefile(zonefiles[row["zonefile_hash"]], fqn).records
+                    if r.rdtype == dns.rdatatype.URI]
+            assert uris, fqn
+            for record in uris:
+                assert record.rdata.target.decode() in _ask_uri(sock, server.port, record.owner), fqn  # type: ignore[attr-defined]
+    finally:
+        server.stop()
