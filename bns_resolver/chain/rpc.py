@@ -17,6 +17,8 @@ becomes a typed `RpcError`/`ChainError` that says what to fix.
 from __future__ import annotations
 
 import base64
+import contextlib
+import gc
 import http.client
 import json
 import logging
@@ -24,7 +26,7 @@ import re
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -87,6 +89,19 @@ def cookie_path(datadir: str | Path, network: str) -> Path:
     if sub is None:
         raise ValueError(f"unknown network {network!r}")
     return Path(datadir) / sub / ".cookie" if sub else Path(datadir) / ".cookie"
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Decoding a multi-MB verbosity-3 reply builds millions of containers and no cycles;
+    the cyclic collector's passes during it roughly doubled the decode time (bench/RESULTS.md)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class BitcoindRPC:
@@ -252,7 +267,8 @@ class BitcoindRPC:
             conn = self._connection(timeout)
             conn.request("POST", self._path, body, self._headers())
             proxy = AuthServiceProxy(self._proxy_url, None, timeout or self.timeout, conn)
-            return proxy._get_response()
+            with _gc_paused():
+                return proxy._get_response()
 
         return self._guard(exchange, method)
 
