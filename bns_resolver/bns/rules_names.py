@@ -9,9 +9,18 @@ are gated on profile epochs and features.
 
 from __future__ import annotations
 
+from typing import Any
+
 from bns_resolver.bns import ops
 from bns_resolver.bns.effects import Effects
-from bns_resolver.bns.names import hash_name, in_grace_period, is_name_valid, name_consensus_hash, name_hash128, split_name
+from bns_resolver.bns.names import (
+    hash_name,
+    in_grace_period,
+    is_name_valid,
+    name_consensus_hash,
+    name_hash128,
+    split_name,
+)
 from bns_resolver.bns.pricing import price_name
 from bns_resolver.bns.profiles import FEATURE_MULTISIG
 from bns_resolver.bns.senders import script_type
@@ -145,6 +154,11 @@ def check_renewal(view: BlockView, op: ops.CandidateOp) -> Effects | None:
 
     if payload.value_hash is not None:
         record["value_hash"] = payload.value_hash
+    return renewal_effects(view, fqn, record)
+
+
+def renewal_effects(view: BlockView, fqn: str, record: dict[str, Any]) -> Effects:
+    """A renewal's hashed values (NAMEREC + sender, address) and its history entry."""
     values = namerec_values(record) + [record["sender"], record["address"]]
     history = (("name:" + fqn, {"op": ":", "block": view.height}),)
     return Effects(":", tuple(values), fqn=fqn, name_record=record, history=history)

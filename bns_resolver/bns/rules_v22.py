@@ -14,8 +14,13 @@ from bns_resolver.bns.effects import Effects
 from bns_resolver.bns.names import hash_name, is_name_valid, split_name
 from bns_resolver.bns.payments import BURN_ADDRESS_HASH, Payment, check_payment
 from bns_resolver.bns.pricing import price_namespace
-from bns_resolver.bns.profiles import FEATURE_MULTISIG, FEATURE_PAY_TO_CREATOR, FEATURE_TOKENS, FEATURE_VALUE_HASH_REGISTER
-from bns_resolver.bns.rules_names import registration_effects, stamp, namerec_values
+from bns_resolver.bns.profiles import (
+    FEATURE_MULTISIG,
+    FEATURE_PAY_TO_CREATOR,
+    FEATURE_TOKENS,
+    FEATURE_VALUE_HASH_REGISTER,
+)
+from bns_resolver.bns.rules_names import registration_effects, renewal_effects, stamp
 from bns_resolver.bns.senders import script_hash160, script_type
 from bns_resolver.bns.view import MAX_NAMES_PER_SENDER, BlockView
 from bns_resolver.chain.types import TxOutput
@@ -125,9 +130,7 @@ def check_renewal(view: BlockView, op: ops.CandidateOp) -> Effects | None:
                   address=payload.recipient_address)
     if payload.value_hash is not None and new_owner_ok:
         record["value_hash"] = payload.value_hash
-    values = namerec_values(record) + [record["sender"], record["address"]]
-    history = (("name:" + fqn, {"op": ":", "block": view.height}),)
-    return Effects(":", tuple(values), fqn=fqn, name_record=record, history=history)
+    return renewal_effects(view, fqn, record)
 
 
 def check_namespace_preorder(view: BlockView, op: ops.CandidateOp) -> Effects | None:

@@ -13,7 +13,13 @@ import dns.rdatatype
 
 from bns_resolver.zonefiles.parse import parse_zonefile
 from bns_resolver.zonefiles.subdomain_index import process_all_subdomains
-from tests.support.dns_fixtures import IndexSpec, NameSpec, ServerProcess, make_index
+from tests.support.dns_fixtures import (
+    IndexSpec,
+    NameSpec,
+    ServerProcess,
+    ask_uri,
+    make_index,
+)
 from tests.support.zonefile_data import read_pairs
 
 
@@ -38,19 +44,12 @@ def test_every_embedded_subdomain_answers_its_uri_records(tmp_path: Path, genesi
             zonefile = decoded[row["subdomain_zonefile_hash"]]
             for record in parse_zonefile(zonefile, fqn).records:
                 if record.rdtype == dns.rdatatype.URI:
-                    assert record.rdata.target.decode() in _ask_uri(sock, server.port, record.owner), fqn  # type: ignore[attr-defined]
+                    assert record.rdata.target.decode() in ask_uri(sock, server.port, record.owner), fqn  # type: ignore[attr-defined]
                     checked += 1
         assert checked >= 172
     finally:
         server.stop()
 
-
-def _ask_uri(sock: socket.socket, port: int, owner: str) -> set[str]:
-    query = dns.message.make_query(owner, "URI", use_edns=0, payload=4096)
-    sock.sendto(query.to_wire(), ("127.0.0.1", port))
-    reply = dns.message.from_wire(sock.recv(65535))
-    assert reply.rcode() == dns.rcode.NOERROR, f"{owner}: {dns.rcode.to_text(reply.rcode())}"
-    return {rdata.target.decode() for rrset in reply.answer for rdata in rrset}
 
 
 def test_every_export_subdomain_answers_over_dns(tmp_path: Path) -> None:
@@ -70,6 +69,6 @@ def test_every_export_subdomain_answers_over_dns(tmp_path: Path) -> None:
                     if r.rdtype == dns.rdatatype.URI]
             assert uris, fqn
             for record in uris:
-                assert record.rdata.target.decode() in _ask_uri(sock, server.port, record.owner), fqn  # type: ignore[attr-defined]
+                assert record.rdata.target.decode() in ask_uri(sock, server.port, record.owner), fqn  # type: ignore[attr-defined]
     finally:
         server.stop()

@@ -11,7 +11,13 @@ import dns.rcode
 import dns.rdatatype
 
 from bns_resolver.zonefiles.parse import parse_zonefile
-from tests.support.dns_fixtures import IndexSpec, NameSpec, ServerProcess, make_index
+from tests.support.dns_fixtures import (
+    IndexSpec,
+    NameSpec,
+    ServerProcess,
+    ask_uri,
+    make_index,
+)
 
 
 def _genesis_names(genesis_dir: Path) -> list[tuple[str, bytes]]:
@@ -34,7 +40,7 @@ def test_every_genesis_zone_file_answers_its_uri_records(tmp_path: Path, genesis
         for fqn, zonefile in names:
             expected = _uri_targets(fqn, zonefile)
             for owner, targets in expected.items():
-                assert _ask_uri(sock, server.port, owner) == targets, f"{owner} in {fqn}"
+                assert ask_uri(sock, server.port, owner) == targets, f"{owner} in {fqn}"
             answered += 1
         assert answered == 1631
     finally:
@@ -49,10 +55,3 @@ def _uri_targets(fqn: str, zonefile: bytes) -> dict[str, set[str]]:
     assert targets, f"{fqn} has no URI record"
     return targets
 
-
-def _ask_uri(sock: socket.socket, port: int, owner: str) -> set[str]:
-    query = dns.message.make_query(owner, "URI", use_edns=0, payload=4096)
-    sock.sendto(query.to_wire(), ("127.0.0.1", port))
-    reply = dns.message.from_wire(sock.recv(65535))
-    assert reply.id == query.id and reply.rcode() == dns.rcode.NOERROR, f"{owner}: {reply}"
-    return {rdata.target.decode() for rrset in reply.answer for rdata in rrset}

@@ -15,6 +15,7 @@ from pathlib import Path
 import dns.exception
 import dns.message
 import dns.query
+import dns.rcode
 import dns.rdatatype
 from sqlalchemy import Engine, insert
 
@@ -130,7 +131,7 @@ class ServerProcess:
 
     def start(self, timeout: float = 15.0) -> ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - the child writes to it until stop()
         self.process = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT,
                                         env=dict(os.environ, PYTHONUNBUFFERED="1"))
         deadline = time.monotonic() + timeout
@@ -184,3 +185,12 @@ def require_tool(name: str) -> str:
 
 def rdtype(name: str) -> int:
     return int(dns.rdatatype.from_text(name))
+
+
+def ask_uri(sock: socket.socket, port: int, owner: str) -> set[str]:
+    """URI targets the server at 127.0.0.1:port answers for owner (asserting NOERROR)."""
+    query = dns.message.make_query(owner, "URI", use_edns=0, payload=4096)
+    sock.sendto(query.to_wire(), ("127.0.0.1", port))
+    reply = dns.message.from_wire(sock.recv(65535))
+    assert reply.id == query.id and reply.rcode() == dns.rcode.NOERROR, f"{owner}: {reply}"
+    return {rdata.target.decode() for rrset in reply.answer for rdata in rrset}
