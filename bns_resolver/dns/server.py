@@ -50,20 +50,25 @@ class FastUdpServer:
         return "dns-udp"
 
     def doRead(self) -> None:  # noqa: N802
-        sock, replay, allowed = self.sock, self.gateway.replay, self.gateway.access.decided
+        # Locals, not attributes: this loop runs once per datagram.
+        recvfrom, sendto = self.sock.recvfrom, self.sock.sendto
+        replayed, allowed = self.gateway.replay.get, self.gateway.access.decided.get
         now = time.monotonic()
         for _ in range(self.MAX_BATCH):
             try:
-                data, addr = sock.recvfrom(65535)
+                data, addr = recvfrom(65535)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
                 continue  # e.g. an ICMP error queued on the socket
-            entry = replay.get(data[2:])
-            if entry is not None and entry[1] > now and allowed.get(addr[0]):
-                self._send(data[:2] + entry[0], addr)
-            else:
+            entry = replayed(data[2:])
+            if entry is None or entry[1] <= now or not allowed(addr[0]):
                 self._answer(data, addr)
+                continue
+            try:
+                sendto(data[:2] + entry[0], addr)
+            except OSError:
+                pass  # a full send buffer drops the reply, as UDP may
 
     def _answer(self, data: bytes, addr: Any) -> None:
         try:
