@@ -171,7 +171,3 @@ def build_query(qname: str, qtype: int) -> bytes:
 def reply_rcode(reply: bytes) -> int:
     return reply[3] & 0x0F
 
-
-def reply_answer_count(reply: bytes) -> int:
-    return struct.unpack_from("!H", reply, 6)[0]
-

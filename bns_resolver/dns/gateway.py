@@ -26,8 +26,10 @@ from bns_resolver.dns.responses import (
     error_response,
     finish,
     request_edns,
+    truncated,
 )
 from bns_resolver.dns.wire import CLASS_IN, FastQuery, parse_fast, patch_answer
+from bns_resolver.dns.zones import EDE_NO_REACHABLE_AUTHORITY
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +62,7 @@ class Gateway:
         self.stats["queries"] += 1
         if not self.access.allows(client_ip):
             self.stats["refused"] += 1
-            return _refused(packet)
+            return _header_reply(packet, RCODE.REFUSED)
         fast = parse_fast(packet)
         if fast is not None:
             key = fast.cache_key(tcp=tcp)
@@ -87,7 +89,7 @@ class Gateway:
             request = DNSRecord.parse(packet)
         except Exception as exc:  # noqa: BLE001 - dnslib raises several types for garbage
             log.debug("malformed query (%s)", exc)
-            return _formerr(packet)
+            return _header_reply(packet, RCODE.FORMERR)
         if request.header.qr:
             return None  # a response sent to us: never answer it
         problem = _unsupported(request)
@@ -130,7 +132,7 @@ class Gateway:
         if not tcp and len(reply) > limit:
             # Fetched whole over TCP, but too big for this client's UDP: it must ask over TCP.
             # (A truncated reply is never cached, so the full one cannot leak into UDP later.)
-            reply = _truncated(reply, request)
+            reply = truncated(DNSRecord.parse(reply))
         if fast is not None:
             self.forwarded.put(fast.cache_key(tcp=tcp), reply)
         return reply
@@ -138,7 +140,7 @@ class Gateway:
     def _upstream_failed(self, failure: Any, request: DNSRecord, tcp: bool) -> bytes:
         self.stats["servfail"] += 1
         log.warning("forwarding %s failed: %s", request.q.qname, failure.getErrorMessage())
-        return finish(error_response(request, RCODE.SERVFAIL), request, tcp=tcp, ede=(22, "no upstream answered"))
+        return finish(error_response(request, RCODE.SERVFAIL), request, tcp=tcp, ede=(EDE_NO_REACHABLE_AUTHORITY, "no upstream answered"))
 
     def _icann_first(self, packet: bytes, request: DNSRecord, fast: FastQuery | None, qname: str, *,
                      tcp: bool) -> Answer:
@@ -172,24 +174,9 @@ def _unsupported(request: DNSRecord) -> bytes | None:
     return None
 
 
-def _formerr(packet: bytes) -> bytes | None:
+def _header_reply(packet: bytes, rcode: int) -> bytes | None:
+    """A reply of the query's header alone, for packets we cannot or will not parse further."""
     if len(packet) < 12 or packet[2] & 0x80:
         return None  # not even a header, or a response: say nothing
-    flags = 0x8000 | (packet[2] & 0x79) << 8 | RCODE.FORMERR
+    flags = 0x8000 | (packet[2] & 0x79) << 8 | rcode
     return packet[0:2] + struct.pack("!HHHHH", flags, 0, 0, 0, 0)
-
-
-def _refused(packet: bytes) -> bytes | None:
-    if len(packet) < 12 or packet[2] & 0x80:
-        return None
-    flags = 0x8000 | (packet[2] & 0x79) << 8 | RCODE.REFUSED
-    return packet[0:2] + struct.pack("!HHHHH", flags, 0, 0, 0, 0)
-
-
-def _truncated(reply: bytes, request: DNSRecord) -> bytes:
-    parsed = DNSRecord.parse(reply)
-    parsed.header.tc = 1
-    parsed.rr, parsed.auth = [], []
-    parsed.ar = [rr for rr in parsed.ar if rr.rtype == QTYPE.OPT]
-    return bytes(parsed.pack())
-

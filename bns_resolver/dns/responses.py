@@ -87,6 +87,11 @@ def finish(reply: DNSRecord, request: DNSRecord, *, tcp: bool, ede: tuple[int, s
     limit = udp_payload(opt)
     if tcp or len(packed) <= limit:
         return bytes(packed)
+    return truncated(reply)
+
+
+def truncated(reply: DNSRecord) -> bytes:
+    """The reply with TC set and only its header, question and OPT: the client retries over TCP."""
     reply.header.tc = 1
     reply.rr, reply.auth = [], []
     reply.ar = [rr for rr in reply.ar if rr.rtype == QTYPE.OPT]

@@ -106,17 +106,3 @@ def patch_answer(stored: bytes, query: bytes, question_end: int) -> bytes:
     return b"".join((query[0:2], flags.to_bytes(2, "big"), stored[4:12], query[12:question_end],
                      stored[question_end:]))
 
-
-def header_id(packet: bytes) -> int | None:
-    return int.from_bytes(packet[0:2], "big") if len(packet) >= 2 else None
-
-
-def name_to_text(wire_name: bytes) -> str:
-    """Dotted text of an uncompressed wire name (no trailing dot); labels kept as bytes-escaped."""
-    labels: list[str] = []
-    offset = 0
-    while offset < len(wire_name) and wire_name[offset]:
-        length = wire_name[offset]
-        labels.append(wire_name[offset + 1: offset + 1 + length].decode("ascii", "backslashreplace"))
-        offset += length + 1
-    return ".".join(labels)

@@ -23,8 +23,6 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = 2
-
 metadata = MetaData()
 
 namespaces = Table(

@@ -18,6 +18,7 @@ from tests.support.dns_fixtures import (
     NameSpec,
     ServerProcess,
     ask_uri,
+    bns_only_config,
     make_index,
 )
 from tests.support.zonefile_data import read_pairs
@@ -33,8 +34,7 @@ def test_every_embedded_subdomain_answers_its_uri_records(tmp_path: Path, genesi
     expected = list(csv.DictReader((genesis_dir / "derived" / "genesis_subdomains.csv").open()))
     assert len(expected) == 172 and report.accepted >= 172
     decoded = read_pairs(genesis_dir / "derived" / "genesis_subdomain_zonefiles.txt")
-    config = "[namespaces]\nicann_tlds = {" + ", ".join(f"{ns} = false" for ns in namespaces) + "}\n"
-    server = ServerProcess(tmp_path / "data", config=config).start()
+    server = ServerProcess(tmp_path / "data", config=bns_only_config(namespaces)).start()
     try:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.settimeout(3)

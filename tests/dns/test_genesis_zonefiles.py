@@ -16,6 +16,7 @@ from tests.support.dns_fixtures import (
     NameSpec,
     ServerProcess,
     ask_uri,
+    bns_only_config,
     make_index,
 )
 
@@ -31,8 +32,7 @@ def test_every_genesis_zone_file_answers_its_uri_records(tmp_path: Path, genesis
     assert len(names) == 1631
     namespaces = tuple(sorted({fqn.rsplit(".", 1)[1] for fqn, _ in names}))
     make_index(tmp_path / "data", IndexSpec(names=[NameSpec(f, z) for f, z in names], namespaces=namespaces))
-    config = "[namespaces]\nicann_tlds = {" + ", ".join(f"{ns} = false" for ns in namespaces) + "}\n"
-    server = ServerProcess(tmp_path / "data", config=config).start()
+    server = ServerProcess(tmp_path / "data", config=bns_only_config(namespaces)).start()
     try:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.settimeout(3)

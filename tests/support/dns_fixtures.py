@@ -194,3 +194,8 @@ def ask_uri(sock: socket.socket, port: int, owner: str) -> set[str]:
     reply = dns.message.from_wire(sock.recv(65535))
     assert reply.id == query.id and reply.rcode() == dns.rcode.NOERROR, f"{owner}: {reply}"
     return {rdata.target.decode() for rrset in reply.answer for rdata in rrset}
+
+
+def bns_only_config(namespaces: Iterable[str]) -> str:
+    """A config that treats these namespaces as BNS's alone (no ICANN probe, authoritative answers)."""
+    return "[namespaces]\nicann_tlds = {" + ", ".join(f"{ns} = false" for ns in namespaces) + "}\n"
