@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from bns_resolver.hashing import hash160
 from bns_resolver.zonefiles.subdomains import ParentZoneFile, SubdomainRecord, decode_parent_zonefile, decide_history
