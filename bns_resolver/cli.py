@@ -25,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--upstream", action="append", metavar="ADDR[:PORT]", help="repeatable; default: system")
     serve.add_argument("--allow", action="append", metavar="CIDR", help="client networks allowed (repeatable)")
     serve.add_argument("--zonefile-source", action="append", metavar="SPEC", help="dir:PATH, URL template, ...")
+    serve.add_argument("--web-listen", action="append", metavar="ADDR[:PORT]",
+                       help="web gateway address (repeatable); default port 80 of each --listen address")
     imp = _command(commands, "import-snapshot", "load the BNS v1 final-state export into the index")
     imp.add_argument("source", nargs="?", help="export folder or export-data.tar.gz (default: embedded)")
     sync = _command(commands, "sync", "build the index from Bitcoin through bitcoind, once to the tip")
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
     names = ("data_dir", "db", "listen", "upstream", "allow", "log_level", "zonefile_source", "bitcoind",
-             "network")
+             "network", "web_listen")
     return {name: getattr(args, name, None) for name in names}
 
 

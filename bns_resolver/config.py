@@ -16,6 +16,7 @@ from bns_resolver.errors import ConfigError
 
 DEFAULT_LISTEN = ("127.0.0.1", 5354)
 DNS_PORT = 53
+HTTP_PORT = 80
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,21 @@ class ChainSettings:
     max_lag: int = 6  # blocks behind the tip before names get SERVFAIL instead of answers
     poll_interval: float = 30.0
     profile: dict[str, Any] = field(default_factory=dict)  # [chain] overrides of the network profile
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """[web]: the gateway that makes address-less BNS names browsable (verified profile pages)."""
+
+    enabled: bool = True
+    listen: tuple[tuple[str, int], ...] | None = None  # None: port 80 on each DNS listen address
+    address: str | None = None  # the A/AAAA handed out; None: the address the query arrived on
+    redirect_to_website: bool = False  # 302 to the verified profile's website instead of a link
+    profile_mirrors: dict[str, str] = field(default_factory=dict)  # URL prefix -> replacement prefix
+    profile_timeout: float = 5.0  # seconds for one profile fetch
+    profile_max_bytes: int = 512 * 1024
+    profile_cache_ttl: float = 600.0  # seconds a fetched profile (and its verdict) is reused
+    profile_concurrency: int = 8  # profile fetches in flight at once
 
 
 @dataclass(frozen=True)
@@ -46,6 +62,8 @@ class Settings:
     zonefile_http: str | None = None  # ADDR:PORT to serve verified zone files over HTTP
     run_as_user: str | None = None
     chain: ChainSettings = field(default_factory=ChainSettings)
+    web: WebSettings = field(default_factory=WebSettings)
+    doh_canary: bool = True  # NXDOMAIN for use-application-dns.net: Firefox keeps the system resolver
 
     @property
     def database_url(self) -> str:
@@ -98,6 +116,7 @@ def _apply_table(settings: Settings, raw: dict[str, Any]) -> Settings:
     namespaces = raw.get("namespaces", {})
     zonefiles = raw.get("zonefiles", {})
     chain = raw.get("chain", {})
+    web = raw.get("web", {})
     changes: dict[str, Any] = {}
     if "db" in raw:
         changes["db_url"] = raw["db"]
@@ -110,7 +129,7 @@ def _apply_table(settings: Settings, raw: dict[str, Any]) -> Settings:
     for key in ("allow",):
         if key in dns:
             changes[key] = tuple(dns[key])
-    for key in ("cache_entries", "run_as_user", "tld_probe_interval"):
+    for key in ("cache_entries", "run_as_user", "tld_probe_interval", "doh_canary"):
         if key in dns:
             changes[key] = dns[key]
     if "default_mode" in namespaces:
@@ -125,7 +144,18 @@ def _apply_table(settings: Settings, raw: dict[str, Any]) -> Settings:
         changes["zonefile_http"] = zonefiles["serve_http"]
     if chain:
         changes["chain"] = _chain_settings(chain)
+    if web:
+        changes["web"] = _web_settings(web)
     return replace(settings, **changes)
+
+
+def _web_settings(web: dict[str, Any]) -> WebSettings:
+    values = dict(web)
+    if "listen" in values:
+        values["listen"] = tuple(parse_hostport(a, default_port=HTTP_PORT) for a in values["listen"])
+    if "profile_mirrors" in values:
+        values["profile_mirrors"] = {str(k): str(v) for k, v in values["profile_mirrors"].items()}
+    return WebSettings(**values)
 
 
 def _chain_settings(chain: dict[str, Any]) -> ChainSettings:
@@ -164,6 +194,9 @@ def _apply_flags(settings: Settings, flags: dict[str, Any]) -> Settings:
         changes["log_level"] = flags["log_level"].upper()
     if flags.get("zonefile_source"):
         changes["zonefile_sources"] = tuple(flags["zonefile_source"])
+    if flags.get("web_listen"):
+        web_listen = tuple(parse_hostport(a, default_port=HTTP_PORT) for a in flags["web_listen"])
+        changes["web"] = replace(settings.web, listen=web_listen)
     chain_changes = {k: flags[k] for k in ("bitcoind", "network") if flags.get(k)}
     if chain_changes:
         changes["chain"] = replace(settings.chain, **chain_changes)
