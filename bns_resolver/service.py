@@ -25,6 +25,7 @@ from bns_resolver.index.db import open_index
 from bns_resolver.index.lookup import IndexReader
 from bns_resolver.index.snapshot import EMBEDDED_DIR, ExportFiles, import_export
 from bns_resolver.index.state import write_sync_state
+from bns_resolver.web.listeners import bind_web, web_address_for, web_listen_addresses
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class GatewayService:
     fetch_service: Any = None  # zonefiles.fetcher.FetchService when sources are configured
     _not_ready: str | None = None
     http_port: Any = None
+    web_ports: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         reader = IndexReader(self.engine)
@@ -83,12 +85,15 @@ class GatewayService:
         authority = BnsAuthority(reader, ZoneCache(reader), ready=lambda: self._not_ready)
         forwarder = Forwarder(list(upstreams), reactor=self.reactor)
         self.gateway = Gateway(authority, forwarder, policy=build_policy(self.settings),
-                               access=AccessList(self.settings.allow), cache_entries=self.settings.cache_entries)
+                               access=AccessList(self.settings.allow), cache_entries=self.settings.cache_entries,
+                               doh_canary=self.settings.doh_canary)
         self._generation = reader.sync_state().get("generation")
 
     def start(self) -> None:
+        bound_web_hosts = self._start_web() if self.settings.web.enabled else set()
         for host, port in self.settings.listen:
-            self.ports.extend(listen(self.gateway, host, port, self.reactor))
+            web_address = web_address_for(host, bound_web_hosts, self.settings.web.address)
+            self.ports.extend(listen(self.gateway.view_with_web_address(web_address), host, port, self.reactor))
         self._every(INDEX_POLL_SECONDS, self.check_index)
         self._every(self.settings.tld_probe_interval, self.probe_namespaces)
         if self.chain_sync is not None:
@@ -100,6 +105,28 @@ class GatewayService:
         log.info("serving DNS on %s; upstreams %s", self.addresses(),
                  ", ".join(f"{h}:{p}" for h, p in self.gateway.forwarder.upstreams) or "none")
 
+    def _start_web(self) -> set[str]:
+        """Bind the web gateway; the hosts it got decide where DNS may hand out its address."""
+        from bns_resolver.profiles.fetch import ProfileFetcher
+        from bns_resolver.profiles.judge import ProfileJudge
+        from bns_resolver.web.names import NameDirectory
+        from bns_resolver.web.site import make_gateway_site
+
+        web = self.settings.web
+        fetcher = ProfileFetcher(self.reactor, timeout=web.profile_timeout, max_bytes=web.profile_max_bytes,
+                                 cache_ttl=web.profile_cache_ttl, concurrency=web.profile_concurrency,
+                                 mirrors=web.profile_mirrors)
+        authority = self.gateway.authority
+        site = make_gateway_site(NameDirectory(authority, IndexReader(self.engine)), ProfileJudge(fetcher),
+                                 authority, redirect_to_website=web.redirect_to_website)
+        self.web_ports = bind_web(site, web_listen_addresses(self.settings), self.reactor)
+        for port in self.web_ports:
+            log.info("web gateway on http://%s:%s/", port.getHost().host, port.getHost().port)
+        return {port.getHost().host for port in self.web_ports}
+
+    def web_addresses(self) -> list[str]:
+        return [f"{p.getHost().host}:{p.getHost().port}" for p in self.web_ports]
+
     def addresses(self) -> list[str]:
         return [f"{p.getHost().host}:{p.getHost().port}" for p in self.ports[::2]]
 
@@ -108,6 +135,8 @@ class GatewayService:
             self.fetch_service.stop()
         if self.http_port is not None:
             self.ports.append(self.http_port)
+        self.ports.extend(self.web_ports)
+        self.web_ports = []
         for loop in self._loops:
             if loop.running:
                 loop.stop()

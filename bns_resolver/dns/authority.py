@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,6 +32,9 @@ NEGATIVE_TTL = 300
 MAX_CNAME_CHAIN = 8
 TYPE_CNAME = dns.rdatatype.CNAME
 TYPE_ANY = dns.rdatatype.ANY
+TYPE_A = dns.rdatatype.A
+TYPE_AAAA = dns.rdatatype.AAAA
+WEB_ADDRESS_TTL = 300  # synthesized gateway addresses; short, since the gateway's address is config
 
 
 class Outcome(enum.Enum):
@@ -48,6 +52,16 @@ class AuthorityResult:
     records: tuple[ZoneRecord, ...] = ()
     ede_code: int | None = None
     ede_text: str = ""
+
+
+@dataclass(frozen=True)
+class Binding:
+    """What the index binds a query name to: the on-chain name or subdomain that owns it."""
+
+    fqn: str
+    kind: str  # "name" or "subdomain"
+    owner_address: str | None
+    value_hash: str  # "" for a name registered without a zone file
 
 
 # None when ready; otherwise the reason names cannot be vouched for (e.g. sync lag).
@@ -72,11 +86,16 @@ class BnsAuthority:
         self.subdomain_domains = self._index.subdomain_domains()
         self._zones.clear()
 
+    def not_ready(self) -> str | None:
+        """Why names cannot be vouched for now (e.g. sync lag), or None when they can."""
+        return self._ready()
+
     def namespace_of(self, qname: str) -> str | None:
         tld = qname.rsplit(".", 1)[-1]
         return tld if tld in self.namespaces else None
 
-    def lookup(self, qname: str, qtype: int) -> AuthorityResult:
+    def lookup(self, qname: str, qtype: int, *, web_address: str | None = None) -> AuthorityResult:
+        """The answer for qname/qtype; with web_address, address-less names point at the web gateway."""
         namespace = self.namespace_of(qname)
         if namespace is None:
             return AuthorityResult(Outcome.NOT_MINE)
@@ -91,24 +110,38 @@ class BnsAuthority:
             return _servfail(namespace, exc.info_code, exc.reason)
         if zone is None:
             return AuthorityResult(Outcome.NXDOMAIN, namespace)
+        if web_address is not None and qtype in (TYPE_A, TYPE_AAAA) and qname in (zone.name, "www." + zone.name):
+            return _web_answer(zone, qname, qtype, namespace, web_address)
         return _answer_from_zone(zone, qname, qtype, namespace)
+
+    def binding_for(self, qname: str) -> Binding | None:
+        """The live (not revoked, not expired) name or subdomain that owns qname, if any."""
+        labels = qname.split(".")
+        if len(labels) >= 3 and ".".join(labels[-2:]) in self.subdomain_domains:
+            subdomain = self._index.subdomain(".".join(labels[-3:]))
+            if subdomain is not None:
+                return Binding(subdomain.fqn, "subdomain", subdomain.owner_address, subdomain.zonefile_hash)
+        record = self._index.name(".".join(labels[-2:]))
+        if record is None or record.revoked or self._expired(record.expire_block):
+            return None
+        value_hash = "" if not record.value_hash or record.value_hash == ZERO_HASH else record.value_hash
+        return Binding(record.fqn, "name", record.owner_address, value_hash)
+
+    def zone_of(self, binding: Binding) -> VerifiedZone:
+        """The binding's verified zone; raises ZoneUnavailable when it cannot be used now."""
+        if not binding.value_hash:
+            # Registered without a zone file: the name exists (its owner is known), nothing under it does.
+            return VerifiedZone(binding.fqn, "", ParsedZone(binding.fqn, ()))
+        return self._zones.get(binding.fqn, binding.value_hash)
 
     def _zone_for(self, qname: str) -> VerifiedZone | None:
         """The verified zone that owns qname: a subdomain's own, else the on-chain name's."""
-        labels = qname.split(".")
-        if len(labels) >= 3 and ".".join(labels[-2:]) in self.subdomain_domains:
-            subdomain_fqn = ".".join(labels[-3:])
-            subdomain = self._index.subdomain(subdomain_fqn)
-            if subdomain is not None:
-                return self._zones.get(subdomain_fqn, subdomain.zonefile_hash)
-        fqn = ".".join(labels[-2:])
-        record = self._index.name(fqn)
-        if record is None or record.revoked or self._expired(record.expire_block):
+        binding = self.binding_for(qname)
+        if binding is None:
             return None
-        if not record.value_hash or record.value_hash == ZERO_HASH:
-            # Registered without a zone file: the name exists, nothing under it does.
-            return VerifiedZone(fqn, "", ParsedZone(fqn, ())) if qname == fqn else None
-        return self._zones.get(fqn, record.value_hash)
+        if not binding.value_hash and qname not in (binding.fqn, "www." + binding.fqn):
+            return None
+        return self.zone_of(binding)
 
     def _apex(self, namespace: str, qtype: int) -> AuthorityResult:
         records = [r for r in apex_records(namespace, self.height) if qtype in (r.rdtype, TYPE_ANY)]
@@ -146,6 +179,18 @@ def _answer_from_zone(zone: VerifiedZone, qname: str, qtype: int, namespace: str
     if qname == zone.name or qname in owners or any(o.endswith("." + qname) for o in owners):
         return AuthorityResult(Outcome.NODATA, namespace)
     return AuthorityResult(Outcome.NXDOMAIN, namespace)
+
+
+def _web_answer(zone: VerifiedZone, qname: str, qtype: int, namespace: str, web_address: str) -> AuthorityResult:
+    """A name (or its www.) without addresses of its own answers with the web gateway's address."""
+    at_owner = zone.zone.owners().get(qname, [])
+    if any(r.rdtype in (TYPE_A, TYPE_AAAA, TYPE_CNAME) for r in at_owner):
+        return _answer_from_zone(zone, qname, qtype, namespace)  # the owner's own addresses win
+    family = TYPE_AAAA if ipaddress.ip_address(web_address).version == 6 else TYPE_A
+    if qtype != family:
+        return AuthorityResult(Outcome.NODATA, namespace)
+    rdata = dns.rdata.from_text(dns.rdataclass.IN, qtype, web_address)
+    return AuthorityResult(Outcome.ANSWER, namespace, (ZoneRecord(qname, qtype, WEB_ADDRESS_TTL, rdata),))
 
 
 def _select(records: list[ZoneRecord], qtype: int) -> list[ZoneRecord]:

@@ -7,6 +7,7 @@ dictionary lookup on the hand-parsed question; dnslib runs only on a miss.
 
 from __future__ import annotations
 
+import copy
 import logging
 import struct
 from typing import Any
@@ -35,11 +36,15 @@ log = logging.getLogger(__name__)
 
 Answer = bytes | defer.Deferred[bytes] | None
 FOREVER = float("inf")  # authoritative answers live until the index changes
+# Firefox turns its default DNS-over-HTTPS off when this name does not resolve, so the
+# system resolver (us) stays in charge of its lookups.
+DOH_CANARY = "use-application-dns.net"
 
 
 class Gateway:
     def __init__(self, authority: BnsAuthority, forwarder: Forwarder, *, policy: NamespacePolicy | None = None,
-                 access: AccessList | None = None, cache_entries: int = 10000) -> None:
+                 access: AccessList | None = None, cache_entries: int = 10000, doh_canary: bool = True,
+                 web_address: str | None = None) -> None:
         self.authority = authority
         self.forwarder = forwarder
         self.policy = policy or NamespacePolicy()
@@ -50,13 +55,35 @@ class Gateway:
         # Query bytes after the ID -> (answer bytes after the ID, monotonic deadline).
         self.replay: dict[bytes, tuple[bytes, float]] = {}
         self._replay_entries = cache_entries
+        self.doh_canary = doh_canary
+        self.web_address = web_address  # what address-less BNS names answer A/AAAA with, if anything
+        self._views: list[Gateway] = []
+
+    def view_with_web_address(self, web_address: str | None) -> Gateway:
+        """This gateway for listeners whose clients reach the web gateway at another address.
+
+        Everything is shared but the BNS answer and replay caches, whose bytes carry the address.
+        """
+        if web_address == self.web_address:
+            return self
+        for view in self._views:
+            if view.web_address == web_address:
+                return view
+        view = copy.copy(self)
+        view.web_address = web_address
+        view.answers = AnswerCache(self._replay_entries)
+        view.replay = {}
+        view._views = []
+        self._views.append(view)
+        return view
 
     def index_changed(self) -> None:
         """Drop every answer that may depend on the index (a block, a zone file, an import)."""
         self.authority.refresh()
-        self.answers.clear()
         self.forwarded.clear()
-        self.replay.clear()
+        for gateway in (self, *self._views):
+            gateway.answers.clear()
+            gateway.replay.clear()
 
     def handle(self, packet: bytes, client_ip: str, *, tcp: bool) -> Answer:
         self.stats["queries"] += 1
@@ -96,6 +123,8 @@ class Gateway:
         if problem is not None:
             return problem
         qname = str(request.q.qname).rstrip(".").lower()
+        if self.doh_canary and qname == DOH_CANARY:
+            return self._answer(request, AuthorityResult(Outcome.NXDOMAIN), fast, tcp=tcp)
         namespace = self.authority.namespace_of(qname)
         if namespace is None:
             return self._forward(packet, request, fast, tcp=tcp)
@@ -104,10 +133,13 @@ class Gateway:
             return self._forward(packet, request, fast, tcp=tcp)  # a shared TLD's apex is ICANN's
         if mode is Mode.ICANN_FIRST:
             return self._icann_first(packet, request, fast, qname, tcp=tcp)
-        result = self.authority.lookup(qname, request.q.qtype)
+        result = self._lookup(qname, request.q.qtype)
         if mode is Mode.BNS_FIRST and result.outcome is Outcome.NXDOMAIN:
             return self._forward(packet, request, fast, tcp=tcp)
         return self._answer(request, result, fast, tcp=tcp)
+
+    def _lookup(self, qname: str, qtype: int) -> AuthorityResult:
+        return self.authority.lookup(qname, qtype, web_address=self.web_address)
 
     def _answer(self, request: DNSRecord, result: AuthorityResult, fast: FastQuery | None, *, tcp: bool) -> bytes:
         reply = authority_response(request, result, height=self.authority.height)
@@ -148,13 +180,13 @@ class Gateway:
 
         def decide(reply: bytes) -> bytes:
             if reply_rcode(reply) == RCODE.NXDOMAIN:
-                return self._answer(request, self.authority.lookup(qname, request.q.qtype), fast, tcp=tcp)
+                return self._answer(request, self._lookup(qname, request.q.qtype), fast, tcp=tcp)
             return self._forwarded(reply, request, fast, tcp)
 
         def upstream_down(failure: Any) -> bytes:
             failure.trap(UpstreamError, defer.TimeoutError)
             # No upstream verdict: BNS's own answer is still better than none.
-            return self._answer(request, self.authority.lookup(qname, request.q.qtype), fast, tcp=tcp)
+            return self._answer(request, self._lookup(qname, request.q.qtype), fast, tcp=tcp)
 
         return deferred.addCallbacks(decide, upstream_down)
 

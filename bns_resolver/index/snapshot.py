@@ -170,6 +170,7 @@ def import_export(engine: Engine, files: ExportFiles) -> ImportReport:
         write_sync_state(conn, {
             "source": "snapshot", "network": "mainnet", "height": str(FROZEN_HEIGHT),
             "snapshot_origin": files.origin, "imported_at": str(int(time.time())),
+            "snapshot_sha256": hashlib.sha256(chainstate).hexdigest(),
         })
         bump_generation(conn)
     for line in report.rejected:

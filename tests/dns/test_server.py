@@ -86,7 +86,7 @@ def test_question_case_is_echoed(snapshot_server: ServerProcess) -> None:
 
 def test_name_without_type_is_nodata_with_soa(snapshot_server: ServerProcess) -> None:
     """A known name without the asked type: NOERROR, no answer, the namespace SOA."""
-    reply = snapshot_server.query("zone117x.id", "A")
+    reply = snapshot_server.query("zone117x.id", "MX")
     assert reply.rcode() == dns.rcode.NOERROR and not reply.answer
     assert reply.authority[0].rdtype == dns.rdatatype.SOA and reply.authority[0].name.to_text() == "id."
 
@@ -124,9 +124,10 @@ def test_unknown_label_and_name_are_nxdomain_with_soa(custom_server: ServerProce
 
 
 def test_registered_name_without_zone_file_is_nodata(custom_server: ServerProcess) -> None:
-    """A registration with no value hash: the name exists but has no records."""
-    reply = custom_server.query("bare.id", "A")
+    """A registration with no value hash: the name exists but has no records (beyond the gateway's A)."""
+    reply = custom_server.query("bare.id", "TXT")
     assert reply.rcode() == dns.rcode.NOERROR and not reply.answer and reply.authority
+    assert custom_server.query("sub.bare.id", "A").rcode() == dns.rcode.NXDOMAIN
 
 
 @pytest.mark.parametrize("name,code,words", [

@@ -125,6 +125,9 @@ class ServerProcess:
             args += ["--config", str(path)]
         if not list(upstreams):
             args += ["--upstream", "127.0.0.1:9"]  # discard port: nothing answers
+        if "--web-listen" not in extra and (config is None or "[web]" not in config):
+            # A free port of our own: port 80 is shared by every server of the test run.
+            args += ["--web-listen", "127.0.0.1:0"]
         self.args = args + list(extra)
         self.log_path = data_dir / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -144,6 +147,15 @@ class ServerProcess:
             except (dns.exception.DNSException, ConnectionError, OSError):
                 continue
         raise RuntimeError(f"server did not answer within {timeout} s: {self.log()}")
+
+    def web_port(self) -> int:
+        """The web gateway's port, as the server logged it at start."""
+        import re
+
+        match = re.search(r"web gateway on http://127\.0\.0\.1:(\d+)/", self.log())
+        if match is None:
+            raise RuntimeError(f"no web gateway in the log: {self.log()}")
+        return int(match.group(1))
 
     def query(self, name: str, rdtype: str, *, tcp: bool = False, timeout: float = 3.0,
               **make_kwargs: object) -> dns.message.Message:

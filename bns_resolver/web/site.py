@@ -1,0 +1,137 @@
+"""The web gateway: one verified page per BNS name, chosen by the Host header.
+
+    GET /                         (Host: <name> or www.<name>) the name page
+    GET /.well-known/bns/<name>.json  the same facts as JSON, on any Host
+    GET /healthz                  200 ready / 503 and why
+
+404 for names BNS does not know, 503 with the reason for names that cannot be
+verified now; a verified name whose profile cannot be fetched is still a 200 page
+that says why. The page is rendered once the profile has been judged, so the
+response never shows an unchecked profile as verified.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request, Site
+
+from bns_resolver.dns.authority import BnsAuthority
+from bns_resolver.profiles.judge import ProfileJudge
+from bns_resolver.profiles.tokens import ProfileVerdict
+from bns_resolver.web.names import NameDirectory, NameFacts, NameUnavailable
+from bns_resolver.web.page import CONTENT_SECURITY_POLICY, error_page, name_page, website_of
+
+log = logging.getLogger(__name__)
+
+WELL_KNOWN_PREFIX = b"/.well-known/bns/"
+
+
+class NameGateway(Resource):
+    isLeaf = True
+
+    def __init__(self, directory: NameDirectory, judge: ProfileJudge, authority: BnsAuthority, *,
+                 redirect_to_website: bool = False) -> None:
+        super().__init__()
+        self._directory = directory
+        self._judge = judge
+        self._authority = authority
+        self._redirect = redirect_to_website
+
+    def render_GET(self, request: Request) -> bytes | int:  # noqa: N802 - Twisted's name
+        _security_headers(request)
+        path = request.path
+        if path.startswith(WELL_KNOWN_PREFIX) and path.endswith(b".json"):
+            name = path[len(WELL_KNOWN_PREFIX):-len(b".json")].decode("utf-8", "replace")
+            return self._with_profile(request, name, self._json)
+        if path == b"/healthz":
+            return _health(request, self._authority.not_ready())
+        host = (request.getRequestHostname() or b"").decode("ascii", "replace")
+        if path != b"/":
+            request.setResponseCode(404)
+            return _html(request, error_page(host, 404, "the gateway serves one page per name, at /"))
+        return self._with_profile(request, host, self._html_page)
+
+    def _with_profile(self, request: Request, name: str, render: Any) -> bytes | int:
+        try:
+            facts = self._directory.facts(name)
+        except NameUnavailable as exc:
+            return render(request, name, None, None, exc)
+        deferred = self._judge.judge(facts.profile_url, facts.owner)
+        deferred.addCallback(lambda verdict: _finish(request, render(request, name, facts, verdict, None)))
+        deferred.addErrback(_internal_error, request)
+        return NOT_DONE_YET
+
+    def _html_page(self, request: Request, host: str, facts: NameFacts | None, verdict: ProfileVerdict | None,
+                   problem: NameUnavailable | None) -> bytes:
+        if problem is not None or facts is None:
+            assert problem is not None
+            request.setResponseCode(problem.status)
+            return _html(request, error_page(host, problem.status, problem.reason))
+        website = website_of(verdict) if self._redirect else None
+        if website is not None:
+            request.redirect(website.encode("utf-8"))
+            return b""
+        return _html(request, name_page(facts, verdict))
+
+    def _json(self, request: Request, name: str, facts: NameFacts | None, verdict: ProfileVerdict | None,
+              problem: NameUnavailable | None) -> bytes:
+        request.setHeader(b"Content-Type", b"application/json; charset=utf-8")
+        if problem is not None or facts is None:
+            assert problem is not None
+            request.setResponseCode(problem.status)
+            body: dict[str, Any] = {"name": name, "verified": False, "error": problem.reason,
+                                    "ede": problem.ede_code, "profile": None}
+        else:
+            body = facts.as_json() | {"profile": verdict.as_json() if verdict is not None else None}
+        return json.dumps(body, indent=1).encode("utf-8")
+
+
+def _security_headers(request: Request) -> None:
+    request.setHeader(b"Content-Security-Policy", CONTENT_SECURITY_POLICY.encode("ascii"))
+    request.setHeader(b"X-Content-Type-Options", b"nosniff")
+    request.setHeader(b"Referrer-Policy", b"no-referrer")
+    request.setHeader(b"Cache-Control", b"no-cache")
+
+
+def _html(request: Request, page: str) -> bytes:
+    request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
+    return page.encode("utf-8")
+
+
+def _health(request: Request, not_ready: str | None) -> bytes:
+    request.setHeader(b"Content-Type", b"application/json")
+    if not_ready:
+        request.setResponseCode(503)
+    return json.dumps({"ready": not not_ready, "reason": not_ready}).encode("utf-8")
+
+
+def _finish(request: Request, body: bytes) -> None:
+    if request.finished or request._disconnected:  # the client went away while the profile loaded
+        return
+    request.write(body)
+    request.finish()
+
+
+def _internal_error(failure: Any, request: Request) -> None:
+    log.error("web gateway failed to render a page: %s", failure.getTraceback())
+    if not request.finished and not request._disconnected:
+        request.setResponseCode(500)
+        request.write(b"internal error")
+        request.finish()
+
+
+class _QuietSite(Site):
+    def log(self, request: Request) -> None:
+        """No access log: one line per page view would drown the resolver's own log."""
+
+
+def make_gateway_site(directory: NameDirectory, judge: ProfileJudge, authority: BnsAuthority, *,
+                      redirect_to_website: bool = False) -> Site:
+    site = _QuietSite(NameGateway(directory, judge, authority, redirect_to_website=redirect_to_website))
+    site.noisy = False
+    site.displayTracebacks = False
+    return site
