@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from twisted.internet import defer, protocol
-from twisted.web.client import Agent, BrowserLikeRedirectAgent, ResponseDone
+from twisted.web.client import Agent, BrowserLikeRedirectAgent, ResponseDone, ResponseFailed
 from twisted.web.http_headers import Headers
 
 log = logging.getLogger(__name__)
@@ -175,9 +175,16 @@ def check_fetchable(url: str, *, mirrored: bool) -> None:
 def _describe(failure: Any) -> str:
     if failure.check(FetchError):
         return str(failure.value)
-    if failure.check(defer.TimeoutError, defer.CancelledError):
+    if failure.check(defer.TimeoutError, defer.CancelledError) or _cancelled_inside(failure):
         return "storage did not answer in time"
     return f"storage unreachable: {failure.getErrorMessage()}"
+
+
+def _cancelled_inside(failure: Any) -> bool:
+    """The Agent reports a request cancelled by our timeout as a ResponseFailed wrapping CancelledError."""
+    if not failure.check(ResponseFailed):
+        return False
+    return any(reason.check(defer.CancelledError) for reason in failure.value.reasons)
 
 
 class _Discard(protocol.Protocol):
