@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -86,20 +87,20 @@ def start_upstream(netns: NetNs, records: dict[str, str], log_path: Path, *,
     return stub
 
 
-def server_command(data_dir: Path, listen: tuple[str, int]) -> list[str]:
+def server_command(data_dir: Path, listen: tuple[str, int], extra: Sequence[str] = ()) -> list[str]:
     """`bns-resolver serve` (the installed console script, else the module) forwarding to the stub."""
     program = shutil.which("bns-resolver")
     base = [program] if program else [sys.executable, "-m", "bns_resolver.cli"]
     return base + [
         "serve", "--data-dir", str(data_dir), "--listen", f"{listen[0]}:{listen[1]}",
-        "--upstream", f"{UPSTREAM[0]}:{UPSTREAM[1]}", "--allow", "127.0.0.0/8", "--log-level", "DEBUG",
+        "--upstream", f"{UPSTREAM[0]}:{UPSTREAM[1]}", "--allow", "127.0.0.0/8", "--log-level", "DEBUG", *extra,
     ]
 
 
 def start_gateway(netns: NetNs, data_dir: Path, listen: tuple[str, int], log_path: Path,
-                  ready: tuple[str, str]) -> subprocess.Popen[bytes]:
+                  ready: tuple[str, str], extra: Sequence[str] = ()) -> subprocess.Popen[bytes]:
     """bns-resolver inside `netns`; returns once it answers ready=(name, address)."""
-    server = start(netns, server_command(data_dir, listen), log_path)
+    server = start(netns, server_command(data_dir, listen, extra), log_path)
     await_answer(netns, server, listen, ready[0], ready[1], what="bns-resolver", log_path=log_path)
     return server
 
