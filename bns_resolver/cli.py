@@ -35,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--zonefile-source", action="append", metavar="SPEC", help="dir:PATH, URL template, ...")
     look = _command(commands, "lookup", "show a name's record and zone file, and whether it verifies")
     look.add_argument("name")
+    integrate = _command(commands, "integrate", "print a split-DNS snippet for unbound, dnsmasq, resolved or pihole")
+    integrate.add_argument("tool", choices=("unbound", "dnsmasq", "resolved", "pihole"))
+    integrate.add_argument("--listen", action="append", metavar="ADDR:PORT", help="bns-resolver's DNS address")
+    integrate.add_argument("--upstream", action="append", metavar="ADDR[:PORT]",
+                           help="resolver asked whether each namespace is an ICANN TLD; default: system")
     status = _command(commands, "status", "show what the index holds")
     status.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
@@ -175,12 +180,26 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_integrate(settings: Settings, args: argparse.Namespace) -> int:
+    from bns_resolver.index.lookup import IndexReader
+    from bns_resolver.config import system_upstreams
+    from bns_resolver.integrate import gather, render, upstream_tld_probe
+    from bns_resolver.service import ensure_embedded_snapshot, open_data
+
+    engine = open_data(settings)
+    ensure_embedded_snapshot(engine, settings)
+    probe = upstream_tld_probe(settings.upstreams or system_upstreams(settings.listen))
+    print(render(args.tool, gather(IndexReader(engine), settings, probe)), end="")
+    return 0
+
+
 COMMANDS = {
     "serve": cmd_serve,
     "import-snapshot": cmd_import_snapshot,
     "sync": cmd_sync,
     "lookup": cmd_lookup,
     "status": cmd_status,
+    "integrate": cmd_integrate,
 }
 
 if __name__ == "__main__":

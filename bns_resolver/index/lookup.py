@@ -98,6 +98,13 @@ class IndexReader:
         with self._engine.connect() as conn:
             return frozenset(row[0] for row in conn.execute(query))
 
+    def names_in(self, namespace_id: str) -> list[str]:
+        """Every name registered in a namespace, sorted (for resolver snippets, not the query path)."""
+        query = select(schema.names.c.fqn).where(schema.names.c.namespace_id == namespace_id).order_by(
+            schema.names.c.fqn)
+        with self._engine.connect() as conn:
+            return [row[0] for row in conn.execute(query)]
+
     def sync_state(self) -> dict[str, str]:
         with self._engine.connect() as conn:
             return read_sync_state(conn)

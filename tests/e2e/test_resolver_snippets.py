@@ -17,6 +17,7 @@ dnsmasq are optional tools, so a missing one is a plain skip.
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,8 @@ DNSMASQ_SNIPPET = REPO_ROOT / "deploy" / "dnsmasq" / "bns-resolver.conf"
 
 HELLO_NAME, HELLO_ADDRESS = "alice.helloworld", "10.53.1.1"  # a namespace that is not an ICANN TLD
 ID_NAME, ID_ADDRESS = "bob.id", "10.53.1.2"  # `id`, shared with Indonesia's ccTLD
-ICANN_ID_NAME, ICANN_ID_ADDRESS = "www.example.id", "192.0.2.99"  # a real .id name BNS does not hold
+ICANN_ID_NAME, ICANN_ID_ADDRESS = "www.example.id", "93.184.216.99"  # a real .id name BNS does not hold
+REBIND_ID_NAME, REBIND_ID_ADDRESS = "rebind.example.id", "10.9.9.9"  # a real .id name pointing into a LAN
 DIRECT_NAME, DIRECT_ADDRESS = "direct.example", "93.184.216.34"  # public: passes rebind checks
 # Root KSK-2017 (IANA), so validation is configured without depending on a package's key file.
 ROOT_TRUST_ANCHOR = ". DS 20326 8 2 E06D44B80B8F1D39A95C0B0D7C65D08458E880409BBC683457104237C7F8EC8D"
@@ -54,6 +56,7 @@ ROOT_TRUST_ANCHOR = ". DS 20326 8 2 E06D44B80B8F1D39A95C0B0D7C65D08458E880409BBC
 class Stack:
     netns: NetNs
     logs: dict[str, Path]
+    front_end: str
 
     def getent(self, name: str) -> subprocess.CompletedProcess[str]:
         return self.netns.run(["getent", "hosts", name], timeout=15)
@@ -63,7 +66,7 @@ class Stack:
         return f"getent exit {result.returncode}: {result.stdout!r} {result.stderr!r}\n{logs}"
 
 
-def unbound_command(base: Path) -> list[str]:
+def unbound_command(base: Path, snippet: Path = UNBOUND_SNIPPET) -> list[str]:
     config = base / "unbound.conf"
     config.write_text(f"""server:
     interface: {FRONT[0]}
@@ -82,45 +85,61 @@ def unbound_command(base: Path) -> list[str]:
 forward-zone:
     name: "."
     forward-addr: {DIRECT_UPSTREAM[0]}@{DIRECT_UPSTREAM[1]}
-include: "{UNBOUND_SNIPPET}"
+include: "{snippet}"
 """)
     check = subprocess.run(["unbound-checkconf", str(config)], capture_output=True, text=True, check=False)
     assert check.returncode == 0, f"unbound-checkconf rejects the snippet: {check.stdout}{check.stderr}"
     return [require_program("unbound"), "-d", "-c", str(config)]
 
 
-def dnsmasq_command(base: Path) -> list[str]:
+def dnsmasq_command(base: Path, snippet: Path = DNSMASQ_SNIPPET) -> list[str]:
     return [
         require_program("dnsmasq"), "--keep-in-foreground", "--no-resolv", "--no-hosts", "--bind-interfaces",
         f"--listen-address={FRONT[0]}", f"--port={FRONT[1]}", f"--server={DIRECT_UPSTREAM[0]}",
         "--stop-dns-rebind", "--user=root", "--pid-file", "--log-queries", "--log-facility=-",
-        f"--conf-file={DNSMASQ_SNIPPET}",
+        f"--conf-file={snippet}",
     ]
 
 
-FRONT_ENDS = {"unbound": unbound_command, "dnsmasq": dnsmasq_command}
+def integrate_snippet(tool: str, base: Path) -> Path:
+    """`bns-resolver integrate TOOL` for the test's data dir (no upstream: TLD status unknown)."""
+    result = subprocess.run([sys.executable, "-m", "bns_resolver.cli", "integrate", tool, "--data-dir",
+                             str(base / "data"), "--upstream", "127.0.0.1:9"],
+                            capture_output=True, text=True, check=True, timeout=60)
+    path = base / f"integrate-{tool}.conf"
+    path.write_text(result.stdout)
+    return path
+
+
+FRONT_ENDS = {
+    "unbound": lambda base: unbound_command(base),
+    "dnsmasq": lambda base: dnsmasq_command(base),
+    "unbound-integrate": lambda base: unbound_command(base, integrate_snippet("unbound", base)),
+    "dnsmasq-integrate": lambda base: dnsmasq_command(base, integrate_snippet("dnsmasq", base)),
+}
 
 
 @pytest.fixture(scope="module", params=sorted(FRONT_ENDS))
 def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     front_end = request.param
     base = tmp_path_factory.mktemp(front_end)
-    front_command = FRONT_ENDS[front_end](base)
     build_data_dir(base / "data", {
         HELLO_NAME: zonefile(HELLO_NAME, f"@ IN A {HELLO_ADDRESS}"),
         ID_NAME: zonefile(ID_NAME, f"@ IN A {ID_ADDRESS}"),
     })
+    front_command = FRONT_ENDS[front_end](base)
     logs = {"bns-resolver": base / "server.log", front_end: base / "front.log"}
     netns = create_netns(FRONT[0])
     try:
         direct = start_upstream(netns, {DIRECT_NAME: DIRECT_ADDRESS}, base / "direct.log",
                                 address=DIRECT_UPSTREAM)
         assert direct.poll() is None
-        start_upstream(netns, {ICANN_ID_NAME: ICANN_ID_ADDRESS}, base / "upstream.log")
+        start_upstream(netns, {ICANN_ID_NAME: ICANN_ID_ADDRESS, REBIND_ID_NAME: REBIND_ID_ADDRESS},
+                       base / "upstream.log")
         start_gateway(netns, base / "data", GATEWAY, logs["bns-resolver"], ready=(HELLO_NAME, HELLO_ADDRESS))
         front = start(netns, front_command, logs[front_end])
         await_answer(netns, front, FRONT, DIRECT_NAME, DIRECT_ADDRESS, what=front_end, log_path=logs[front_end])
-        yield Stack(netns, logs)
+        yield Stack(netns, logs, front_end)
     finally:
         netns.delete()
 
@@ -158,3 +177,12 @@ def test_unknown_name_in_bns_only_namespace_has_no_address(stack: Stack) -> None
     result = stack.getent(f"nobody.{HELLO_NAME.split('.')[1]}")
     assert result.returncode == 2, stack.explain(result)
     assert result.stdout == ""
+
+
+def test_integrate_keeps_rebind_protection_for_real_id_domains(stack: Stack) -> None:
+    """The generated dnsmasq snippet exempts BNS names one by one, never all of .id."""
+    if stack.front_end != "dnsmasq-integrate":
+        pytest.skip("only the generated dnsmasq snippet narrows the rebind exemption to BNS names")
+    assert stack.getent(REBIND_ID_NAME).returncode == 2  # a private answer for a real .id domain is dropped
+    result = stack.getent(ID_NAME)  # while the BNS name's private address passes
+    assert result.returncode == 0 and result.stdout.split()[0] == ID_ADDRESS, stack.explain(result)
