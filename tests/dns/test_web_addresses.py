@@ -81,3 +81,23 @@ def test_doh_canary_is_nxdomain_and_can_be_turned_off(tmp_path: Path, server: Se
         assert upstream.count("use-application-dns.net") == 1
     finally:
         relaxed.stop()
+
+
+def test_without_privilege_for_port_80_it_says_so_and_hands_out_no_address(tmp_path: Path,
+                                                                           upstream: StubUpstream) -> None:
+    import os
+    import shutil
+
+    if os.getuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to start the server without CAP_NET_BIND_SERVICE")
+    server = ServerProcess(tmp_path / "data", upstreams=[upstream.address], extra=["--web-listen", "127.0.0.1:80"])
+    # Root without the one capability port 80 needs: what an unprivileged user has.
+    server.args = ["setpriv", "--bounding-set=-net_bind_service", "--inh-caps=-net_bind_service", *server.args]
+    server.start()
+    try:
+        reply = server.query("zone117x.id", "A")
+        assert reply.rcode() == dns.rcode.NOERROR and not reply.answer
+        assert server.log().count("no privilege to listen on 127.0.0.1:80") == 1
+        assert "net_bind_service" in server.log()
+    finally:
+        server.stop()
