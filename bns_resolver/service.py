@@ -109,6 +109,7 @@ class GatewayService:
         """Bind the web gateway; the hosts it got decide where DNS may hand out its address."""
         from bns_resolver.profiles.fetch import ProfileFetcher
         from bns_resolver.profiles.judge import ProfileJudge
+        from bns_resolver.web.metrics import MetricsSource
         from bns_resolver.web.names import NameDirectory
         from bns_resolver.web.site import make_gateway_site
 
@@ -117,12 +118,21 @@ class GatewayService:
                                  cache_ttl=web.profile_cache_ttl, concurrency=web.profile_concurrency,
                                  mirrors=web.profile_mirrors)
         authority = self.gateway.authority
+        metrics = MetricsSource(dns_stats=lambda: dict(self.gateway.stats), cache_sizes=self._cache_sizes,
+                                index_height=lambda: authority.height, not_ready=authority.not_ready,
+                                profile_stats=lambda: dict(fetcher.stats))
         site = make_gateway_site(NameDirectory(authority, IndexReader(self.engine)), ProfileJudge(fetcher),
-                                 authority, redirect_to_website=web.redirect_to_website)
+                                 authority, access=self.gateway.access, metrics=metrics,
+                                 redirect_to_website=web.redirect_to_website)
         self.web_ports = bind_web(site, web_listen_addresses(self.settings), self.reactor)
         for port in self.web_ports:
             log.info("web gateway on http://%s:%s/", port.getHost().host, port.getHost().port)
         return {port.getHost().host for port in self.web_ports}
+
+    def _cache_sizes(self) -> dict[str, int]:
+        views = self.gateway.views()
+        return {"answers": sum(len(g.answers) for g in views), "forwarded": len(self.gateway.forwarded),
+                "replay": sum(len(g.replay) for g in views)}
 
     def web_addresses(self) -> list[str]:
         return [f"{p.getHost().host}:{p.getHost().port}" for p in self.web_ports]

@@ -77,11 +77,15 @@ class Gateway:
         self._views.append(view)
         return view
 
+    def views(self) -> list[Gateway]:
+        """This gateway and its per-web-address views (see view_with_web_address)."""
+        return [self, *self._views]
+
     def index_changed(self) -> None:
         """Drop every answer that may depend on the index (a block, a zone file, an import)."""
         self.authority.refresh()
         self.forwarded.clear()
-        for gateway in (self, *self._views):
+        for gateway in self.views():
             gateway.answers.clear()
             gateway.replay.clear()
 

@@ -51,7 +51,7 @@ def name_page(facts: NameFacts, verdict: ProfileVerdict | None) -> str:
 
 
 def error_page(host: str, status: int, reason: str) -> str:
-    title = "Not a BNS name" if status == 404 else "Cannot be verified now"
+    title = {404: "Not a BNS name", 403: "Not allowed"}.get(status, "Cannot be verified now")
     return _document(host, f"<h1>{e(host)}</h1><p class=bad>{e(title)}</p><p>{e(reason)}</p>")
 
 

@@ -3,6 +3,9 @@
     GET /                         (Host: <name> or www.<name>) the name page
     GET /.well-known/bns/<name>.json  the same facts as JSON, on any Host
     GET /healthz                  200 ready / 503 and why
+    GET /metrics                  Prometheus text format
+
+Clients outside the DNS allow-list get 403: the gateway is no more open than the resolver.
 
 404 for names BNS does not know, 503 with the reason for names that cannot be
 verified now; a verified name whose profile cannot be fetched is still a 200 page
@@ -19,10 +22,12 @@ from typing import Any
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
+from bns_resolver.dns.access import AccessList
 from bns_resolver.dns.authority import BnsAuthority
 from bns_resolver.profiles.judge import ProfileJudge
 from bns_resolver.profiles.tokens import ProfileVerdict
 from bns_resolver.web.names import NameDirectory, NameFacts, NameUnavailable
+from bns_resolver.web.metrics import MetricsSource, render_metrics
 from bns_resolver.web.page import CONTENT_SECURITY_POLICY, error_page, name_page, website_of
 
 log = logging.getLogger(__name__)
@@ -34,21 +39,29 @@ class NameGateway(Resource):
     isLeaf = True
 
     def __init__(self, directory: NameDirectory, judge: ProfileJudge, authority: BnsAuthority, *,
-                 redirect_to_website: bool = False) -> None:
+                 access: AccessList, metrics: MetricsSource | None = None, redirect_to_website: bool = False) -> None:
         super().__init__()
         self._directory = directory
         self._judge = judge
         self._authority = authority
+        self._access = access
+        self._metrics = metrics
         self._redirect = redirect_to_website
 
     def render_GET(self, request: Request) -> bytes | int:  # noqa: N802 - Twisted's name
         _security_headers(request)
+        if not self._access.allows(request.getClientAddress().host):
+            request.setResponseCode(403)
+            return _html(request, error_page("", 403, "this client is not in the resolver's allow-list"))
         path = request.path
         if path.startswith(WELL_KNOWN_PREFIX) and path.endswith(b".json"):
             name = path[len(WELL_KNOWN_PREFIX):-len(b".json")].decode("utf-8", "replace")
             return self._with_profile(request, name, self._json)
         if path == b"/healthz":
             return _health(request, self._authority.not_ready())
+        if path == b"/metrics" and self._metrics is not None:
+            request.setHeader(b"Content-Type", b"text/plain; version=0.0.4; charset=utf-8")
+            return render_metrics(self._metrics).encode("utf-8")
         host = (request.getRequestHostname() or b"").decode("ascii", "replace")
         if path != b"/":
             request.setResponseCode(404)
@@ -130,8 +143,10 @@ class _QuietSite(Site):
 
 
 def make_gateway_site(directory: NameDirectory, judge: ProfileJudge, authority: BnsAuthority, *,
+                      access: AccessList, metrics: MetricsSource | None = None,
                       redirect_to_website: bool = False) -> Site:
-    site = _QuietSite(NameGateway(directory, judge, authority, redirect_to_website=redirect_to_website))
+    site = _QuietSite(NameGateway(directory, judge, authority, access=access, metrics=metrics,
+                                  redirect_to_website=redirect_to_website))
     site.noisy = False
     site.displayTracebacks = False
     return site

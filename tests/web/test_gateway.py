@@ -187,3 +187,26 @@ def test_storage_limits_size_time_and_private_addresses(tmp_path: Path) -> None:
     finally:
         server.stop()
         gaia.stop()
+
+
+def test_metrics_count_what_happened(gateway: Gateway) -> None:
+    gateway.server.query("alice.id", "A")
+    gateway.get("alice.id")
+    status, headers, text = gateway.get("x", "/metrics")
+    assert status == 200 and headers["Content-Type"].startswith("text/plain")
+    values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines() if not line.startswith("#")}
+    assert values["bns_dns_queries_total"] >= 1
+    assert values["bns_index_ready"] == 1 and values["bns_index_height"] == 665750
+    assert values["bns_web_profile_fetches_total"] >= 1
+    assert 'bns_dns_cache_entries{cache="answers"}' in values
+
+
+def test_clients_outside_the_allow_list_get_403(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data", extra=["--allow", "10.0.0.0/8"]).start()
+    try:
+        request = urllib.request.Request(f"http://127.0.0.1:{server.web_port()}/", headers={"Host": "zone117x.id"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 403 and "allow-list" in refused.value.read().decode()
+    finally:
+        server.stop()
