@@ -14,8 +14,12 @@ BUCKETS = ";".join(["1"] * 16)
 DEFAULT_OWNER = "1J3PUxY5uDShUnHRrMyU6yKtoHEUPhKULs"
 
 
-def write_export(folder: Path, zonefiles: dict[str, str | None], owners: dict[str, str] | None = None) -> Path:
-    """chainstate.txt + name_zonefiles.txt for these names; None registers a name without a zone file."""
+def write_export(folder: Path, zonefiles: dict[str, str | None], owners: dict[str, str] | None = None,
+                 withheld: frozenset[str] = frozenset()) -> Path:
+    """chainstate.txt + name_zonefiles.txt for these names; None registers a name without a zone file.
+
+    Names in `withheld` are bound to their zone file's hash, but the file itself is left out.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     owners = owners or {}
     namespaces = sorted({name.rsplit(".", 1)[1] for name in zonefiles})
@@ -23,7 +27,7 @@ def write_export(folder: Path, zonefiles: dict[str, str | None], owners: dict[st
     for name, text in sorted(zonefiles.items()):
         value_hash = hash160_hex(text.encode()) if text is not None else ""
         name_rows.append(f"{name},{owners.get(name, DEFAULT_OWNER)},{value_hash}")
-        if text is not None:
+        if text is not None and name not in withheld:
             pairs += [value_hash, text.replace("\n", "\\n")]
     chainstate = ["-----BEGIN NAMESPACES-----", NAMESPACE_HEADER,
                   *(f"{ns},{DEFAULT_OWNER},{BUCKETS},4,250,4,4,0" for ns in namespaces),

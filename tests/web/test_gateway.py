@@ -71,8 +71,10 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
              "mallory.id": zonefile("mallory.id", "mallory/profile.json"),
              "hostile.id": zonefile("hostile.id", "hostile/profile.json"),
              "gone.id": zonefile("gone.id", "gone/profile.json"),
-             "plain.id": zonefile("plain.id", None), "bare.id": None}
-    export = write_export(tmp / "export", names, owners={name: owner for name in names})
+             "plain.id": zonefile("plain.id", None), "bare.id": None,
+             "missing.id": zonefile("missing.id", "missing/profile.json")}
+    export = write_export(tmp / "export", names, owners={name: owner for name in names},
+                          withheld=frozenset({"missing.id"}))
     import_export(tmp / "data", export)
     config = (f'[web]\nlisten = ["127.0.0.1:0"]\n'
               f'profile_mirrors = {{ "{GAIA_PREFIX}" = "{gaia.base_url}/hub/" }}\n')
@@ -129,6 +131,14 @@ def test_names_without_profile_or_zone_file_still_get_a_page(gateway: Gateway) -
     for name in ("plain.id", "bare.id"):
         status, _headers, page = gateway.get(name)
         assert status == 200 and "names no profile" in page and owner_address(OWNER_KEY) in page
+
+
+def test_a_name_whose_zone_file_cannot_be_verified_now_is_503_with_the_reason(gateway: Gateway) -> None:
+    status, _headers, page = gateway.get("missing.id")
+    assert status == 503 and "not obtained yet" in page
+    status, body = gateway.json("missing.id")
+    assert status == 503 and body["verified"] is False and body["ede"] == 22
+    assert gateway.server.query("missing.id", "A").rcode() == 2  # SERVFAIL: no address for an unverified name
 
 
 def test_unknown_names_are_404(gateway: Gateway) -> None:
