@@ -148,7 +148,7 @@ def test_interleaved_ops_hash_the_record_each_op_left(rules: str) -> None:
     """Hashed fields of an op that follows others on its name: the transfer's cleared key stays
     cleared through later updates/renewals, a renewal before any transfer keeps the registration's
     key, ops after the renewal carry its last_renewed, and op_fee stays the preorder's."""
-    chain, pairs, _ = _interleaving(rules)
+    chain, _, _ = _interleaving(rules)
     height = chain.height
     registered = {a.fqn: _record(a.serialized) for a in chain.outcomes[height - 1].accepted}
     by_name: dict[str, list[dict[str, str]]] = {}
