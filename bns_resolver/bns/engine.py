@@ -149,8 +149,11 @@ class BnsEngine:
             if effects is None:
                 continue
             key = _creation_key(op, effects, self._legacy)
-            # 0.14.1 also records each accepted creation in the block's collision state
-            # (check_collision_state), so a second one for the same id collides.
+            # The SQLite namedbs also record each accepted creation (and, before v22, each
+            # renewal) in the block's collision state (check_collision_state), so a second
+            # ':' or '&' for the same id collides.
+            if key is None and op.opchar == ":" and self.profile.renewals_collide:
+                key = "name:" + str(effects.fqn)
             if key is not None and (key in collided or (key in created and not self._legacy)):
                 log.debug("collision on %s at %s", key, height)
                 continue

@@ -68,6 +68,14 @@ class NetworkProfile:
         return self.rules == "0.14.0"
 
     @property
+    def renewals_collide(self) -> bool:
+        """Sept-2016 SQLite and 0.14.1 code checked a ':' renewal through `check_register`, whose
+        @state_create wrapper records the name in the block's collision table
+        (`check_name_collision`), so a second ':' on that name in the same block is rejected.
+        v22 extracts renewals as NAME_RENEWAL and checks them with `check_renewal` alone."""
+        return self.rules in ("0.14.0-sqlite", "0.14.1")
+
+    @property
     def sept2016(self) -> bool:
         """Any pre-epoch (Sept 2016) code generation."""
         return self.rules.startswith("0.14.0")

@@ -264,6 +264,14 @@ def transfer(chain: BnsChain, sender: Wallet, fqn: str, recipient: Wallet, *, ke
     return chain.send(sender, ">", body, [(bytes(recipient.script_pubkey), DUST)])
 
 
+def renew(chain: BnsChain, sender: Wallet, fqn: str, *, fee: int | None = None) -> str:
+    """NAME_RENEWAL `:` (bare fqn): outputs `OP_RETURN, owner, change, burn` (4 outputs, so v22
+    reads it as a renewal; 2016-17 rules by the missing preorder), paying the name's price."""
+    fee = int(name_price(chain, fqn)) if fee is None else fee
+    return chain.send(sender, ":", fqn.encode("ascii"),
+                      [(bytes(sender.script_pubkey), DUST), (BURN_SCRIPT, fee)], change_at=2)
+
+
 def revoke(chain: BnsChain, sender: Wallet, fqn: str) -> str:
     """NAME_REVOKE `~`: the fqn."""
     return chain.send(sender, "~", fqn.encode("ascii"))

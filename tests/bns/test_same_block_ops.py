@@ -1,0 +1,217 @@
+"""Several names preordered, registered, then updated, transferred and renewed in one block.
+
+The chain is the reference's integration test `name_preorder_register_update_transfer_renew_
+interleaving` rebuilt with the chain builder: six names whose labels spell the order of their
+three same-block operations (u = update, t = transfer, r = renew), each transfer handing the name
+to the wallet that preordered it, which then sends the name's remaining operations.
+
+What the reference does with them (blockstack-core of Sept 2016 and 0.14.1, virtualchain
+`StateEngine.process_ops`): the block's ops are checked and committed one at a time in tx order
+(`db_check` then `db_commit` per op; the SQLite namedb commits each state transition before the
+next op is checked), so every op sees the name as the earlier ops of the same block left it.
+The hashed record of a transition is the row read back after the commit
+(`BlockstackDB.commit_state_transition` -> `namedb_get_name`) plus the op's derived fields
+(`snv_consensus_extras`): a transfer clears `sender_pubkey`, an update and a renewal keep the
+record's (`check_renewal` deletes the tx's key before the commit), and a transfer hashes the
+consensus hash of the name's last update if there is one (`find_last_transfer_consensus_hash`).
+The final names are those the reference test's own `check()` expects.
+
+Collisions: before v22 a ':' renewal is first checked by `check_register`, whose
+`@state_create(..., "check_name_collision")` wrapper records the name in the block's collision
+table (`BlockstackDB.check_collision_state`), so a second ':' on the same name in the same block
+is rejected.  v22 extracts renewals as NAME_RENEWAL (>= 4 outputs) and checks them with
+`check_renewal` alone, so two renewals of one name in one block both pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from bns_resolver.bns.profiles import NetworkProfile, from_corpus_config
+from tests.support.bns_ops import (
+    BnsChain,
+    address,
+    namespace_preorder,
+    namespace_ready,
+    namespace_reveal,
+    preorder,
+    register,
+    regtest_profile,
+    renew,
+    script_hex,
+    transfer,
+    update,
+)
+from tests.support.chainbuilder import Wallet
+
+NAMESPACE = "test"
+# The reference test's namespace: 250 * 4^bucket, 10x discounts (3-letter names: 6 400 000 sat).
+PARAMS = {"lifetime": 52595, "coeff": 250, "base": 4, "buckets": (6, 5, 4, 3, 2, 1) + (0,) * 10,
+          "nonalpha_discount": 10, "no_vowel_discount": 10, "version": 1}
+ORDERS = ("utr", "urt", "tur", "tru", "rut", "rtu")
+EPOCHS_0141 = {"EPOCH_1_END_BLOCK": 436650, "EPOCH_1_NAMESPACE_LIFETIME_MULTIPLIER": 1,
+               "EPOCH_2_NAMESPACE_LIFETIME_MULTIPLIER": 2, "EPOCH_1_PRICE_MULTIPLIER": 1.0,
+               "EPOCH_2_PRICE_MULTIPLIER": 1.0, "EPOCH_2_FEATURES": ["BLOCKSTACK_MULTISIG"]}
+
+
+def _profile(rules: str) -> NetworkProfile:
+    if rules == "v22":
+        return regtest_profile()
+    if rules == "0.14.1":
+        return from_corpus_config({"first_block": 256, "epochs": EPOCHS_0141}, "0.14.1")
+    profile = from_corpus_config({"first_block": 256, "epochs": {}}, "0.13" if rules == "0.14.0" else "0.14")
+    assert profile.rules == rules
+    return profile
+
+
+RULES = ("0.14.0", "0.14.0-sqlite", "0.14.1", "v22")
+
+
+def _fields(serialized: str) -> list[str]:
+    """The values of a serialized op (`op:len:value,len:value,...`)."""
+    body, out = serialized[2:], []  # after "<opchar>:"
+    while body:
+        length, rest = body.split(":", 1)
+        out.append(rest[: int(length)])
+        body = rest[int(length) + 1:]
+    return out
+
+
+NAMEREC = ("name", "value_hash", "sender", "sender_pubkey", "address", "block_number", "preorder_block_number",
+           "first_registered", "last_renewed", "revoked", "op", "txid", "vtxindex", "op_fee")
+
+
+def _record(serialized: str) -> dict[str, str]:
+    return dict(zip(NAMEREC, _fields(serialized)))
+
+
+def _launch(chain: BnsChain) -> None:
+    creator, revealer = chain.wallet("creator", 2 * 10**9), chain.wallet("revealer")
+    chain.mine_to(chain.profile.first_block)
+    namespace_preorder(chain, creator, NAMESPACE, revealer)
+    chain.mine()
+    namespace_reveal(chain, creator, NAMESPACE, revealer, PARAMS)
+    chain.mine()
+    namespace_ready(chain, revealer, NAMESPACE)
+    chain.mine()
+
+
+def _interleaving(rules: str) -> tuple[BnsChain, dict[str, list[Wallet]], dict[str, str]]:
+    """Preorder and register the six names, then send all 18 ops in one block.
+    Returns the chain, each name's [owner, other] wallets after the block, and the txid -> name."""
+    chain = BnsChain(profile=_profile(rules))
+    _launch(chain)
+    pairs = {f"{o}.{NAMESPACE}": [chain.wallet(f"{o}-owner"), chain.wallet(f"{o}-buyer")] for o in ORDERS}
+    chain.mine()
+    for fqn, (owner, buyer) in pairs.items():
+        preorder(chain, buyer, fqn, owner)
+    chain.mine()
+    for fqn, (owner, buyer) in pairs.items():
+        register(chain, buyer, fqn, owner)
+    chain.mine()
+    names: dict[str, str] = {}
+    for fqn, wallets in pairs.items():
+        for i, op in enumerate(fqn.split(".")[0]):
+            current, other = wallets
+            if op == "u":
+                names[update(chain, current, fqn, f"{i}{i}" * 20)] = fqn
+            elif op == "r":
+                names[renew(chain, current, fqn)] = fqn
+            else:
+                names[transfer(chain, current, fqn, other)] = fqn
+                wallets.reverse()
+    chain.mine()
+    return chain, pairs, names
+
+
+@pytest.mark.parametrize("rules", RULES)
+def test_interleaved_update_transfer_renew_in_one_block(rules: str) -> None:
+    """Every op of the block is accepted and sees the earlier ones of its name (the reference
+    test's check(): new owners, the last update's value hash)."""
+    chain, pairs, names = _interleaving(rules)
+    height = chain.height
+    accepted = chain.outcomes[height].accepted
+    assert len(accepted) == 18
+    assert all(names[a.txid] == a.fqn for a in accepted)
+    expected_value = {"utr": "00", "urt": "00", "tur": "11", "tru": "22", "rut": "11", "rtu": "22"}
+    for fqn, (owner, _) in pairs.items():
+        record = chain.store.get_name(fqn)
+        assert record["sender"] == script_hex(owner) and record["address"] == address(owner, chain.profile)
+        assert record["value_hash"] == expected_value[fqn.split(".")[0]] * 20
+        assert record["last_renewed"] == height
+
+
+@pytest.mark.parametrize("rules", RULES)
+def test_interleaved_ops_hash_the_record_each_op_left(rules: str) -> None:
+    """Hashed fields of an op that follows others on its name: the transfer's cleared key stays
+    cleared through later updates/renewals, a renewal before any transfer keeps the registration's
+    key, ops after the renewal carry its last_renewed, and op_fee stays the preorder's."""
+    chain, _, _ = _interleaving(rules)
+    height = chain.height
+    registered = {a.fqn: _record(a.serialized) for a in chain.outcomes[height - 1].accepted}
+    by_name: dict[str, list[dict[str, str]]] = {}
+    for a in chain.outcomes[height].accepted:
+        by_name.setdefault(a.fqn, []).append(_record(a.serialized))
+    for fqn, records in by_name.items():
+        order = fqn.split(".")[0]
+        transferred = renewed = False
+        for op, record in zip(order, records):
+            transferred |= op == "t"
+            renewed |= op == "r"
+            expected_key = "" if transferred else registered[fqn]["sender_pubkey"]
+            assert record["sender_pubkey"] == expected_key, (fqn, op)
+            assert record["last_renewed"] == str(height if renewed else height - 1), (fqn, op)
+            assert record["op_fee"] == registered[fqn]["op_fee"], (fqn, op)
+            assert record["op"] == {"u": "+", "t": ">>", "r": "::"}[op]
+
+
+def _double_renewal(rules: str) -> tuple[BnsChain, str, str]:
+    chain = BnsChain(profile=_profile(rules))
+    _launch(chain)
+    owner, buyer = chain.wallet("owner"), chain.wallet("buyer")
+    fqn = f"abc.{NAMESPACE}"
+    chain.mine()
+    preorder(chain, buyer, fqn, owner)
+    chain.mine()
+    register(chain, buyer, fqn, owner)
+    chain.mine()
+    first, second = renew(chain, owner, fqn), renew(chain, owner, fqn)
+    chain.mine()
+    return chain, first, second
+
+
+@pytest.mark.parametrize(("rules", "kept"), [
+    ("0.14.0", ()),                 # flat file: the prescan rejects both (log_prescan_find_collisions)
+    ("0.14.0-sqlite", ("first",)),  # check_register records the name; the second ':' collides
+    ("0.14.1", ("first",)),
+    ("v22", ("first", "second")),   # check_renewal alone: no collision check
+])
+def test_two_renewals_of_one_name_in_one_block(rules: str, kept: tuple[str, ...]) -> None:
+    chain, first, second = _double_renewal(rules)
+    txids = [a.txid for a in chain.outcomes[chain.height].accepted]
+    assert txids == [{"first": first, "second": second}[k] for k in kept]
+
+
+def test_renewal_collision_is_per_name() -> None:
+    """Renewals of two different names in one block do not collide."""
+    chain = BnsChain(profile=_profile("0.14.1"))
+    _launch(chain)
+    wallets = {f"{x}.{NAMESPACE}": chain.wallet(x) for x in ("abc", "abd")}
+    chain.mine()
+    for fqn, w in wallets.items():
+        preorder(chain, w, fqn)
+    chain.mine()
+    for fqn, w in wallets.items():
+        register(chain, w, fqn)
+    chain.mine()
+    for fqn, w in wallets.items():
+        renew(chain, w, fqn)
+    chain.mine()
+    assert sorted(a.fqn for a in chain.outcomes[chain.height].accepted) == sorted(wallets)
+
+
+def test_renewals_collide_only_before_v22() -> None:
+    assert [_profile(r).renewals_collide for r in RULES] == [False, True, True, False]
+    assert not replace(_profile("0.14.1"), rules="v22").renewals_collide
