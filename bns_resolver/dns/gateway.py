@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import logging
 import struct
+from collections.abc import Callable, Collection
 from typing import Any
 
 from dnslib import QTYPE, RCODE, DNSRecord
 from twisted.internet import defer
 
 from bns_resolver.dns.access import AccessList
-from bns_resolver.dns.authority import AuthorityResult, BnsAuthority, Outcome
-from bns_resolver.dns.cache import AnswerCache, ForwardCache
-from bns_resolver.dns.forwarder import Forwarder, UpstreamError, reply_rcode
+from bns_resolver.dns.authority import AuthorityResult, BnsAuthority, Outcome, ReadinessCheck
+from bns_resolver.dns.cache import MAX_POSITIVE_TTL, AnswerCache, ForwardCache, capped_ttls
+from bns_resolver.dns.forwarder import EDE_NO_REACHABLE_AUTHORITY, Forwarder, UpstreamError, reply_rcode
+from bns_resolver.dns.loglimit import LogLimiter
 from bns_resolver.dns.policy import Mode, NamespacePolicy
 from bns_resolver.dns.responses import (
     RCODE_BADVERS,
@@ -29,23 +31,36 @@ from bns_resolver.dns.responses import (
     truncated,
 )
 from bns_resolver.dns.wire import CLASS_IN, FastQuery, parse_fast, patch_answer
-from bns_resolver.dns.zones import EDE_NO_REACHABLE_AUTHORITY
+from bns_resolver.dns.zones import EDE_NOT_READY
 
 log = logging.getLogger(__name__)
+limited_log = LogLimiter(log)
 
 Answer = bytes | defer.Deferred[bytes] | None
 FOREVER = float("inf")  # authoritative answers live until the index changes
 
 
 class Gateway:
+    """The query pipeline.
+
+    `ready` says whether the index may vouch for names (None when it may; by default the
+    authority's own check); `bns_namespaces` names namespaces known to be BNS's before the
+    index has seen them (from the snapshot or the chain profile): while the index is not
+    ready, names under them get SERVFAIL, never an upstream's NXDOMAIN.
+    """
+
     def __init__(self, authority: BnsAuthority, forwarder: Forwarder, *, policy: NamespacePolicy | None = None,
-                 access: AccessList | None = None, cache_entries: int = 10000) -> None:
+                 access: AccessList | None = None, cache_entries: int = 10000,
+                 ready: ReadinessCheck | None = None, bns_namespaces: Callable[[], Collection[str]] | None = None,
+                 max_cache_ttl: int = MAX_POSITIVE_TTL) -> None:
         self.authority = authority
         self.forwarder = forwarder
         self.policy = policy or NamespacePolicy()
         self.access = access or AccessList()
         self.answers = AnswerCache(cache_entries)
-        self.forwarded = ForwardCache(cache_entries)
+        self.forwarded = ForwardCache(cache_entries, max_ttl=max_cache_ttl)
+        self._not_ready: ReadinessCheck = ready or getattr(authority, "_ready", lambda: None)
+        self._bns_namespaces = bns_namespaces or frozenset
         self.stats = {"queries": 0, "cache_hits": 0, "refused": 0, "forwarded": 0, "servfail": 0}
         # Query bytes after the ID -> (answer bytes after the ID, monotonic deadline).
         self.replay: dict[bytes, tuple[bytes, float]] = {}
@@ -98,7 +113,7 @@ class Gateway:
         qname = str(request.q.qname).rstrip(".").lower()
         namespace = self.authority.namespace_of(qname)
         if namespace is None:
-            return self._forward(packet, request, fast, tcp=tcp)
+            return self._not_yet_indexed(packet, request, fast, qname, tcp=tcp)
         mode = self.policy.effective_mode(namespace)
         if qname == namespace and mode is not Mode.BNS_ONLY:
             return self._forward(packet, request, fast, tcp=tcp)  # a shared TLD's apex is ICANN's
@@ -109,12 +124,33 @@ class Gateway:
             return self._forward(packet, request, fast, tcp=tcp)
         return self._answer(request, result, fast, tcp=tcp)
 
+    def _not_yet_indexed(self, packet: bytes, request: DNSRecord, fast: FastQuery | None, qname: str, *,
+                         tcp: bool) -> Answer:
+        """Forward a name outside BNS, unless it may be a BNS name the syncing index has not reached.
+
+        A fresh sync reveals namespaces as it goes: until it is ready, a namespace the
+        configuration or the chain knows as BNS's may simply not be indexed yet, and the
+        upstream's NXDOMAIN for `alice.<namespace>` would be a false one.
+        """
+        tld = qname.rsplit(".", 1)[-1]
+        not_ready = self._not_ready() if self._is_bns_namespace(tld) else None
+        if not not_ready:
+            return self._forward(packet, request, fast, tcp=tcp)
+        if qname == tld and self.policy.effective_mode(tld) is not Mode.BNS_ONLY:
+            return self._forward(packet, request, fast, tcp=tcp)  # a shared TLD's apex is ICANN's
+        return self._answer(request, AuthorityResult(Outcome.SERVFAIL, tld, ede_code=EDE_NOT_READY,
+                                                      ede_text=not_ready), fast, tcp=tcp)
+
+    def _is_bns_namespace(self, tld: str) -> bool:
+        policy = self.policy
+        return tld in policy.configured_shared or tld in policy.modes or tld in self._bns_namespaces()
+
     def _answer(self, request: DNSRecord, result: AuthorityResult, fast: FastQuery | None, *, tcp: bool) -> bytes:
         reply = authority_response(request, result, height=self.authority.height)
         ede = (result.ede_code, result.ede_text) if result.ede_code is not None else None
         if result.outcome is Outcome.SERVFAIL:
             self.stats["servfail"] += 1
-            log.warning("SERVFAIL for %s: %s", request.q.qname, result.ede_text)
+            limited_log.warning(f"servfail-{result.ede_code}", "SERVFAIL for %s: %s", request.q.qname, result.ede_text)
         wire = finish(reply, request, tcp=tcp, ede=ede)
         if fast is not None and result.outcome is not Outcome.SERVFAIL:
             self.answers.put(fast.cache_key(tcp=tcp), wire)
@@ -128,6 +164,7 @@ class Gateway:
         return deferred
 
     def _forwarded(self, reply: bytes, request: DNSRecord, fast: FastQuery | None, tcp: bool) -> bytes:
+        reply = capped_ttls(reply, self.forwarded.max_ttl)
         limit = fast.udp_limit() if fast is not None else 512
         if not tcp and len(reply) > limit:
             # Fetched whole over TCP, but too big for this client's UDP: it must ask over TCP.
@@ -139,8 +176,13 @@ class Gateway:
 
     def _upstream_failed(self, failure: Any, request: DNSRecord, tcp: bool) -> bytes:
         self.stats["servfail"] += 1
-        log.warning("forwarding %s failed: %s", request.q.qname, failure.getErrorMessage())
-        return finish(error_response(request, RCODE.SERVFAIL), request, tcp=tcp, ede=(EDE_NO_REACHABLE_AUTHORITY, "no upstream answered"))
+        ede_code = getattr(failure.value, "ede_code", EDE_NO_REACHABLE_AUTHORITY)
+        if not failure.check(UpstreamError):
+            log.error("forwarding %s failed: %s", request.q.qname, failure.getTraceback())
+        else:
+            limited_log.warning("upstream", "forwarding %s failed: %s", request.q.qname, failure.getErrorMessage())
+        text = "no upstream could answer" if ede_code == EDE_NO_REACHABLE_AUTHORITY else "upstream network error"
+        return finish(error_response(request, RCODE.SERVFAIL), request, tcp=tcp, ede=(ede_code, text))
 
     def _icann_first(self, packet: bytes, request: DNSRecord, fast: FastQuery | None, qname: str, *,
                      tcp: bool) -> Answer:
