@@ -6,7 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dns.edns
+import dns.flags
 import dns.message
+import dns.query
 import dns.rcode
 import pytest
 from dnslib import RCODE
@@ -137,3 +139,20 @@ def test_forwarding_logs_no_line_per_query(tmp_path: Path, stubs: list[StubUpstr
     log = server.log()
     assert "Attempt starting on" not in log
     assert "UDP Port" not in log
+
+
+def test_checking_disabled_answers_are_not_served_to_validating_clients(
+        tmp_path: Path, stubs: list[StubUpstream], servers: list[ServerProcess]) -> None:
+    """An answer fetched with CD=1 is cached apart: a CD=0 client gets a fresh upstream answer."""
+    stubs.append(_stub())
+    server = _serve(tmp_path, servers, stubs[0])
+    unchecked = dns.message.make_query("example.com", "A")
+    unchecked.flags |= dns.flags.CD
+    for _ in range(2):
+        reply = dns.query.udp(unchecked, "127.0.0.1", port=server.port, timeout=3)
+        assert reply.flags & dns.flags.CD
+    assert stubs[0].count("example.com") == 1  # CD=1 clients share their cache entry
+    for _ in range(2):
+        reply = server.query("example.com", "A")
+        assert not reply.flags & dns.flags.CD
+    assert stubs[0].count("example.com") == 2
