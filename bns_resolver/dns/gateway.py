@@ -38,6 +38,7 @@ limited_log = LogLimiter(log)
 
 Answer = bytes | defer.Deferred[bytes] | None
 FOREVER = float("inf")  # authoritative answers live until the index changes
+MAX_NAME_LENGTH = 255
 
 
 class Gateway:
@@ -107,6 +108,8 @@ class Gateway:
             return _header_reply(packet, RCODE.FORMERR)
         if request.header.qr:
             return None  # a response sent to us: never answer it
+        if any(_wire_length(q.qname.label) > MAX_NAME_LENGTH for q in request.questions):
+            return _header_reply(packet, RCODE.FORMERR)  # RFC 1035 §2.3.4; it cannot even be echoed
         problem = _unsupported(request)
         if problem is not None:
             return problem
@@ -178,7 +181,7 @@ class Gateway:
         self.stats["servfail"] += 1
         ede_code = getattr(failure.value, "ede_code", EDE_NO_REACHABLE_AUTHORITY)
         if not failure.check(UpstreamError):
-            log.error("forwarding %s failed: %s", request.q.qname, failure.getTraceback())
+            limited_log.error("forward-bug", "forwarding %s failed: %s", request.q.qname, failure.getTraceback())
         else:
             limited_log.warning("upstream", "forwarding %s failed: %s", request.q.qname, failure.getErrorMessage())
         text = "no upstream could answer" if ede_code == EDE_NO_REACHABLE_AUTHORITY else "upstream network error"
@@ -204,7 +207,12 @@ class Gateway:
 def _unsupported(request: DNSRecord) -> bytes | None:
     """Answers for queries we do not serve, or None when the query is fine."""
     if request.header.opcode != 0:
-        return finish(error_response(request, RCODE.NOTIMP), request, tcp=True)
+        return _not_implemented(request)
+    opts = [rr for rr in request.ar if rr.rtype == QTYPE.OPT]
+    if len(opts) > 1 or (opts and opts[0].rname.label != ()):
+        # RFC 6891 §6.1.1: more than one OPT, or an OPT not owned by the root, is a format error;
+        # the reply carries no OPT, as the client's EDNS cannot be understood.
+        return bytes(error_response(request, RCODE.FORMERR).pack())
     if len(request.questions) != 1:
         return finish(error_response(request, RCODE.FORMERR), request, tcp=True)
     opt = request_edns(request)
@@ -216,9 +224,22 @@ def _unsupported(request: DNSRecord) -> bytes | None:
     return None
 
 
+def _wire_length(labels: tuple[bytes, ...]) -> int:
+    return sum(len(label) + 1 for label in labels) + 1
+
+
+def _not_implemented(request: DNSRecord) -> bytes:
+    """NOTIMP for an opcode other than QUERY: RA, RD, CD and AD are defined only for QUERY."""
+    reply = error_response(request, RCODE.NOTIMP)
+    header = reply.header
+    header.ra = header.rd = header.cd = header.ad = 0
+    return finish(reply, request, tcp=True)
+
+
 def _header_reply(packet: bytes, rcode: int) -> bytes | None:
     """A reply of the query's header alone, for packets we cannot or will not parse further."""
     if len(packet) < 12 or packet[2] & 0x80:
         return None  # not even a header, or a response: say nothing
-    flags = 0x8000 | (packet[2] & 0x79) << 8 | rcode
+    opcode = packet[2] & 0x78
+    flags = 0x8000 | (opcode | (packet[2] & 0x01 if opcode == 0 else 0)) << 8 | rcode  # RD only for QUERY
     return packet[0:2] + struct.pack("!HHHHH", flags, 0, 0, 0, 0)

@@ -22,7 +22,7 @@ class LogLimiter:
         self._clock = clock
         self._windows: dict[str, list[float | int]] = {}  # key -> [window start, lines, held back]
 
-    def log(self, level: int, key: str, message: str, *args: object) -> bool:
+    def log(self, level: int, key: str, message: str, *args: object, exc_info: bool = False) -> bool:
         """Log unless this key has used its lines for the period; True when the line was written."""
         now = self._clock()
         window = self._windows.get(key)
@@ -37,11 +37,14 @@ class LogLimiter:
             window[2] += 1
             return False
         window[1] += 1
-        self._logger.log(level, message, *args)
+        self._logger.log(level, message, *args, exc_info=exc_info)
         return True
 
     def warning(self, key: str, message: str, *args: object) -> bool:
         return self.log(logging.WARNING, key, message, *args)
+
+    def error(self, key: str, message: str, *args: object, exc_info: bool = False) -> bool:
+        return self.log(logging.ERROR, key, message, *args, exc_info=exc_info)
 
     def info(self, key: str, message: str, *args: object) -> bool:
         return self.log(logging.INFO, key, message, *args)

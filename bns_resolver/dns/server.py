@@ -94,7 +94,7 @@ class FastUdpServer:
         try:
             answer = self.gateway.handle(data, addr[0], tcp=False)
         except Exception:  # noqa: BLE001 - one bad packet must never stop the server
-            log.exception("failed to answer a UDP query from %s", addr[0])
+            limited_log.error("udp-failure", "failed to answer a UDP query from %s", addr[0], exc_info=True)
             return
         if isinstance(answer, defer.Deferred):
             answer.addCallback(self._send_later, addr).addErrback(_log_udp_failure, addr)
@@ -124,7 +124,7 @@ class FastUdpServer:
 
 
 def _log_udp_failure(failure: Any, addr: Any) -> None:
-    log.error("failed to answer a UDP query from %s: %s", addr[0], failure.getTraceback())
+    limited_log.error("udp-failure", "failed to answer a UDP query from %s: %s", addr[0], failure.getTraceback())
 
 
 class DnsTcpProtocol(Int16StringReceiver):
@@ -169,11 +169,12 @@ class DnsTcpProtocol(Int16StringReceiver):
         try:
             answer = self.gateway.handle(data, self.client_ip, tcp=True)
         except Exception:
-            log.exception("failed to answer a TCP query from %s", self.client_ip)
+            limited_log.error("tcp-failure", "failed to answer a TCP query from %s", self.client_ip, exc_info=True)
             self.transport.loseConnection()  # type: ignore[union-attr]
             return
         if isinstance(answer, defer.Deferred):
-            answer.addCallback(self._send).addErrback(lambda f: log.error("TCP answer failed: %s", f))
+            answer.addCallback(self._send).addErrback(
+                lambda f: limited_log.error("tcp-failure", "TCP answer failed: %s", f.getTraceback()))
         else:
             self._send(answer)
             if not self.gateway.access.allows(self.client_ip):
