@@ -3,7 +3,9 @@
 `AnswerCache` holds authoritative BNS answers; they stay valid until the index
 changes, when the whole cache is dropped. `ForwardCache` holds upstream answers
 with their TTLs (RFC 2308 for negative answers) and serves them with TTLs
-counted down, rewriting the bytes at most once per second of age.
+counted down, rewriting the bytes at most once per second of age. Expired
+answers are kept for `stale_for` seconds more: when every upstream fails, the
+gateway may serve one as a stale answer (RFC 8767).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from dnslib import QTYPE, RCODE, DNSRecord
 MAX_POSITIVE_TTL = 86400
 MAX_NEGATIVE_TTL = 10800  # RFC 2308 §5 suggests at most three hours
 TTL_TOP_BIT = 1 << 31  # RFC 2181 §8: a TTL with the top bit set is treated as zero
+STALE_FOR = 86400  # RFC 8767 §5 suggests keeping expired answers for one to three days
+STALE_TTL = 30  # RFC 8767 §4: the TTL of a stale answer
 
 
 class AnswerCache:
@@ -63,9 +67,10 @@ class ForwardEntry:
 
 class ForwardCache:
     def __init__(self, max_entries: int, *, clock: Callable[[], float] = time.monotonic,
-                 max_ttl: int = MAX_POSITIVE_TTL) -> None:
+                 max_ttl: int = MAX_POSITIVE_TTL, stale_for: int = STALE_FOR) -> None:
         self._max_entries = max_entries
         self.max_ttl = max_ttl
+        self.stale_for = stale_for
         self._clock = clock
         self.entries: dict[tuple[object, ...], ForwardEntry] = {}
 
@@ -83,9 +88,20 @@ class ForwardCache:
         now = self._clock()
         answer = entry.bytes_at(now)
         if answer is None:
-            del self.entries[key]
+            if now >= entry.stored_at + entry.lifetime + self.stale_for:
+                del self.entries[key]
             return None, 0.0
         return answer, min(now + 1.0, entry.stored_at + entry.lifetime)
+
+    def stale(self, key: tuple[object, ...]) -> bytes | None:
+        """The expired answer for key, with every TTL set to STALE_TTL, if it is stale for less than stale_for."""
+        entry = self.entries.get(key)
+        if entry is None or self._clock() >= entry.stored_at + entry.lifetime + self.stale_for:
+            return None
+        buffer = bytearray(entry.wire)
+        for offset in entry.ttl_offsets:
+            struct.pack_into("!I", buffer, offset, STALE_TTL)
+        return bytes(buffer)
 
     def put(self, key: tuple[object, ...], reply: bytes) -> None:
         try:

@@ -17,7 +17,7 @@ from twisted.internet import defer
 
 from bns_resolver.dns.access import AccessList
 from bns_resolver.dns.authority import AuthorityResult, BnsAuthority, Outcome, ReadinessCheck
-from bns_resolver.dns.cache import MAX_POSITIVE_TTL, AnswerCache, ForwardCache, capped_ttls
+from bns_resolver.dns.cache import MAX_POSITIVE_TTL, STALE_FOR, AnswerCache, ForwardCache, capped_ttls
 from bns_resolver.dns.forwarder import EDE_NO_REACHABLE_AUTHORITY, Forwarder, UpstreamError, reply_rcode
 from bns_resolver.dns.loglimit import LogLimiter
 from bns_resolver.dns.policy import Mode, NamespacePolicy
@@ -39,6 +39,7 @@ limited_log = LogLimiter(log)
 Answer = bytes | defer.Deferred[bytes] | None
 FOREVER = float("inf")  # authoritative answers live until the index changes
 MAX_NAME_LENGTH = 255
+EDE_STALE_ANSWER = 3  # RFC 8914
 
 
 class Gateway:
@@ -53,16 +54,16 @@ class Gateway:
     def __init__(self, authority: BnsAuthority, forwarder: Forwarder, *, policy: NamespacePolicy | None = None,
                  access: AccessList | None = None, cache_entries: int = 10000,
                  ready: ReadinessCheck | None = None, bns_namespaces: Callable[[], Collection[str]] | None = None,
-                 max_cache_ttl: int = MAX_POSITIVE_TTL) -> None:
+                 max_cache_ttl: int = MAX_POSITIVE_TTL, stale_for: int = STALE_FOR) -> None:
         self.authority = authority
         self.forwarder = forwarder
         self.policy = policy or NamespacePolicy()
         self.access = access or AccessList()
         self.answers = AnswerCache(cache_entries)
-        self.forwarded = ForwardCache(cache_entries, max_ttl=max_cache_ttl)
+        self.forwarded = ForwardCache(cache_entries, max_ttl=max_cache_ttl, stale_for=stale_for)
         self._not_ready: ReadinessCheck = ready or getattr(authority, "_ready", lambda: None)
         self._bns_namespaces = bns_namespaces or frozenset
-        self.stats = {"queries": 0, "cache_hits": 0, "refused": 0, "forwarded": 0, "servfail": 0}
+        self.stats = {"queries": 0, "cache_hits": 0, "refused": 0, "forwarded": 0, "servfail": 0, "stale": 0}
         # Query bytes after the ID -> (answer bytes after the ID, monotonic deadline).
         self.replay: dict[bytes, tuple[bytes, float]] = {}
         self._replay_entries = cache_entries
@@ -163,7 +164,7 @@ class Gateway:
         self.stats["forwarded"] += 1
         deferred = self.forwarder.forward(packet)
         deferred.addCallback(self._forwarded, request, fast, tcp)
-        deferred.addErrback(self._upstream_failed, request, tcp)
+        deferred.addErrback(self._upstream_failed, request, fast, tcp)
         return deferred
 
     def _forwarded(self, reply: bytes, request: DNSRecord, fast: FastQuery | None, tcp: bool) -> bytes:
@@ -177,15 +178,27 @@ class Gateway:
             self.forwarded.put(fast.cache_key(tcp=tcp), reply)
         return reply
 
-    def _upstream_failed(self, failure: Any, request: DNSRecord, tcp: bool) -> bytes:
-        self.stats["servfail"] += 1
+    def _upstream_failed(self, failure: Any, request: DNSRecord, fast: FastQuery | None, tcp: bool) -> bytes:
         ede_code = getattr(failure.value, "ede_code", EDE_NO_REACHABLE_AUTHORITY)
         if not failure.check(UpstreamError):
             limited_log.error("forward-bug", "forwarding %s failed: %s", request.q.qname, failure.getTraceback())
         else:
             limited_log.warning("upstream", "forwarding %s failed: %s", request.q.qname, failure.getErrorMessage())
+        stale = self.forwarded.stale(fast.cache_key(tcp=tcp)) if fast is not None else None
+        if stale is not None:
+            return self._stale_answer(stale, request, tcp)
+        self.stats["servfail"] += 1
         text = "no upstream could answer" if ede_code == EDE_NO_REACHABLE_AUTHORITY else "upstream network error"
         return finish(error_response(request, RCODE.SERVFAIL), request, tcp=tcp, ede=(ede_code, text))
+
+    def _stale_answer(self, stale: bytes, request: DNSRecord, tcp: bool) -> bytes:
+        """RFC 8767: the expired answer, TTL 30, with EDE 3, rather than SERVFAIL when upstreams fail."""
+        self.stats["stale"] += 1
+        reply = DNSRecord.parse(stale)
+        reply.header.id = request.header.id
+        reply.questions = list(request.questions)  # the client's own letter case
+        reply.ar = [rr for rr in reply.ar if rr.rtype != QTYPE.OPT]
+        return finish(reply, request, tcp=tcp, ede=(EDE_STALE_ANSWER, "upstreams failed; serving an expired answer"))
 
     def _icann_first(self, packet: bytes, request: DNSRecord, fast: FastQuery | None, qname: str, *,
                      tcp: bool) -> Answer:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -156,3 +157,21 @@ def test_checking_disabled_answers_are_not_served_to_validating_clients(
         reply = server.query("example.com", "A")
         assert not reply.flags & dns.flags.CD
     assert stubs[0].count("example.com") == 2
+
+
+def test_expired_answer_is_served_stale_when_every_upstream_fails(
+        tmp_path: Path, stubs: list[StubUpstream], servers: list[ServerProcess]) -> None:
+    """RFC 8767: once the upstream refuses everything, the expired answer comes back with TTL 30 and EDE 3."""
+    stubs.append(_stub(ttl=1))
+    server = _serve(tmp_path, servers, stubs[0])
+    for tcp in (False, True):  # answers are cached per transport
+        assert server.query("example.com", "A", use_edns=0, tcp=tcp).answer[0].ttl == 1
+    stubs[0].behaviour.rcode = RCODE.REFUSED
+    time.sleep(1.2)  # let the one-second TTL run out
+    for tcp in (False, True):
+        reply = server.query("EXAMPLE.com", "A", use_edns=0, tcp=tcp)
+        assert reply.rcode() == dns.rcode.NOERROR
+        assert "93.184.216.34" in reply.answer[0].to_text() and reply.answer[0].ttl == 30
+        assert reply.question[0].name.to_text() == "EXAMPLE.com."
+        assert _ede_codes(reply) == [3]
+    assert server.query("other.example.com", "A", use_edns=0).rcode() == dns.rcode.SERVFAIL  # nothing stale
