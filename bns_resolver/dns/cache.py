@@ -3,7 +3,9 @@
 `AnswerCache` holds authoritative BNS answers; they stay valid until the index
 changes, when the whole cache is dropped. `ForwardCache` holds upstream answers
 with their TTLs (RFC 2308 for negative answers) and serves them with TTLs
-counted down, rewriting the bytes at most once per second of age.
+counted down, rewriting the bytes at most once per second of age. Expired
+answers are kept for `stale_for` seconds more: when every upstream fails, the
+gateway may serve one as a stale answer (RFC 8767).
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from dnslib import QTYPE, RCODE, DNSRecord
 
 MAX_POSITIVE_TTL = 86400
 MAX_NEGATIVE_TTL = 10800  # RFC 2308 §5 suggests at most three hours
+TTL_TOP_BIT = 1 << 31  # RFC 2181 §8: a TTL with the top bit set is treated as zero
+STALE_FOR = 86400  # RFC 8767 §5 suggests keeping expired answers for one to three days
+STALE_TTL = 30  # RFC 8767 §4: the TTL of a stale answer
 
 
 class AnswerCache:
@@ -61,8 +66,11 @@ class ForwardEntry:
 
 
 class ForwardCache:
-    def __init__(self, max_entries: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, max_entries: int, *, clock: Callable[[], float] = time.monotonic,
+                 max_ttl: int = MAX_POSITIVE_TTL, stale_for: int = STALE_FOR) -> None:
         self._max_entries = max_entries
+        self.max_ttl = max_ttl
+        self.stale_for = stale_for
         self._clock = clock
         self.entries: dict[tuple[object, ...], ForwardEntry] = {}
 
@@ -80,13 +88,24 @@ class ForwardCache:
         now = self._clock()
         answer = entry.bytes_at(now)
         if answer is None:
-            del self.entries[key]
+            if now >= entry.stored_at + entry.lifetime + self.stale_for:
+                del self.entries[key]
             return None, 0.0
         return answer, min(now + 1.0, entry.stored_at + entry.lifetime)
 
+    def stale(self, key: tuple[object, ...]) -> bytes | None:
+        """The expired answer for key, with every TTL set to STALE_TTL, if it is stale for less than stale_for."""
+        entry = self.entries.get(key)
+        if entry is None or self._clock() >= entry.stored_at + entry.lifetime + self.stale_for:
+            return None
+        buffer = bytearray(entry.wire)
+        for offset in entry.ttl_offsets:
+            struct.pack_into("!I", buffer, offset, STALE_TTL)
+        return bytes(buffer)
+
     def put(self, key: tuple[object, ...], reply: bytes) -> None:
         try:
-            lifetime = cache_lifetime(DNSRecord.parse(reply))
+            lifetime = min(cache_lifetime(DNSRecord.parse(reply)), self.max_ttl)
         except Exception:  # noqa: BLE001 - an unparsable upstream reply is simply not cached
             return
         if lifetime <= 0:
@@ -116,8 +135,28 @@ def cache_lifetime(reply: DNSRecord) -> int:
     return 0
 
 
+def capped_ttls(wire: bytes, max_ttl: int) -> bytes:
+    """The reply with every TTL at most max_ttl, and TTLs of 2**31 or more as 0 (RFC 2181 §8).
+
+    Raises ValueError for a reply whose records do not fit its length.
+    """
+    buffer: bytearray | None = None
+    for offset in ttl_offsets(wire):
+        ttl = struct.unpack_from("!I", wire, offset)[0]
+        capped = 0 if ttl >= TTL_TOP_BIT else min(ttl, max_ttl)
+        if capped != ttl:
+            buffer = buffer if buffer is not None else bytearray(wire)
+            struct.pack_into("!I", buffer, offset, capped)
+    return bytes(buffer) if buffer is not None else wire
+
+
 def ttl_offsets(packet: bytes) -> list[int]:
-    """Byte offsets of the TTL field of every answer/authority/additional RR except OPT."""
+    """Byte offsets of the TTL field of every answer/authority/additional RR except OPT.
+
+    Raises ValueError when the records do not fit the packet (a malformed reply).
+    """
+    if len(packet) < 12:
+        raise ValueError("shorter than a DNS header")
     qdcount, ancount, nscount, arcount = struct.unpack_from("!HHHH", packet, 4)
     offset = 12
     for _ in range(qdcount):
@@ -125,15 +164,21 @@ def ttl_offsets(packet: bytes) -> list[int]:
     offsets: list[int] = []
     for _ in range(ancount + nscount + arcount):
         offset = _skip_name(packet, offset)
+        if offset + 10 > len(packet):
+            raise ValueError("a record runs past the end of the packet")
         rtype, _cls, _ttl, rdlen = struct.unpack_from("!HHIH", packet, offset)
         if rtype != QTYPE.OPT:
             offsets.append(offset + 4)
         offset += 10 + rdlen
+    if offset > len(packet):
+        raise ValueError("the last record runs past the end of the packet")
     return offsets
 
 
 def _skip_name(packet: bytes, offset: int) -> int:
     while True:
+        if offset >= len(packet):
+            raise ValueError("a name runs past the end of the packet")
         length = packet[offset]
         if length == 0:
             return offset + 1

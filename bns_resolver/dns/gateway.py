@@ -10,15 +10,17 @@ from __future__ import annotations
 import copy
 import logging
 import struct
+from collections.abc import Callable, Collection
 from typing import Any
 
 from dnslib import QTYPE, RCODE, DNSRecord
 from twisted.internet import defer
 
 from bns_resolver.dns.access import AccessList
-from bns_resolver.dns.authority import AuthorityResult, BnsAuthority, Outcome
-from bns_resolver.dns.cache import AnswerCache, ForwardCache
-from bns_resolver.dns.forwarder import Forwarder, UpstreamError, reply_rcode
+from bns_resolver.dns.authority import AuthorityResult, BnsAuthority, Outcome, ReadinessCheck
+from bns_resolver.dns.cache import MAX_POSITIVE_TTL, STALE_FOR, AnswerCache, ForwardCache, capped_ttls
+from bns_resolver.dns.forwarder import EDE_NO_REACHABLE_AUTHORITY, Forwarder, UpstreamError, reply_rcode
+from bns_resolver.dns.loglimit import LogLimiter
 from bns_resolver.dns.policy import Mode, NamespacePolicy
 from bns_resolver.dns.responses import (
     RCODE_BADVERS,
@@ -30,28 +32,43 @@ from bns_resolver.dns.responses import (
     truncated,
 )
 from bns_resolver.dns.wire import CLASS_IN, FastQuery, parse_fast, patch_answer
-from bns_resolver.dns.zones import EDE_NO_REACHABLE_AUTHORITY
+from bns_resolver.dns.zones import EDE_NOT_READY
 
 log = logging.getLogger(__name__)
+limited_log = LogLimiter(log)
 
 Answer = bytes | defer.Deferred[bytes] | None
 FOREVER = float("inf")  # authoritative answers live until the index changes
 # Firefox turns its default DNS-over-HTTPS off when this name does not resolve, so the
 # system resolver (us) stays in charge of its lookups.
 DOH_CANARY = "use-application-dns.net"
+MAX_NAME_LENGTH = 255
+EDE_STALE_ANSWER = 3  # RFC 8914
 
 
 class Gateway:
+    """The query pipeline.
+
+    `ready` says whether the index may vouch for names (None when it may; by default the
+    authority's own check); `bns_namespaces` names namespaces known to be BNS's before the
+    index has seen them (from the snapshot or the chain profile): while the index is not
+    ready, names under them get SERVFAIL, never an upstream's NXDOMAIN.
+    """
+
     def __init__(self, authority: BnsAuthority, forwarder: Forwarder, *, policy: NamespacePolicy | None = None,
-                 access: AccessList | None = None, cache_entries: int = 10000, doh_canary: bool = True,
+                 access: AccessList | None = None, cache_entries: int = 10000,
+                 ready: ReadinessCheck | None = None, bns_namespaces: Callable[[], Collection[str]] | None = None,
+                 max_cache_ttl: int = MAX_POSITIVE_TTL, stale_for: int = STALE_FOR, doh_canary: bool = True,
                  web_address: str | None = None) -> None:
         self.authority = authority
         self.forwarder = forwarder
         self.policy = policy or NamespacePolicy()
         self.access = access or AccessList()
         self.answers = AnswerCache(cache_entries)
-        self.forwarded = ForwardCache(cache_entries)
-        self.stats = {"queries": 0, "cache_hits": 0, "refused": 0, "forwarded": 0, "servfail": 0}
+        self.forwarded = ForwardCache(cache_entries, max_ttl=max_cache_ttl, stale_for=stale_for)
+        self._not_ready: ReadinessCheck = ready or getattr(authority, "not_ready", lambda: None)
+        self._bns_namespaces = bns_namespaces or frozenset
+        self.stats = {"queries": 0, "cache_hits": 0, "refused": 0, "forwarded": 0, "servfail": 0, "stale": 0}
         # Query bytes after the ID -> (answer bytes after the ID, monotonic deadline).
         self.replay: dict[bytes, tuple[bytes, float]] = {}
         self._replay_entries = cache_entries
@@ -123,6 +140,8 @@ class Gateway:
             return _header_reply(packet, RCODE.FORMERR)
         if request.header.qr:
             return None  # a response sent to us: never answer it
+        if any(_wire_length(q.qname.label) > MAX_NAME_LENGTH for q in request.questions):
+            return _header_reply(packet, RCODE.FORMERR)  # RFC 1035 §2.3.4; it cannot even be echoed
         problem = _unsupported(request)
         if problem is not None:
             return problem
@@ -131,7 +150,7 @@ class Gateway:
             return self._answer(request, AuthorityResult(Outcome.NXDOMAIN), fast, tcp=tcp)
         namespace = self.authority.namespace_of(qname)
         if namespace is None:
-            return self._forward(packet, request, fast, tcp=tcp)
+            return self._not_yet_indexed(packet, request, fast, qname, tcp=tcp)
         mode = self.policy.effective_mode(namespace)
         if qname == namespace and mode is not Mode.BNS_ONLY:
             return self._forward(packet, request, fast, tcp=tcp)  # a shared TLD's apex is ICANN's
@@ -145,12 +164,33 @@ class Gateway:
     def _lookup(self, qname: str, qtype: int) -> AuthorityResult:
         return self.authority.lookup(qname, qtype, web_address=self.web_address)
 
+    def _not_yet_indexed(self, packet: bytes, request: DNSRecord, fast: FastQuery | None, qname: str, *,
+                         tcp: bool) -> Answer:
+        """Forward a name outside BNS, unless it may be a BNS name the syncing index has not reached.
+
+        A fresh sync reveals namespaces as it goes: until it is ready, a namespace the
+        configuration or the chain knows as BNS's may simply not be indexed yet, and the
+        upstream's NXDOMAIN for `alice.<namespace>` would be a false one.
+        """
+        tld = qname.rsplit(".", 1)[-1]
+        not_ready = self._not_ready() if self._is_bns_namespace(tld) else None
+        if not not_ready:
+            return self._forward(packet, request, fast, tcp=tcp)
+        if qname == tld and self.policy.effective_mode(tld) is not Mode.BNS_ONLY:
+            return self._forward(packet, request, fast, tcp=tcp)  # a shared TLD's apex is ICANN's
+        return self._answer(request, AuthorityResult(Outcome.SERVFAIL, tld, ede_code=EDE_NOT_READY,
+                                                      ede_text=not_ready), fast, tcp=tcp)
+
+    def _is_bns_namespace(self, tld: str) -> bool:
+        policy = self.policy
+        return tld in policy.configured_shared or tld in policy.modes or tld in self._bns_namespaces()
+
     def _answer(self, request: DNSRecord, result: AuthorityResult, fast: FastQuery | None, *, tcp: bool) -> bytes:
         reply = authority_response(request, result, height=self.authority.height)
         ede = (result.ede_code, result.ede_text) if result.ede_code is not None else None
         if result.outcome is Outcome.SERVFAIL:
             self.stats["servfail"] += 1
-            log.warning("SERVFAIL for %s: %s", request.q.qname, result.ede_text)
+            limited_log.warning(f"servfail-{result.ede_code}", "SERVFAIL for %s: %s", request.q.qname, result.ede_text)
         wire = finish(reply, request, tcp=tcp, ede=ede)
         if fast is not None and result.outcome is not Outcome.SERVFAIL:
             self.answers.put(fast.cache_key(tcp=tcp), wire)
@@ -160,10 +200,11 @@ class Gateway:
         self.stats["forwarded"] += 1
         deferred = self.forwarder.forward(packet)
         deferred.addCallback(self._forwarded, request, fast, tcp)
-        deferred.addErrback(self._upstream_failed, request, tcp)
+        deferred.addErrback(self._upstream_failed, request, fast, tcp)
         return deferred
 
     def _forwarded(self, reply: bytes, request: DNSRecord, fast: FastQuery | None, tcp: bool) -> bytes:
+        reply = capped_ttls(reply, self.forwarded.max_ttl)
         limit = fast.udp_limit() if fast is not None else 512
         if not tcp and len(reply) > limit:
             # Fetched whole over TCP, but too big for this client's UDP: it must ask over TCP.
@@ -173,10 +214,27 @@ class Gateway:
             self.forwarded.put(fast.cache_key(tcp=tcp), reply)
         return reply
 
-    def _upstream_failed(self, failure: Any, request: DNSRecord, tcp: bool) -> bytes:
+    def _upstream_failed(self, failure: Any, request: DNSRecord, fast: FastQuery | None, tcp: bool) -> bytes:
+        ede_code = getattr(failure.value, "ede_code", EDE_NO_REACHABLE_AUTHORITY)
+        if not failure.check(UpstreamError):
+            limited_log.error("forward-bug", "forwarding %s failed: %s", request.q.qname, failure.getTraceback())
+        else:
+            limited_log.warning("upstream", "forwarding %s failed: %s", request.q.qname, failure.getErrorMessage())
+        stale = self.forwarded.stale(fast.cache_key(tcp=tcp)) if fast is not None else None
+        if stale is not None:
+            return self._stale_answer(stale, request, tcp)
         self.stats["servfail"] += 1
-        log.warning("forwarding %s failed: %s", request.q.qname, failure.getErrorMessage())
-        return finish(error_response(request, RCODE.SERVFAIL), request, tcp=tcp, ede=(EDE_NO_REACHABLE_AUTHORITY, "no upstream answered"))
+        text = "no upstream could answer" if ede_code == EDE_NO_REACHABLE_AUTHORITY else "upstream network error"
+        return finish(error_response(request, RCODE.SERVFAIL), request, tcp=tcp, ede=(ede_code, text))
+
+    def _stale_answer(self, stale: bytes, request: DNSRecord, tcp: bool) -> bytes:
+        """RFC 8767: the expired answer, TTL 30, with EDE 3, rather than SERVFAIL when upstreams fail."""
+        self.stats["stale"] += 1
+        reply = DNSRecord.parse(stale)
+        reply.header.id = request.header.id
+        reply.questions = list(request.questions)  # the client's own letter case
+        reply.ar = [rr for rr in reply.ar if rr.rtype != QTYPE.OPT]
+        return finish(reply, request, tcp=tcp, ede=(EDE_STALE_ANSWER, "upstreams failed; serving an expired answer"))
 
     def _icann_first(self, packet: bytes, request: DNSRecord, fast: FastQuery | None, qname: str, *,
                      tcp: bool) -> Answer:
@@ -198,7 +256,12 @@ class Gateway:
 def _unsupported(request: DNSRecord) -> bytes | None:
     """Answers for queries we do not serve, or None when the query is fine."""
     if request.header.opcode != 0:
-        return finish(error_response(request, RCODE.NOTIMP), request, tcp=True)
+        return _not_implemented(request)
+    opts = [rr for rr in request.ar if rr.rtype == QTYPE.OPT]
+    if len(opts) > 1 or (opts and opts[0].rname.label != ()):
+        # RFC 6891 §6.1.1: more than one OPT, or an OPT not owned by the root, is a format error;
+        # the reply carries no OPT, as the client's EDNS cannot be understood.
+        return bytes(error_response(request, RCODE.FORMERR).pack())
     if len(request.questions) != 1:
         return finish(error_response(request, RCODE.FORMERR), request, tcp=True)
     opt = request_edns(request)
@@ -210,9 +273,22 @@ def _unsupported(request: DNSRecord) -> bytes | None:
     return None
 
 
+def _wire_length(labels: tuple[bytes, ...]) -> int:
+    return sum(len(label) + 1 for label in labels) + 1
+
+
+def _not_implemented(request: DNSRecord) -> bytes:
+    """NOTIMP for an opcode other than QUERY: RA, RD, CD and AD are defined only for QUERY."""
+    reply = error_response(request, RCODE.NOTIMP)
+    header = reply.header
+    header.ra = header.rd = header.cd = header.ad = 0
+    return finish(reply, request, tcp=True)
+
+
 def _header_reply(packet: bytes, rcode: int) -> bytes | None:
     """A reply of the query's header alone, for packets we cannot or will not parse further."""
     if len(packet) < 12 or packet[2] & 0x80:
         return None  # not even a header, or a response: say nothing
-    flags = 0x8000 | (packet[2] & 0x79) << 8 | rcode
+    opcode = packet[2] & 0x78
+    flags = 0x8000 | (opcode | (packet[2] & 0x01 if opcode == 0 else 0)) << 8 | rcode  # RD only for QUERY
     return packet[0:2] + struct.pack("!HHHHH", flags, 0, 0, 0, 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import resource
 import socket
 import time
 from typing import Any
@@ -13,10 +14,29 @@ from twisted.internet.error import CannotListenError
 from twisted.protocols.basic import Int16StringReceiver
 
 from bns_resolver.dns.gateway import Gateway
+from bns_resolver.dns.loglimit import LogLimiter
 
 log = logging.getLogger(__name__)
+limited_log = LogLimiter(log)
 
 TCP_IDLE_TIMEOUT = 10.0
+# Bytes we accept to queue for a client that has stopped reading, on top of the transport's
+# own 64 KiB: past that, the client is cut off (its pipelined queries would pin memory).
+TCP_WRITE_LIMIT = 256 * 1024
+TCP_BACKLOG = 1024
+
+
+def default_tcp_limits() -> tuple[int, int]:
+    """Total and per-client TCP connection caps, kept below the descriptor limit.
+
+    Every TCP client may need an upstream socket too, and the index, zone files and
+    logs need descriptors: the caps leave half of what remains after a reserve.
+    """
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        soft = 65536
+    total = max(8, min(1024, (soft - 64) // 2))
+    return total, max(4, min(64, total // 8))
 
 
 class FastUdpServer:
@@ -74,7 +94,7 @@ class FastUdpServer:
         try:
             answer = self.gateway.handle(data, addr[0], tcp=False)
         except Exception:  # noqa: BLE001 - one bad packet must never stop the server
-            log.exception("failed to answer a UDP query from %s", addr[0])
+            limited_log.error("udp-failure", "failed to answer a UDP query from %s", addr[0], exc_info=True)
             return
         if isinstance(answer, defer.Deferred):
             answer.addCallback(self._send_later, addr).addErrback(_log_udp_failure, addr)
@@ -104,58 +124,122 @@ class FastUdpServer:
 
 
 def _log_udp_failure(failure: Any, addr: Any) -> None:
-    log.error("failed to answer a UDP query from %s: %s", addr[0], failure.getTraceback())
+    limited_log.error("udp-failure", "failed to answer a UDP query from %s: %s", addr[0], failure.getTraceback())
 
 
 class DnsTcpProtocol(Int16StringReceiver):
-    """One client connection; answers may complete out of order (RFC 7766 pipelining)."""
+    """One client connection; answers may complete out of order (RFC 7766 pipelining).
 
-    def __init__(self, gateway: Gateway, reactor: Any) -> None:
-        self.gateway = gateway
-        self.reactor = reactor
+    The protocol is the producer of its own transport's writes: while the client does not
+    read, the transport pauses us and we stop reading its queries; answers that still come
+    (forwarded ones) are counted, and past `write_limit` bytes the connection is aborted.
+    """
+
+    def __init__(self, factory: DnsTcpFactory, client_ip: str) -> None:
+        self.factory = factory
+        self.gateway = factory.gateway
+        self.reactor = factory.reactor
+        self.client_ip = client_ip
         self._idle: Any = None
+        self._queued_while_paused = 0
 
     def connectionMade(self) -> None:
-        self._idle = self.reactor.callLater(TCP_IDLE_TIMEOUT, self.transport.loseConnection)
+        self.transport.registerProducer(self, True)  # type: ignore[union-attr]
+        self._idle = self.reactor.callLater(TCP_IDLE_TIMEOUT, self._idle_timeout)
 
     def connectionLost(self, reason: Any = None) -> None:
         if self._idle is not None and self._idle.active():
             self._idle.cancel()
+        self.factory.released(self.client_ip)
+
+    def pauseProducing(self) -> None:  # noqa: N802 - Twisted's interface name
+        self._queued_while_paused = 0
+        super().pauseProducing()
+
+    def _idle_timeout(self) -> None:
+        if self.paused:
+            self.transport.abortConnection()  # type: ignore[union-attr] # unread answers would hold it open
+            return
+        self.transport.loseConnection()  # type: ignore[union-attr]
+        # A close waits for unsent answers; a client that reads nothing must not hold it forever.
+        self._idle = self.reactor.callLater(TCP_IDLE_TIMEOUT, self.transport.abortConnection)  # type: ignore[union-attr]
 
     def stringReceived(self, data: bytes) -> None:
         self._idle.reset(TCP_IDLE_TIMEOUT)
-        peer = self.transport.getPeer()
         try:
-            answer = self.gateway.handle(data, peer.host, tcp=True)
+            answer = self.gateway.handle(data, self.client_ip, tcp=True)
         except Exception:
-            log.exception("failed to answer a TCP query from %s", peer.host)
-            self.transport.loseConnection()
+            limited_log.error("tcp-failure", "failed to answer a TCP query from %s", self.client_ip, exc_info=True)
+            self.transport.loseConnection()  # type: ignore[union-attr]
             return
         if isinstance(answer, defer.Deferred):
-            answer.addCallback(self._send).addErrback(lambda f: log.error("TCP answer failed: %s", f))
+            answer.addCallback(self._send).addErrback(
+                lambda f: limited_log.error("tcp-failure", "TCP answer failed: %s", f.getTraceback()))
         else:
             self._send(answer)
+            if not self.gateway.access.allows(self.client_ip):
+                self.transport.loseConnection()  # one REFUSED is all an outside client gets
+                self.paused = True  # and no more of its queries are read
 
     def _send(self, answer: bytes | None) -> None:
-        if answer and self.transport is not None and self.connected:
-            self.sendString(answer)
+        if not answer or self.transport is None or not self.connected:
+            return
+        if self.paused:
+            self._queued_while_paused += len(answer) + 2
+            if self._queued_while_paused > self.factory.write_limit:
+                limited_log.warning("tcp-unread", "closed the TCP connection of %s: it does not read its answers",
+                                    self.client_ip)
+                self.transport.abortConnection()
+                return
+        self.sendString(answer)
 
 
 class DnsTcpFactory(protocol.ServerFactory):
-    def __init__(self, gateway: Gateway, reactor: Any) -> None:
+    """Builds client connections, within a total and a per-client cap (over a cap: closed at once)."""
+
+    noisy = False
+
+    def __init__(self, gateway: Gateway, reactor: Any, *, max_connections: int | None = None,
+                 max_per_client: int | None = None, write_limit: int = TCP_WRITE_LIMIT) -> None:
+        default_total, default_per_client = default_tcp_limits()
         self.gateway = gateway
         self.reactor = reactor
+        self.max_connections = max_connections or default_total
+        self.max_per_client = max_per_client or default_per_client
+        self.write_limit = write_limit
+        self.open_connections = 0
+        self.per_client: dict[str, int] = {}
 
-    def buildProtocol(self, addr: Any) -> DnsTcpProtocol:
-        return DnsTcpProtocol(self.gateway, self.reactor)
+    def buildProtocol(self, addr: Any) -> DnsTcpProtocol | None:  # noqa: N802
+        client_ip = addr.host
+        held = self.per_client.get(client_ip, 0)
+        if self.open_connections >= self.max_connections or held >= self.max_per_client:
+            limited_log.warning("tcp-cap", "closed a new TCP connection from %s: %d open in all, %d from it "
+                                "(caps %d and %d)", client_ip, self.open_connections, held,
+                                self.max_connections, self.max_per_client)
+            return None
+        self.open_connections += 1
+        self.per_client[client_ip] = held + 1
+        return DnsTcpProtocol(self, client_ip)
+
+    def released(self, client_ip: str) -> None:
+        self.open_connections -= 1
+        held = self.per_client.pop(client_ip, 1) - 1
+        if held > 0:
+            self.per_client[client_ip] = held
 
 
-def listen(gateway: Gateway, host: str, port: int, reactor: Any) -> tuple[Any, Any]:
-    """Bind UDP and TCP on the same address; with port 0 both get the same free port."""
+def listen(gateway: Gateway, host: str, port: int, reactor: Any, *, max_tcp_connections: int | None = None,
+           max_tcp_per_client: int | None = None, tcp_backlog: int = TCP_BACKLOG) -> tuple[Any, Any]:
+    """Bind UDP and TCP on the same address; with port 0 both get the same free port.
+
+    TCP connection caps default to what the descriptor limit allows (default_tcp_limits).
+    """
     udp = FastUdpServer(gateway, host, port, reactor)
     bound = udp.getHost().port
+    factory = DnsTcpFactory(gateway, reactor, max_connections=max_tcp_connections, max_per_client=max_tcp_per_client)
     try:
-        tcp = reactor.listenTCP(bound, DnsTcpFactory(gateway, reactor), interface=host)
+        tcp = reactor.listenTCP(bound, factory, interface=host, backlog=tcp_backlog)
     except Exception:
         udp.stopListening()
         raise

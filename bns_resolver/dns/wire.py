@@ -22,8 +22,12 @@ _HEADER = struct.Struct("!HHHHHH")
 _FLAG_QR = 0x8000
 _OPCODE_MASK = 0x7800
 _FLAG_RD = 0x0100
+_FLAG_AD = 0x0020
 _FLAG_CD = 0x0010
 _COPIED_FLAGS = _FLAG_RD | _FLAG_CD
+# Query flags an upstream answers differently: RD (recursion or its cache only), CD (data that
+# failed validation may come back), AD (whether to say the data validated).
+_KEYED_FLAGS = _FLAG_RD | _FLAG_AD | _FLAG_CD
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +45,14 @@ class FastQuery:
     qclass: int
     question_end: int
     edns: EdnsInfo | None
+    flags: int = 0  # the query's RD, AD and CD bits
 
     def cache_key(self, *, tcp: bool) -> tuple[object, ...]:
-        # Everything that changes the answer's bytes, and nothing else.
+        # Everything that changes the answer's bytes, and nothing else. Never serve an answer
+        # fetched with CD=1 (checking disabled) to a client that wants validated data.
         if self.edns is None:
-            return (self.qname, self.qtype, self.qclass, None, False, tcp)
-        return (self.qname, self.qtype, self.qclass, self.edns.payload, self.edns.do_bit, tcp)
+            return (self.qname, self.qtype, self.qclass, None, False, tcp, self.flags)
+        return (self.qname, self.qtype, self.qclass, self.edns.payload, self.edns.do_bit, tcp, self.flags)
 
     def udp_limit(self) -> int:
         return self.edns.payload if self.edns else MIN_UDP_PAYLOAD
@@ -71,7 +77,7 @@ def parse_fast(packet: bytes) -> FastQuery | None:
             return None
     elif question_end != len(packet):
         return None
-    return FastQuery(packet[12:end].lower(), qtype, qclass, question_end, edns)
+    return FastQuery(packet[12:end].lower(), qtype, qclass, question_end, edns, flags & _KEYED_FLAGS)
 
 
 def skip_plain_name(packet: bytes, offset: int) -> int:

@@ -7,7 +7,7 @@ import dns.rcode
 import dns.rrset
 from dnslib import DNSRecord
 
-from bns_resolver.dns.cache import AnswerCache, ForwardCache, cache_lifetime
+from bns_resolver.dns.cache import AnswerCache, ForwardCache, cache_lifetime, capped_ttls
 
 
 class FakeClock:
@@ -40,7 +40,7 @@ def test_answer_cache_is_bounded() -> None:
 def test_forwarded_ttls_count_down_and_expire() -> None:
     """Served TTLs shrink with age; the entry disappears when the smallest TTL runs out."""
     clock = FakeClock()
-    cache = ForwardCache(10, clock=clock)
+    cache = ForwardCache(10, clock=clock, stale_for=0)
     cache.put(("k",), _reply(ttl=30))
     clock.now += 10.5
     aged = cache.get(("k",))
@@ -61,3 +61,24 @@ def test_servfail_is_not_cached() -> None:
     cache = ForwardCache(10, clock=FakeClock())
     cache.put(("k",), _reply(rcode=dns.rcode.SERVFAIL))
     assert cache.get(("k",)) is None
+
+
+def test_expired_answers_are_kept_for_serve_stale() -> None:
+    """Past its TTL an answer is no longer served, but stays available as stale (TTL 30) for stale_for s."""
+    clock = FakeClock()
+    cache = ForwardCache(10, clock=clock, stale_for=3600)
+    cache.put(("k",), _reply(ttl=30))
+    clock.now += 31
+    assert cache.get(("k",)) is None
+    stale = cache.stale(("k",))
+    assert stale is not None and dns.message.from_wire(stale).answer[0].ttl == 30
+    clock.now += 3600
+    assert cache.get(("k",)) is None and cache.stale(("k",)) is None and len(cache) == 0
+
+
+def test_ttls_are_capped_and_top_bit_ttls_are_zero() -> None:
+    """RFC 2181 §8: 2**31 and above means 0; everything else is capped at the maximum."""
+    assert dns.message.from_wire(capped_ttls(_reply(ttl=2**31 + 5), 86400)).answer[0].ttl == 0
+    assert dns.message.from_wire(capped_ttls(_reply(ttl=900000), 86400)).answer[0].ttl == 86400
+    same = _reply(ttl=300)
+    assert capped_ttls(same, 86400) is same

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dns.edns
 import dns.message
 import dns.rcode
 import pytest
@@ -59,3 +60,18 @@ def test_refused_clients_get_nothing_cached(gateway: Gateway) -> None:
     _, reply = _ask(gateway, "alice.id", client="198.51.100.7")
     assert reply.rcode() == dns.rcode.REFUSED and not reply.answer
     assert gateway.access.decided["198.51.100.7"] is False
+
+
+def test_namespaces_from_the_chain_profile_are_gated_while_not_ready(tmp_path: Path) -> None:
+    """A namespace the index has not seen but `bns_namespaces` names: SERVFAIL + EDE 14 until ready."""
+    engine = make_index(tmp_path, IndexSpec(names=[NameSpec("alice.id", b"@ A 192.0.2.1\n")]))
+    reader = IndexReader(engine)
+    state = {"not_ready": "syncing"}
+    gw = Gateway(BnsAuthority(reader, ZoneCache(reader)), Forwarder([]), ready=lambda: state["not_ready"],
+                 bns_namespaces=lambda: {"podcast"})
+    query = dns.message.make_query("bob.podcast", "A", use_edns=0)
+    reply = dns.message.from_wire(gw.handle(query.to_wire(), "127.0.0.1", tcp=False))  # type: ignore[arg-type]
+    assert reply.rcode() == dns.rcode.SERVFAIL
+    assert [o.code for o in reply.options if o.otype == dns.edns.EDE] == [14]
+    state["not_ready"] = None  # type: ignore[assignment]
+    assert not isinstance(gw.handle(query.to_wire(), "127.0.0.1", tcp=False), bytes)  # ready: forwarded

@@ -6,6 +6,7 @@ import dns.flags
 import dns.edns
 import dns.message
 import dns.opcode
+import pytest
 
 from bns_resolver.dns.wire import parse_fast, patch_answer
 
@@ -52,6 +53,16 @@ def test_cache_key_separates_what_changes_the_bytes() -> None:
     assert plain.cache_key(tcp=False) == same.cache_key(tcp=False)
     assert plain.cache_key(tcp=False) != edns.cache_key(tcp=False)
     assert plain.cache_key(tcp=False) != plain.cache_key(tcp=True)
+
+
+@pytest.mark.parametrize("flag", [dns.flags.CD, dns.flags.RD, dns.flags.AD])
+def test_cache_key_separates_checking_disabled_recursion_and_ad(flag: int) -> None:
+    """CD=1 answers (unvalidated), RD=0 answers and AD answers never reach clients that asked otherwise."""
+    query = dns.message.make_query("alice.id", "A")
+    query.flags ^= flag
+    toggled, plain = parse_fast(query.to_wire()), parse_fast(_wire("alice.id"))
+    assert toggled and plain
+    assert toggled.cache_key(tcp=False) != plain.cache_key(tcp=False)
 
 
 def test_patch_answer_copies_id_flags_and_question() -> None:

@@ -1,7 +1,9 @@
 """A small upstream DNS server for forwarding tests: UDP and TCP on one loopback port.
 
 It answers from a table of records and can misbehave on purpose: stay silent,
-send a forged reply (wrong ID) before the real one, or truncate over UDP.
+send a forged reply (wrong ID) before the real one, truncate over UDP, answer
+every query with one rcode (REFUSED, SERVFAIL, ...), drop every Nth UDP query,
+or give every record one TTL.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ class UpstreamBehaviour:
     forge_first: bool = False
     truncate_udp: bool = False
     negative_soa_ttl: int = 60
+    rcode: int | None = None  # answer everything with this rcode and no records
+    drop_every: int = 0  # drop every Nth UDP query (2: every other one)
+    ttl: int | None = None  # the TTL of every answer record
 
 
 class StubUpstream:
@@ -79,8 +84,14 @@ class StubUpstream:
         qtype = QTYPE[request.q.qtype]
         with self._lock:
             self.queries.append(("tcp" if tcp else "udp", name, qtype))
-        if self.behaviour.silent:
+            received = len(self.queries)
+        drop_every = self.behaviour.drop_every
+        if self.behaviour.silent or (not tcp and drop_every and received % drop_every == 0):
             return []
+        if self.behaviour.rcode is not None:
+            refusal = request.reply()
+            refusal.header.rcode = self.behaviour.rcode
+            return [bytes(refusal.pack())]
         reply = self._answer(request, name, qtype)
         if not tcp and self.behaviour.truncate_udp:
             reply.rr = []
@@ -99,7 +110,10 @@ class StubUpstream:
         lines = self.behaviour.records.get((name, qtype))
         if lines:
             for line in lines:
-                reply.add_answer(*RR.fromZone(line))
+                for rr in RR.fromZone(line):
+                    if self.behaviour.ttl is not None:
+                        rr.ttl = self.behaviour.ttl
+                    reply.add_answer(rr)
             return reply
         tld = name.rsplit(".", 1)[-1]
         if name in self.behaviour.tlds and qtype == "SOA":
