@@ -125,3 +125,20 @@ def test_busy_port_is_a_clear_error(tmp_path: Path) -> None:
         assert result.returncode == 2 and "cannot listen" in result.stderr and "Traceback" not in result.stderr
     finally:
         holder.close()
+
+
+def test_log_says_what_it_serves_without_twisted_noise(tmp_path: Path, upstream: object) -> None:
+    """A start logs index, namespaces, addresses and upstreams; forwarded queries add no per-port lines."""
+    from tests.support.dns_fixtures import ServerProcess
+
+    server = ServerProcess(tmp_path / "data", upstreams=[upstream.address]).start()  # type: ignore[attr-defined]
+    try:
+        for _ in range(3):
+            assert server.query("example.com", "A").answer
+            server.query(f"nx{_}.example.com", "A")
+    finally:
+        server.stop()
+    log = server.log()
+    assert "12 names, 5 namespaces" in log and "namespaces: blockstack (" in log
+    assert f"serving DNS on 127.0.0.1:{server.port}; upstreams {upstream.address}" in log  # type: ignore[attr-defined]
+    assert "starting on" not in log and "Closed)" not in log, log
