@@ -376,6 +376,8 @@ def _from_env(settings: Settings, env: Mapping[str, str], origins: dict[str, str
     if (bitcoind := read("BNS_RESOLVER_BITCOIND", v.url("http", "https"))) is not None:
         changes["chain"] = replace(settings.chain, bitcoind=bitcoind)
         origins["bitcoind"] = "environment BNS_RESOLVER_BITCOIND"
+    if (web_address := read("BNS_RESOLVER_WEB_ADDRESS", v.ip_literal)) is not None:
+        changes["web"] = replace(settings.web, address=web_address)  # a container's host address (compose)
     return replace(settings, **changes)
 
 
