@@ -113,6 +113,7 @@ def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
     from twisted.internet.error import CannotListenError
     from twisted.logger import STDLibLogObserver, globalLogBeginner
 
+    from bns_resolver.loop_probe import probe_forwarding_loop
     from bns_resolver.service import (
         GatewayService,
         drop_privileges,
@@ -131,9 +132,20 @@ def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
     drop_privileges(settings.run_as_user, settings.data_dir)
     # Twisted stops the reactor on SIGINT and SIGTERM; stop listening cleanly first.
     reactor.addSystemEventTrigger("before", "shutdown", service.stop)  # type: ignore[attr-defined]
+    refused: list[str] = []
+    probe_forwarding_loop(service.gateway).addCallback(_stop_on_loop, reactor, refused)
     reactor.run()  # type: ignore[attr-defined]
     log.info("stopped")
+    if refused:
+        raise ConfigError(refused[0])
     return 0
+
+
+def _stop_on_loop(problem: str | None, reactor: Any, refused: list[str]) -> None:
+    if problem is not None:
+        log.error("%s", problem)
+        refused.append(problem)
+        reactor.stop()
 
 
 def _cannot_listen(exc: Any) -> str:

@@ -142,3 +142,56 @@ def test_log_says_what_it_serves_without_twisted_noise(tmp_path: Path, upstream:
     assert "12 names, 5 namespaces" in log and "namespaces: blockstack (" in log
     assert f"serving DNS on 127.0.0.1:{server.port}; upstreams {upstream.address}" in log  # type: ignore[attr-defined]
     assert "starting on" not in log and "Closed)" not in log, log
+
+
+class _Relay:
+    """An 'upstream' that sends every query straight back to bns-resolver: the dnsmasq-in-front loop."""
+
+    def __init__(self, target_port: int) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.target = ("127.0.0.1", target_port)
+        self.clients: dict[bytes, tuple[str, int]] = {}
+        self.running = True
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while self.running:
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except OSError:
+                continue
+            if peer == self.target:  # a reply: back to whoever asked with that ID
+                client = self.clients.pop(data[:2], None)
+                if client:
+                    self.sock.sendto(data, client)
+            else:
+                self.clients[data[:2]] = peer
+                self.sock.sendto(data, self.target)
+
+    def close(self) -> None:
+        self.running = False
+        self.thread.join()
+        self.sock.close()
+
+
+def test_upstream_that_sends_our_namespaces_back_is_refused(tmp_path: Path) -> None:
+    """A random probe name that comes back to be forwarded again: exit 2 with the loop explained."""
+    from tests.support.dns_fixtures import free_port
+
+    port = free_port()
+    relay = _Relay(port)
+    try:
+        result = _run("serve", "--data-dir", str(tmp_path), "--listen", f"127.0.0.1:{port}",
+                      "--upstream", f"127.0.0.1:{relay.port}")
+    finally:
+        relay.close()
+    assert result.returncode == 2, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("bns-resolver: forwarding loop: the upstream 127.0.0.1:") and "--upstream" in last
