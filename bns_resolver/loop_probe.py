@@ -11,19 +11,23 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 
 from bns_resolver.dns.forwarder import UpstreamError, build_query
 from bns_resolver.dns.policy import Mode
 
+if TYPE_CHECKING:
+    from bns_resolver.dns.gateway import Gateway
+
 log = logging.getLogger(__name__)
 
 TYPE_A = 1
 
 
-def probe_forwarding_loop(gateway: Any) -> defer.Deferred[str | None]:
+def probe_forwarding_loop(gateway: Gateway) -> defer.Deferred[str | None]:
     """None when no probe came back; otherwise a one-line description of the loop."""
     forwarder = gateway.forwarder
     namespaces = [ns for ns in sorted(gateway.authority.namespaces)
@@ -32,7 +36,7 @@ def probe_forwarding_loop(gateway: Any) -> defer.Deferred[str | None]:
         return defer.succeed(None)
     token = f"bns-loop-check-{secrets.token_hex(4)}"
     returned: list[str] = []
-    forward = forwarder.forward
+    forward: Callable[[bytes], defer.Deferred[bytes]] = forwarder.forward
 
     def guarded(query: bytes) -> defer.Deferred[bytes]:
         if token.encode() in query.lower():  # the label's bytes appear verbatim in the wire form
@@ -41,7 +45,7 @@ def probe_forwarding_loop(gateway: Any) -> defer.Deferred[str | None]:
         return forward(query)
 
     # Only for the probe's few seconds; afterwards the class method serves again, unwrapped.
-    forwarder.forward = guarded
+    forwarder.forward = guarded  # type: ignore[method-assign]
     probes = [forward(build_query(f"{token}.{ns}.", TYPE_A)) for ns in namespaces]
 
     def verdict(_results: Any) -> str | None:
