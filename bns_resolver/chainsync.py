@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, TextIO
+from typing import TextIO
 
 from sqlalchemy import Engine
 
@@ -33,43 +33,17 @@ BITCOIND_CHAIN_NAMES = {"mainnet": "main", "testnet": "test"}
 TESTNET_VERSIONS = {"p2pkh_version": 111, "p2sh_version": 196}
 # The reference's regtest integration tests start BNS at block 256.
 REGTEST_FIRST_BLOCK = 256
-_INT_OVERRIDES = ("first_block", "p2pkh_version", "p2sh_version", "freeze_height", "import_keyring_size",
-                  "namespace_reveal_expire", "name_preorder_expire", "namespace_1char_cost")
 
 
 def build_profile(chain: ChainSettings) -> NetworkProfile:
-    """The network profile, with the config file's [chain] overrides applied."""
+    """The network profile, with the config file's [chain] overrides (validated in config.py) applied."""
     profile = mainnet()
     if chain.network == "regtest":
         profile = replace(profile, name="regtest", first_block=REGTEST_FIRST_BLOCK, freeze_height=None,
                           **TESTNET_VERSIONS)
     elif chain.network == "testnet":
-        if "first_block" not in chain.profile:
-            raise ConfigError("testnet has no BNS deployment of record: set [chain] first_block")
         profile = replace(profile, name="testnet", freeze_height=None, **TESTNET_VERSIONS)
-    elif chain.network != "mainnet":
-        raise ConfigError(f"unknown network {chain.network!r}: use mainnet, testnet or regtest")
-    return _apply_overrides(profile, chain.profile)
-
-
-def _apply_overrides(profile: NetworkProfile, overrides: dict[str, Any]) -> NetworkProfile:
-    unknown = set(overrides) - set(_INT_OVERRIDES) - {"magic", "epoch_ends", "rules"}
-    if unknown:
-        raise ConfigError(f"unknown [chain] keys: {', '.join(sorted(unknown))}")
-    changes: dict[str, Any] = {k: int(overrides[k]) for k in _INT_OVERRIDES if k in overrides}
-    if "magic" in overrides:
-        magic = str(overrides["magic"]).encode("ascii")
-        if len(magic) != 2:
-            raise ConfigError("[chain] magic must be exactly 2 characters")
-        changes["magic"] = magic
-    if "rules" in overrides:
-        changes["rules"] = str(overrides["rules"])
-    if "epoch_ends" in overrides:
-        ends = list(overrides["epoch_ends"])
-        epochs = tuple(replace(e, end_block=ends[i] if i < len(ends) else None)
-                       for i, e in enumerate(profile.epochs))
-        changes["epochs"] = epochs
-    return replace(profile, **changes)
+    return chain.profile.apply_to(profile)
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import sys
@@ -10,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from bns_resolver import __version__
-from bns_resolver.config import Settings, load_settings
+from bns_resolver.config import Settings, default_data_dir, load_settings
 from bns_resolver.errors import ConfigError, GatewayError
 
 log = logging.getLogger("bns_resolver")
+# The final BNS v1 state, as published for the Stacks 2.0 migration (what stacks-blockchain-api imports).
+EXPORT_URL = "https://storage.googleapis.com/blockstack-v1-migration-data/export-data.tar.gz"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
                            help="resolver asked whether each namespace is an ICANN TLD; default: system")
     status = _command(commands, "status", "show what the index holds")
     status.add_argument("--json", action="store_true", help="print one JSON object")
+    config = commands.add_parser("config", help="check a configuration file",
+                                 description="check a configuration file")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    check = config_commands.add_parser("check", help="validate FILE and print the effective settings",
+                                       description="validate FILE and print the effective settings (file, "
+                                                   "then BNS_RESOLVER_* environment) as TOML")
+    check.add_argument("config", type=Path, metavar="FILE", help="TOML configuration file")
     return parser
 
 
@@ -57,6 +67,8 @@ def _command(commands: Any, name: str, help_text: str) -> argparse.ArgumentParse
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "config":
+            return cmd_config_check(args)
         settings = load_settings(args.config, **_flags(args))
         _setup_logging(settings.log_level)
         return int(COMMANDS[args.command](settings, args) or 0)
@@ -77,6 +89,23 @@ def _setup_logging(level: str) -> None:
     logging.basicConfig(level=getattr(logging, level, logging.INFO), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    if level != "DEBUG":
+        # Twisted logs every UDP port it opens and closes ("_Attempt starting on N", "(UDP Port N
+        # Closed)"): two lines per forwarded query. Our own lines say what matters.
+        logging.getLogger("twisted").setLevel(logging.WARNING)
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    """Validate a config file and print the effective settings; problems on this machine are warnings."""
+    from bns_resolver.config_render import render_settings
+
+    settings = load_settings(args.config, check_environment=False)
+    print(render_settings(settings), end="")
+    try:
+        load_settings(args.config)
+    except ConfigError as exc:
+        print(f"bns-resolver: warning: on this machine: {exc}", file=sys.stderr)
+    return 0
 
 
 def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
@@ -84,6 +113,7 @@ def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
     from twisted.internet.error import CannotListenError
     from twisted.logger import STDLibLogObserver, globalLogBeginner
 
+    from bns_resolver.loop_probe import probe_forwarding_loop
     from bns_resolver.service import (
         GatewayService,
         drop_privileges,
@@ -98,25 +128,72 @@ def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
     try:
         service.start()
     except CannotListenError as exc:
-        raise ConfigError(f"cannot listen on {exc.interface or '*'}:{exc.port}: {exc.socketError}") from None
+        raise ConfigError(_cannot_listen(exc)) from None
     drop_privileges(settings.run_as_user, settings.data_dir)
     # Twisted stops the reactor on SIGINT and SIGTERM; stop listening cleanly first.
     reactor.addSystemEventTrigger("before", "shutdown", service.stop)  # type: ignore[attr-defined]
+    refused: list[str] = []
+    probe_forwarding_loop(service.gateway).addCallback(_stop_on_loop, reactor, refused)
     reactor.run()  # type: ignore[attr-defined]
     log.info("stopped")
+    if refused:
+        raise ConfigError(refused[0])
     return 0
+
+
+def _stop_on_loop(problem: str | None, reactor: Any, refused: list[str]) -> None:
+    if problem is not None:
+        log.error("%s", problem)
+        refused.append(problem)
+        reactor.stop()
+
+
+def _cannot_listen(exc: Any) -> str:
+    where = f"{exc.interface or '*'}:{exc.port}"
+    if getattr(exc.socketError, "errno", None) != errno.EACCES:
+        return f"cannot listen on {where}: {exc.socketError}"
+    return (f"cannot listen on {where}: permission denied (ports below 1024 need CAP_NET_BIND_SERVICE). "
+            "Either run the systemd unit in deploy/systemd (AmbientCapabilities=CAP_NET_BIND_SERVICE), or "
+            "start it with only that capability: sudo setpriv --reuid=$(id -u) --regid=$(id -g) --init-groups "
+            "--inh-caps=+net_bind_service --ambient-caps=+net_bind_service $(command -v bns-resolver) serve ..., "
+            "or listen on 5354 behind dnsmasq/unbound (deploy/README.md)")
 
 
 def cmd_import_snapshot(settings: Settings, args: argparse.Namespace) -> int:
     from bns_resolver.index.snapshot import EMBEDDED_DIR, ExportFiles, import_export
     from bns_resolver.service import open_data
 
-    source = Path(args.source) if args.source else EMBEDDED_DIR
-    report = import_export(open_data(settings), ExportFiles.open(source))
+    engine = open_data(settings)
+    source = _download(args.source, settings.data_dir) if _is_url(args.source) else \
+        Path(args.source) if args.source else EMBEDDED_DIR
+    report = import_export(engine, ExportFiles.open(source))
     print(f"imported {source}: {report.summary()}")
     for line in report.rejected:
         print(f"  rejected: {line}")
     return 0
+
+
+def _is_url(source: str | None) -> bool:
+    return bool(source) and str(source).startswith(("http://", "https://"))
+
+
+def _download(url: str, data_dir: Path) -> Path:
+    """Fetch an export tarball into the data dir; its files are checked against their digests on import."""
+    import shutil
+    import urllib.error
+    import urllib.request
+
+    target = data_dir / "export-data.tar.gz"
+    partial = target.with_name(target.name + ".part")
+    log.info("downloading %s to %s", url, target)
+    try:
+        with urllib.request.urlopen(url, timeout=60) as reply, open(partial, "wb") as out:  # noqa: S310
+            shutil.copyfileobj(reply, out, 1 << 20)
+    except (urllib.error.URLError, OSError) as exc:
+        partial.unlink(missing_ok=True)
+        raise GatewayError(f"cannot download {url}: {getattr(exc, 'reason', exc)}") from None
+    partial.replace(target)
+    return target
 
 
 def cmd_sync(settings: Settings, _args: argparse.Namespace) -> int:
@@ -159,11 +236,23 @@ def fetch_zonefiles(engine: Any, specs: tuple[str, ...]) -> str:
 
 
 def cmd_lookup(settings: Settings, args: argparse.Namespace) -> int:
+    from bns_resolver.index.lookup import IndexReader
     from bns_resolver.lookup_report import describe_name
     from bns_resolver.service import open_data
 
-    text, found = describe_name(open_data(settings), args.name.lower().rstrip("."))
+    engine = open_data(settings)
+    reader = IndexReader(engine)
+    if reader.is_empty():
+        print(_empty_index_hint(settings), file=sys.stderr)
+        return 1
+    text, found = describe_name(engine, args.name.lower().rstrip("."))
     print(text)
+    if not found:
+        source = reader.sync_state().get("source", "unknown")
+        print(f"  {reader.counts().names} names are loaded (source: {source}). The embedded snapshot holds only "
+              f"12 names; the full BNS v1 export (about 2.2 million names): "
+              f"bns-resolver import-snapshot {EXPORT_URL}{_data_dir_flag(settings)} (or a downloaded "
+              "export-data.tar.gz or folder), or build the index from Bitcoin: bns-resolver sync --bitcoind URL")
     return 0 if found else 1
 
 
@@ -174,9 +263,11 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     status = index_status(open_data(settings), settings)
     if args.json:
         print(json.dumps(status, sort_keys=True))
-    else:
-        for key, value in status.items():
-            print(f"{key:>16}: {value}")
+        return 0
+    for key, value in status.items():
+        print(f"{key:>16}: {value}")
+    if status["source"] == "empty":
+        print(_empty_index_hint(settings), file=sys.stderr)
     return 0
 
 
@@ -191,6 +282,18 @@ def cmd_integrate(settings: Settings, args: argparse.Namespace) -> int:
     probe = upstream_tld_probe(settings.upstreams or system_upstreams(settings.listen))
     print(render(args.tool, gather(IndexReader(engine), settings, probe)), end="")
     return 0
+
+
+def _data_dir_flag(settings: Settings) -> str:
+    return "" if settings.data_dir == default_data_dir() else f" --data-dir {settings.data_dir}"
+
+
+def _empty_index_hint(settings: Settings) -> str:
+    flag = _data_dir_flag(settings)
+    return (f"The index at {settings.database_url} is empty. Load the embedded snapshot (12 names): "
+            f"bns-resolver import-snapshot{flag}; or the full BNS v1 export: bns-resolver import-snapshot "
+            f"{EXPORT_URL}{flag}; or build it from Bitcoin: bns-resolver sync --bitcoind URL{flag}. "
+            "(bns-resolver serve loads the embedded snapshot by itself when no bitcoind is configured.)")
 
 
 COMMANDS = {

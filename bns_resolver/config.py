@@ -1,33 +1,138 @@
-"""Settings: one typed object built from defaults, a TOML file, the environment and flags.
+"""Settings: one typed, validated object built from defaults, a TOML file, the environment and flags.
 
 Precedence, lowest to highest: built-in defaults, the TOML file (`--config`),
 environment variables `BNS_RESOLVER_<KEY>` for the top-level keys, command-line flags.
+Every value is checked as it is read: an unknown key, a wrong type or an impossible value
+is a ConfigError naming the file (or variable, or flag), the key and the reason, before
+anything starts.
 """
 
 from __future__ import annotations
 
+import difflib
+import enum
 import os
 import tomllib
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from bns_resolver import config_values as v
 from bns_resolver.errors import ConfigError
 
 DEFAULT_LISTEN = ("127.0.0.1", 5354)
 DNS_PORT = 53
 HTTP_PORT = 80
+ZONEFILE_HTTP_PORT = 6270
+T = TypeVar("T")
+P = TypeVar("P")
+
+
+class Network(enum.StrEnum):
+    MAINNET = "mainnet"
+    TESTNET = "testnet"
+    REGTEST = "regtest"
+
+
+class NamespaceMode(enum.StrEnum):
+    BNS_FIRST = "bns-first"
+    BNS_ONLY = "bns-only"
+    ICANN_FIRST = "icann-first"
+
+
+class Rules(enum.StrEnum):
+    """Which generation of the reference code to mimic (bns/profiles.py `NetworkProfile.rules`)."""
+
+    V22 = "v22"
+    V0_14_1 = "0.14.1"
+    V0_14_0 = "0.14.0"
+    V0_14_0_SQLITE = "0.14.0-sqlite"
+
+
+class LogLevel(enum.StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+    @classmethod
+    def _missing_(cls, value: object) -> LogLevel | None:
+        return cls.__members__.get(str(value).upper())
+
+
+@dataclass(frozen=True)
+class ProfileOverrides:
+    """[chain] overrides of the network profile's fields (for test chains); None = the profile's own."""
+
+    first_block: int | None = None
+    epoch_ends: tuple[int, ...] | None = None
+    magic: bytes | None = None
+    p2pkh_version: int | None = None
+    p2sh_version: int | None = None
+    freeze_height: int | None = None
+    import_keyring_size: int | None = None
+    namespace_reveal_expire: int | None = None
+    name_preorder_expire: int | None = None
+    namespace_1char_cost: int | None = None
+    rules: Rules | None = None
+
+    @classmethod
+    def from_table(cls, raw: Mapping[str, Any], where: str = "[chain]") -> ProfileOverrides:
+        table = _Table(dict(raw), where, "chain")
+        values = {name: table.take(name, parse) for name, parse in _PROFILE_FIELDS.items()}
+        table.refuse_unknown()
+        return cls(**{k: val for k, val in values.items() if val is not _MISSING})
+
+    def apply_to(self, profile: P) -> P:
+        """The network profile (a bns.profiles.NetworkProfile) with these overrides."""
+        changes: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)
+                                   if getattr(self, f.name) is not None and f.name != "epoch_ends"}
+        if self.rules is not None:
+            changes["rules"] = self.rules.value
+        if self.epoch_ends is not None:
+            ends = self.epoch_ends
+            epochs = profile.epochs  # type: ignore[attr-defined]
+            changes["epochs"] = tuple(replace(e, end_block=ends[i] if i < len(ends) else None)
+                                      for i, e in enumerate(epochs))
+        return replace(profile, **changes)  # type: ignore[type-var]
+
+
+_BLOCK = v.integer(minimum=0)
+_PROFILE_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "first_block": _BLOCK,
+    "epoch_ends": v.list_of(_BLOCK, allow_empty=False),
+    "magic": v.magic,
+    "p2pkh_version": v.integer(0, 255),
+    "p2sh_version": v.integer(0, 255),
+    "freeze_height": _BLOCK,
+    "import_keyring_size": v.integer(minimum=1),
+    "namespace_reveal_expire": v.integer(minimum=1),
+    "name_preorder_expire": v.integer(minimum=1),
+    "namespace_1char_cost": v.integer(minimum=0),
+    "rules": v.choice(Rules),
+}
 
 
 @dataclass(frozen=True)
 class ChainSettings:
     bitcoind: str | None = None  # http://user:pass@host:port
-    cookie_file: str | None = None
-    network: str = "mainnet"
+    cookie_file: Path | None = None
+    network: Network = Network.MAINNET
     confirmations: int | None = None
     max_lag: int = 6  # blocks behind the tip before names get SERVFAIL instead of answers
     poll_interval: float = 30.0
-    profile: dict[str, Any] = field(default_factory=dict)  # [chain] overrides of the network profile
+    profile: ProfileOverrides = field(default_factory=ProfileOverrides)
+
+    def __post_init__(self) -> None:
+        # Built in code (tests, tools) with plain strings and dicts: hold them to the same rules.
+        if not isinstance(self.network, Network):
+            object.__setattr__(self, "network", _checked("[chain] network", v.choice(Network), self.network))
+        if isinstance(self.profile, Mapping):
+            object.__setattr__(self, "profile", ProfileOverrides.from_table(self.profile))
+        if self.network is Network.TESTNET and self.profile.first_block is None:
+            raise ConfigError("[chain] network = \"testnet\": testnet has no BNS deployment of record; "
+                              "set [chain] first_block")
 
 
 @dataclass(frozen=True)
@@ -50,16 +155,16 @@ class Settings:
     data_dir: Path
     db_url: str | None = None
     listen: tuple[tuple[str, int], ...] = (DEFAULT_LISTEN,)
-    upstreams: tuple[tuple[str, int], ...] | None = None  # None: the system's resolvers
+    upstreams: tuple[tuple[str, int], ...] | None = None  # None: the system's; (): BNS only, no forwarding
     allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     cache_entries: int = 10000
-    log_level: str = "INFO"
-    default_mode: str = "bns-first"
-    namespace_modes: dict[str, str] = field(default_factory=dict)
+    log_level: LogLevel = LogLevel.INFO
+    default_mode: NamespaceMode = NamespaceMode.BNS_FIRST
+    namespace_modes: dict[str, NamespaceMode] = field(default_factory=dict)
     icann_tlds: dict[str, bool] = field(default_factory=dict)
     tld_probe_interval: float = 3600.0
     zonefile_sources: tuple[str, ...] = ()
-    zonefile_http: str | None = None  # ADDR:PORT to serve verified zone files over HTTP
+    zonefile_http: tuple[str, int] | None = None  # serve verified zone files over HTTP here
     run_as_user: str | None = None
     chain: ChainSettings = field(default_factory=ChainSettings)
     web: WebSettings = field(default_factory=WebSettings)
@@ -70,36 +175,75 @@ class Settings:
         return self.db_url or f"sqlite:///{self.data_dir / 'index.sqlite'}"
 
 
-def default_data_dir(env: dict[str, str] | None = None) -> Path:
-    env = dict(os.environ) if env is None else env
+def default_data_dir(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
     base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "bns-resolver"
 
 
 def parse_hostport(text: str, *, default_port: int) -> tuple[str, int]:
-    """'1.2.3.4', '1.2.3.4:53', '[::1]:5354', '::1' → (host, port)."""
-    text = text.strip()
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port = rest.lstrip(":")
-    elif text.count(":") == 1:
-        host, port = text.split(":")
-    else:
-        host, port = text, ""
+    """'1.2.3.4', '1.2.3.4:53', '[::1]:5354', '::1' → (host, port); ConfigError if not."""
+    return _checked(f"bad address {text!r}", v.address(default_port, allow_port_zero=True), text)
+
+
+def _checked(where: str, parse: Callable[[Any], T], value: Any) -> T:
     try:
-        return host, int(port) if port else default_port
-    except ValueError:
-        raise ConfigError(f"bad address {text!r}: the port must be a number") from None
+        return parse(value)
+    except v.Invalid as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
-def load_settings(config_file: Path | None = None, env: dict[str, str] | None = None,
-                  **flags: Any) -> Settings:
-    env = dict(os.environ) if env is None else env
-    raw: dict[str, Any] = _read_toml(config_file) if config_file else {}
-    settings = Settings(data_dir=Path(raw.get("data_dir") or default_data_dir(env)))
-    settings = _apply_table(settings, raw)
-    settings = _apply_env(settings, env)
-    return _apply_flags(settings, flags)
+# --- reading a TOML file --------------------------------------------------------------------
+
+class _Missing:
+    pass
+
+
+_MISSING: Any = _Missing()
+
+
+class _Table:
+    """One TOML table being read: known keys are taken and parsed, anything left over is refused."""
+
+    def __init__(self, raw: Any, where: str, name: str = "") -> None:
+        self.where, self.name = where, name
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where}: {self.key('')}: must be a table, got {v._kind(raw)} {raw!r}")
+        self.raw: dict[str, Any] = dict(raw)
+        self.known: list[str] = []
+
+    def key(self, key: str) -> str:
+        return f"[{self.name}] {key}".strip() if self.name else key
+
+    def take(self, key: str, parse: Callable[[Any], T]) -> T:
+        self.known.append(key)
+        if key not in self.raw:
+            return _MISSING  # type: ignore[no-any-return]
+        return _checked(f"{self.where}: {self.key(key)}", parse, self.raw.pop(key))
+
+    def table(self, key: str) -> _Table:
+        self.known.append(key)
+        return _Table(self.raw.pop(key, {}), self.where, key if not self.name else f"{self.name}.{key}")
+
+    def refuse_unknown(self) -> None:
+        for key in self.raw:
+            near = difflib.get_close_matches(key, self.known, n=1)
+            hint = f"did you mean {near[0]!r}?" if near else f"known keys: {', '.join(self.known)}"
+            raise ConfigError(f"{self.where}: {self.key(key)}: unknown key ({hint})")
+
+
+def load_settings(config_file: Path | None = None, env: Mapping[str, str] | None = None, *,
+                  check_environment: bool = True, **flags: Any) -> Settings:
+    """The effective settings. `check_environment` also checks this machine: data dir, DB driver."""
+    env = os.environ if env is None else env
+    settings = Settings(data_dir=default_data_dir(env))
+    origins = {"data_dir": "data_dir (default)", "db_url": "db", "bitcoind": "[chain] bitcoind"}
+    if config_file is not None:
+        settings = _from_file(settings, config_file, origins)
+    settings = _from_env(settings, env, origins)
+    settings = _from_flags(settings, flags, origins)
+    _check_whole(settings, origins, check_environment)
+    return settings
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -107,100 +251,230 @@ def _read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 
 
-def _apply_table(settings: Settings, raw: dict[str, Any]) -> Settings:
-    dns = raw.get("dns", {})
-    namespaces = raw.get("namespaces", {})
-    zonefiles = raw.get("zonefiles", {})
-    chain = raw.get("chain", {})
-    web = raw.get("web", {})
+def _from_file(settings: Settings, path: Path, origins: dict[str, str]) -> Settings:
+    top = _Table(_read_toml(path), str(path))
+    changes: dict[str, Any] = {
+        "data_dir": top.take("data_dir", v.path),
+        "db_url": top.take("db", v.string),
+        "log_level": top.take("log_level", v.choice(LogLevel)),
+    }
+    origins.update({"data_dir": f"{path}: data_dir", "db_url": f"{path}: db",
+                    "bitcoind": f"{path}: [chain] bitcoind", "run_as_user": f"{path}: [dns] run_as_user"})
+    changes |= _dns_table(top.table("dns"))
+    changes |= _namespaces_table(top.table("namespaces"))
+    changes |= _zonefiles_table(top.table("zonefiles"))
+    chain, web = top.table("chain"), top.table("web")
+    top.refuse_unknown()
+    changes["chain"] = _chain_table(chain, settings.chain)
+    changes["web"] = _web_table(web, settings.web)
+    return replace(settings, **{k: val for k, val in changes.items() if val is not _MISSING})
+
+
+def _dns_table(dns: _Table) -> dict[str, Any]:
+    changes : dict[str, Any] = {
+        "listen": dns.take("listen", v.list_of(v.address(DNS_PORT, allow_port_zero=True), allow_empty=False)),
+        "upstreams": dns.take("upstreams", v.list_of(v.address(DNS_PORT))),
+        "allow": dns.take("allow", v.list_of(v.network)),
+        "cache_entries": dns.take("cache_entries", v.integer(minimum=1)),
+        "tld_probe_interval": dns.take("tld_probe_interval", v.number(1.0, unit=" of seconds")),
+        "run_as_user": dns.take("run_as_user", v.string),
+        "doh_canary": dns.take("doh_canary", v.boolean),
+    }
+    dns.refuse_unknown()
+    return changes
+
+
+def _namespaces_table(namespaces: _Table) -> dict[str, Any]:
+    changes : dict[str, Any] = {
+        "default_mode": namespaces.take("default_mode", v.choice(NamespaceMode)),
+        "namespace_modes": namespaces.take("modes", v.table_of(v.namespace_id, v.choice(NamespaceMode))),
+        "icann_tlds": namespaces.take("icann_tlds", v.table_of(v.namespace_id, v.boolean)),
+    }
+    namespaces.refuse_unknown()
+    return changes
+
+
+def _zonefiles_table(zonefiles: _Table) -> dict[str, Any]:
+    changes : dict[str, Any] = {
+        "zonefile_sources": zonefiles.take("sources", v.list_of(_zonefile_source)),
+        "zonefile_http": zonefiles.take("serve_http", v.address(ZONEFILE_HTTP_PORT, allow_port_zero=True)),
+    }
+    zonefiles.refuse_unknown()
+    return changes
+
+
+def _zonefile_source(value: Any) -> str:
+    from bns_resolver.zonefiles.sources import parse_source_spec
+
+    spec = v.string(value).strip()
+    try:
+        parse_source_spec(spec)
+    except ConfigError as exc:
+        raise v.Invalid(str(exc)) from None
+    return spec
+
+
+def _chain_table(chain: _Table, base: ChainSettings) -> ChainSettings:
+    values : dict[str, Any] = {
+        "bitcoind": chain.take("bitcoind", v.url("http", "https")),
+        "cookie_file": chain.take("cookie_file", v.path),
+        "network": chain.take("network", v.choice(Network)),
+        "confirmations": chain.take("confirmations", v.integer(minimum=0)),
+        "max_lag": chain.take("max_lag", v.integer(minimum=0)),
+        "poll_interval": chain.take("poll_interval", v.number(0.0, inclusive=False, unit=" of seconds")),
+    }
+    overrides = {key: chain.raw.pop(key) for key in list(chain.raw) if key in _PROFILE_FIELDS}
+    chain.known.extend(_PROFILE_FIELDS)
+    chain.refuse_unknown()
+    profile = ProfileOverrides.from_table(overrides, chain.where)
+    values = {k: val for k, val in values.items() if val is not _MISSING}
+    network = values.get("network", base.network)
+    if network is Network.TESTNET and profile.first_block is None:
+        raise ConfigError(f"{chain.where}: [chain] network = \"testnet\": testnet has no BNS deployment of "
+                          "record; set [chain] first_block")
+    return replace(base, profile=profile, **values)
+
+
+def _web_table(web: _Table, base: WebSettings) -> WebSettings:
+    seconds = " of seconds"
+    values : dict[str, Any] = {
+        "enabled": web.take("enabled", v.boolean),
+        "listen": web.take("listen", v.list_of(v.address(HTTP_PORT, allow_port_zero=True), allow_empty=False)),
+        "address": web.take("address", v.ip_literal),
+        "redirect_to_website": web.take("redirect_to_website", v.boolean),
+        "profile_mirrors": web.take("profile_mirrors", v.table_of(v.url("http", "https"),
+                                                                  v.url("http", "https"))),
+        "profile_timeout": web.take("profile_timeout", v.number(0.0, inclusive=False, unit=seconds)),
+        "profile_max_bytes": web.take("profile_max_bytes", v.integer(minimum=1)),
+        "profile_cache_ttl": web.take("profile_cache_ttl", v.number(0.0, unit=seconds)),
+        "profile_concurrency": web.take("profile_concurrency", v.integer(minimum=1)),
+    }
+    web.refuse_unknown()
+    return replace(base, **{k: val for k, val in values.items() if val is not _MISSING})
+
+
+# --- environment and flags --------------------------------------------------------------------
+
+def _from_env(settings: Settings, env: Mapping[str, str], origins: dict[str, str]) -> Settings:
+    def read(name: str, parse: Callable[[Any], T]) -> T | None:
+        value = env.get(name)
+        return _checked(f"environment {name}", parse, value) if value else None
+
     changes: dict[str, Any] = {}
-    if "db" in raw:
-        changes["db_url"] = raw["db"]
-    if "log_level" in raw:
-        changes["log_level"] = str(raw["log_level"]).upper()
-    if "listen" in dns:
-        changes["listen"] = tuple(parse_hostport(a, default_port=DNS_PORT) for a in dns["listen"])
-    if "upstreams" in dns:
-        changes["upstreams"] = tuple(parse_hostport(a, default_port=DNS_PORT) for a in dns["upstreams"])
-    for key in ("allow",):
-        if key in dns:
-            changes[key] = tuple(dns[key])
-    for key in ("cache_entries", "run_as_user", "tld_probe_interval", "doh_canary"):
-        if key in dns:
-            changes[key] = dns[key]
-    if "default_mode" in namespaces:
-        changes["default_mode"] = namespaces["default_mode"]
-    if "modes" in namespaces:
-        changes["namespace_modes"] = dict(namespaces["modes"])
-    if "icann_tlds" in namespaces:
-        changes["icann_tlds"] = {str(k): bool(v) for k, v in namespaces["icann_tlds"].items()}
-    if "sources" in zonefiles:
-        changes["zonefile_sources"] = tuple(zonefiles["sources"])
-    if "serve_http" in zonefiles:
-        changes["zonefile_http"] = zonefiles["serve_http"]
-    if chain:
-        changes["chain"] = _chain_settings(chain)
-    if web:
-        changes["web"] = _web_settings(web)
+    if (data_dir := read("BNS_RESOLVER_DATA_DIR", v.path)) is not None:
+        changes["data_dir"], origins["data_dir"] = data_dir, "environment BNS_RESOLVER_DATA_DIR"
+    if (db := read("BNS_RESOLVER_DB", v.string)) is not None:
+        changes["db_url"], origins["db_url"] = db, "environment BNS_RESOLVER_DB"
+    if (level := read("BNS_RESOLVER_LOG_LEVEL", v.choice(LogLevel))) is not None:
+        changes["log_level"] = level
+    if (bitcoind := read("BNS_RESOLVER_BITCOIND", v.url("http", "https"))) is not None:
+        changes["chain"] = replace(settings.chain, bitcoind=bitcoind)
+        origins["bitcoind"] = "environment BNS_RESOLVER_BITCOIND"
+    if (web_address := read("BNS_RESOLVER_WEB_ADDRESS", v.ip_literal)) is not None:
+        changes["web"] = replace(settings.web, address=web_address)  # a container's host address (compose)
     return replace(settings, **changes)
 
 
-def _web_settings(web: dict[str, Any]) -> WebSettings:
-    values = dict(web)
-    if "listen" in values:
-        values["listen"] = tuple(parse_hostport(a, default_port=HTTP_PORT) for a in values["listen"])
-    if "profile_mirrors" in values:
-        values["profile_mirrors"] = {str(k): str(v) for k, v in values["profile_mirrors"].items()}
-    return WebSettings(**values)
+def _flag(flags: Mapping[str, Any], name: str, parse: Callable[[Any], T]) -> T | None:
+    """A flag's value, parsed; None when the flag was not given."""
+    value = flags.get(name)
+    return None if value is None else _checked(f"--{name.replace('_', '-')} {value!r}", parse, value)
 
 
-def _chain_settings(chain: dict[str, Any]) -> ChainSettings:
-    known = {"bitcoind", "cookie_file", "network", "confirmations", "max_lag", "poll_interval"}
-    values = {k: v for k, v in chain.items() if k in known}
-    profile = {k: v for k, v in chain.items() if k not in known}
-    return ChainSettings(profile=profile, **values)
+def _flags(flags: Mapping[str, Any], name: str, parse: Callable[[Any], T]) -> tuple[T, ...] | None:
+    """A repeatable flag's values (a list), each parsed; None when the flag was not given."""
+    values = flags.get(name)
+    if values is None:
+        return None
+    return tuple(_checked(f"--{name.replace('_', '-')} {value!r}", parse, value) for value in values)
 
 
-def _apply_env(settings: Settings, env: dict[str, str]) -> Settings:
-    changes: dict[str, Any] = {}
-    if env.get("BNS_RESOLVER_DATA_DIR"):
-        changes["data_dir"] = Path(env["BNS_RESOLVER_DATA_DIR"])
-    if env.get("BNS_RESOLVER_DB"):
-        changes["db_url"] = env["BNS_RESOLVER_DB"]
-    if env.get("BNS_RESOLVER_LOG_LEVEL"):
-        changes["log_level"] = env["BNS_RESOLVER_LOG_LEVEL"].upper()
-    if env.get("BNS_RESOLVER_BITCOIND"):
-        changes["chain"] = replace(changes.get("chain", settings.chain), bitcoind=env["BNS_RESOLVER_BITCOIND"])
-    return replace(settings, **changes)
-
-
-def _apply_flags(settings: Settings, flags: dict[str, Any]) -> Settings:
-    changes: dict[str, Any] = {}
-    if flags.get("data_dir"):
-        changes["data_dir"] = Path(flags["data_dir"])
-    if flags.get("db"):
-        changes["db_url"] = flags["db"]
-    if flags.get("listen"):
-        changes["listen"] = tuple(parse_hostport(a, default_port=DNS_PORT) for a in flags["listen"])
-    if flags.get("upstream"):
-        changes["upstreams"] = tuple(parse_hostport(a, default_port=DNS_PORT) for a in flags["upstream"])
-    if flags.get("allow"):
-        changes["allow"] = tuple(flags["allow"])
-    if flags.get("log_level"):
-        changes["log_level"] = flags["log_level"].upper()
-    if flags.get("zonefile_source"):
-        changes["zonefile_sources"] = tuple(flags["zonefile_source"])
-    if flags.get("web_listen"):
-        web_listen = tuple(parse_hostport(a, default_port=HTTP_PORT) for a in flags["web_listen"])
+def _from_flags(settings: Settings, flags: Mapping[str, Any], origins: dict[str, str]) -> Settings:
+    changes: dict[str, Any] = {
+        "data_dir": _flag(flags, "data_dir", v.path),
+        "db_url": _flag(flags, "db", v.string),
+        "listen": _flags(flags, "listen", v.address(DNS_PORT, allow_port_zero=True)),
+        "upstreams": _flags(flags, "upstream", v.address(DNS_PORT)),
+        "allow": _flags(flags, "allow", v.network),
+        "log_level": _flag(flags, "log_level", v.choice(LogLevel)),
+        "zonefile_sources": _flags(flags, "zonefile_source", _zonefile_source),
+    }
+    for key, flag in (("data_dir", "data_dir"), ("db_url", "db")):
+        if changes[key] is not None:
+            origins[key] = f"--{flag.replace('_', '-')} {flags[flag]!r}"
+    web_listen = _flags(flags, "web_listen", v.address(HTTP_PORT, allow_port_zero=True))
+    if web_listen is not None:
         changes["web"] = replace(settings.web, listen=web_listen)
-    chain_changes = {k: flags[k] for k in ("bitcoind", "network") if flags.get(k)}
-    if chain_changes:
-        changes["chain"] = replace(settings.chain, **chain_changes)
-    return replace(settings, **changes)
+    chain = {"bitcoind": _flag(flags, "bitcoind", v.url("http", "https")),
+             "network": _flag(flags, "network", v.choice(Network))}
+    if chain["bitcoind"] is not None:
+        origins["bitcoind"] = f"--bitcoind {flags['bitcoind']!r}"
+    if any(value is not None for value in chain.values()):
+        changes["chain"] = _checked_chain(settings.chain, {k: val for k, val in chain.items() if val is not None})
+    return replace(settings, **{k: val for k, val in changes.items() if val is not None})
+
+
+def _checked_chain(chain: ChainSettings, changes: dict[str, Any]) -> ChainSettings:
+    try:
+        return replace(chain, **changes)
+    except ConfigError as exc:
+        raise ConfigError(f"--network {changes.get('network', chain.network)}: {exc}") from None
+
+
+# --- the whole, and this machine --------------------------------------------------------------
+
+def _check_whole(settings: Settings, origins: dict[str, str], check_environment: bool) -> None:
+    _check_db_url(settings.db_url, origins["db_url"], check_environment)
+    chain = settings.chain
+    if chain.bitcoind and "@" not in chain.bitcoind.split("//", 1)[-1] and chain.cookie_file is None:
+        raise ConfigError(f"{origins['bitcoind']}: the URL has no user:password and [chain] cookie_file is not "
+                          "set; bitcoind's RPC needs one of them")
+    if check_environment:
+        _check_data_dir(settings.data_dir, origins["data_dir"])
+        if settings.run_as_user is not None:
+            _checked(origins["run_as_user"], v.user, settings.run_as_user)
+
+
+def _check_db_url(db_url: str | None, where: str, import_driver: bool) -> None:
+    if db_url is None:
+        return
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    example = "e.g. sqlite:////var/lib/bns-resolver/index.sqlite or postgresql+psycopg2://user@host/db"
+    try:
+        url = make_url(db_url)
+        dialect = url.get_dialect()
+    except NoSuchModuleError:
+        raise ConfigError(f"{where}: unknown database kind {url.drivername!r} ({example})") from None
+    except ArgumentError:
+        raise ConfigError(f"{where}: not a database URL ({example})") from None
+    if not import_driver:
+        return
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        hint = "pip install 'bns-resolver[postgres]'" if url.get_backend_name() == "postgresql" else "install it"
+        raise ConfigError(f"{where}: the database driver {exc.name or url.drivername} is not installed: "
+                          f"{hint}") from None
+
+
+def _check_data_dir(data_dir: Path, where: str) -> None:
+    existing = data_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{where}: {existing} exists and is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        if existing == data_dir:
+            raise ConfigError(f"{where}: {data_dir} is not writable by this user")
+        raise ConfigError(f"{where}: {data_dir} cannot be created: {existing} is not writable by this user")
 
 
 def system_upstreams(listen: tuple[tuple[str, int], ...], resolv_conf: Path = Path("/etc/resolv.conf")
@@ -211,5 +485,43 @@ def system_upstreams(listen: tuple[tuple[str, int], ...], resolv_conf: Path = Pa
     except OSError:
         return ()
     servers = [line.split()[1] for line in lines if line.startswith("nameserver") and len(line.split()) > 1]
-    ours = {(host, port) for host, port in listen}
-    return tuple((s, DNS_PORT) for s in servers if (s, DNS_PORT) not in ours)
+    return tuple((s, DNS_PORT) for s in servers if not is_own_address((s, DNS_PORT), listen))
+
+
+def is_own_address(upstream: tuple[str, int], listen: tuple[tuple[str, int], ...]) -> bool:
+    """Whether a query sent to `upstream` would arrive at one of our own listen sockets."""
+    import ipaddress
+
+    host, port = upstream
+    try:
+        upstream_ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    for listen_host, listen_port in listen:
+        if listen_port != port:
+            continue
+        listen_ip = ipaddress.ip_address(listen_host.split("%", 1)[0])
+        if listen_ip == upstream_ip or (listen_ip.is_unspecified and upstream_ip.is_loopback):
+            return True
+    return False
+
+
+def effective_upstreams(settings: Settings, resolv_conf: Path = Path("/etc/resolv.conf")
+                        ) -> tuple[tuple[str, int], ...]:
+    """Where `serve` forwards; ConfigError when there is nowhere usable and forwarding was not turned off.
+
+    `[dns] upstreams = []` says "BNS only, no forwarding" and is honoured as such.
+    """
+    hint = ("pass --upstream ADDR[:PORT] (e.g. --upstream 9.9.9.9) or set [dns] upstreams; "
+            "[dns] upstreams = [] means BNS only, no forwarding")
+    if settings.upstreams is not None:
+        for upstream in settings.upstreams:
+            if is_own_address(upstream, settings.listen):
+                raise ConfigError(f"upstream {upstream[0]}:{upstream[1]} is this server's own listen address: "
+                                  f"forwarding to it would loop; {hint}")
+        return settings.upstreams
+    found = system_upstreams(settings.listen, resolv_conf)
+    if not found:
+        raise ConfigError(f"no upstream resolver to forward to: {resolv_conf} lists none besides this server "
+                          f"itself; {hint}")
+    return found

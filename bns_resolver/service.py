@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Engine
 from twisted.internet import defer, task
 
-from bns_resolver.config import Settings, system_upstreams
+from bns_resolver.config import Settings, effective_upstreams
 from bns_resolver.dns.access import AccessList
 from bns_resolver.dns.authority import BnsAuthority
 from bns_resolver.dns.forwarder import Forwarder, build_query, reply_rcode
@@ -20,7 +20,6 @@ from bns_resolver.dns.gateway import Gateway
 from bns_resolver.dns.policy import Mode, NamespacePolicy, TldStatus
 from bns_resolver.dns.server import listen
 from bns_resolver.dns.zones import ZoneCache
-from bns_resolver.errors import ConfigError
 from bns_resolver.index.db import open_index
 from bns_resolver.index.lookup import IndexReader
 from bns_resolver.index.snapshot import EMBEDDED_DIR, ExportFiles, import_export
@@ -49,12 +48,9 @@ def ensure_embedded_snapshot(engine: Engine, settings: Settings) -> bool:
 
 
 def build_policy(settings: Settings) -> NamespacePolicy:
-    try:
-        modes = {ns: Mode(mode) for ns, mode in settings.namespace_modes.items()}
-        return NamespacePolicy(default_mode=Mode(settings.default_mode), modes=modes,
-                               configured_shared=dict(settings.icann_tlds))
-    except ValueError as exc:
-        raise ConfigError(f"unknown namespace mode: {exc}; use bns-first, bns-only or icann-first") from None
+    modes = {ns: Mode(mode.value) for ns, mode in settings.namespace_modes.items()}
+    return NamespacePolicy(default_mode=Mode(settings.default_mode.value), modes=modes,
+                           configured_shared=dict(settings.icann_tlds))
 
 
 @dataclass
@@ -74,9 +70,7 @@ class GatewayService:
 
     def __post_init__(self) -> None:
         reader = IndexReader(self.engine)
-        upstreams = self.settings.upstreams
-        if upstreams is None:
-            upstreams = system_upstreams(self.settings.listen)
+        upstreams = effective_upstreams(self.settings)
         if self.settings.chain.bitcoind:
             from bns_resolver.chainsync import ChainSync
 
@@ -102,8 +96,29 @@ class GatewayService:
             self._start_fetching()
         if self.settings.zonefile_http:
             self._serve_zonefiles(self.settings.zonefile_http)
-        log.info("serving DNS on %s; upstreams %s", self.addresses(),
-                 ", ".join(f"{h}:{p}" for h, p in self.gateway.forwarder.upstreams) or "none")
+        for line in self.startup_summary():
+            log.info("%s", line)
+
+    def startup_summary(self) -> list[str]:
+        """What this start serves, in a few log lines: the index, the namespaces, addresses, upstreams."""
+        from bns_resolver.lookup_report import index_status
+
+        status = index_status(self.engine, self.settings)
+        where = ("an imported snapshot of the BNS v1 final state (block 665750)" if status["source"] == "snapshot"
+                 else f"built from {status['network']}, at block {status['height']} (chain tip {status['tip']}, "
+                 f"consensus hash {status['consensus_hash']})" if status["source"] == "chain"
+                 else "empty (syncing from bitcoind)" if self.chain_sync is not None else "empty")
+        policy = self.gateway.policy
+        namespaces = ", ".join(f"{ns} ({policy.effective_mode(ns).value}, {policy.status(ns).value})"
+                               for ns in sorted(self.gateway.authority.namespaces)) or "none"
+        upstreams = ", ".join(f"{h}:{p}" for h, p in self.gateway.forwarder.upstreams)
+        return [
+            f"index {status['database']}: {where}; {status['names']} names, {status['namespaces']} namespaces, "
+            f"{status['subdomains']} subdomains, {status['zonefiles']} zone files",
+            f"namespaces: {namespaces}",
+            f"serving DNS on {', '.join(self.addresses())}; upstreams "
+            + (upstreams or "none: BNS only, no forwarding ([dns] upstreams = [])"),
+        ]
 
     def _start_web(self) -> set[str]:
         """Bind the web gateway; the hosts it got decide where DNS may hand out its address."""
@@ -207,12 +222,11 @@ class GatewayService:
                                                                     first_block=first_block))
         self.fetch_service.start().addErrback(lambda f: log.error("zone-file fetching stopped: %s", f))
 
-    def _serve_zonefiles(self, address: str) -> None:
+    def _serve_zonefiles(self, address: tuple[str, int]) -> None:
         """Feed other resolvers: verified zone files over HTTP at /v1/zonefiles/<hash>."""
-        from bns_resolver.config import parse_hostport
         from bns_resolver.web.zonefile_server import make_zonefile_site
 
-        host, port = parse_hostport(address, default_port=6270)
+        host, port = address
         site = make_zonefile_site(self.engine)
         site.noisy = False
         self.http_port = self.reactor.listenTCP(port, site, interface=host)

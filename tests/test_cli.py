@@ -22,10 +22,71 @@ def test_import_then_lookup_shows_verified_zone_file(tmp_path: Path) -> None:
     assert "verified: hash160 matches" in looked.stdout and "_http._tcp" in looked.stdout
 
 
-def test_lookup_of_unknown_name_fails(tmp_path: Path) -> None:
-    """An unknown name exits non-zero with a plain message."""
+def test_lookup_of_unknown_name_says_what_is_loaded(tmp_path: Path) -> None:
+    """An unknown name exits non-zero, says how many names are loaded and how to get the full export."""
+    _run("import-snapshot", "--data-dir", str(tmp_path))
     result = _run("lookup", "nobody.id", "--data-dir", str(tmp_path))
     assert result.returncode == 1 and "not in the index" in result.stdout
+    assert "12 names are loaded" in result.stdout and "import-snapshot https://" in result.stdout
+
+
+def test_lookup_and_status_on_an_empty_data_dir_say_what_to_run(tmp_path: Path) -> None:
+    """No index yet: say which command fills it, instead of a bare 'not in the index'."""
+    looked = _run("lookup", "zone117x.id", "--data-dir", str(tmp_path))
+    assert looked.returncode == 1 and f"import-snapshot --data-dir {tmp_path}" in looked.stderr
+    status = _run("status", "--data-dir", str(tmp_path))
+    assert status.returncode == 0 and "is empty" in status.stderr and "import-snapshot" in status.stderr
+
+
+def test_broken_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """A typo in the file, an impossible value, a host name as upstream: one line, exit 2, no traceback."""
+    config = tmp_path / "c.toml"
+    cases = [('[dns]\nlisen = ["127.0.0.1:53"]\n', ["serve"], f"{config}: [dns] lisen: unknown key"),
+             ("[dns]\ncache_entries = 0\n", ["serve"], f"{config}: [dns] cache_entries: must be at least 1"),
+             ("", ["serve", "--upstream", "nohost.invalid"], "--upstream 'nohost.invalid': 'nohost.invalid' is not"),
+             ("", ["serve", "--allow", "10.0.0.0/33"], "--allow '10.0.0.0/33': '10.0.0.0/33' is not a network"),
+             ("", ["lookup", "x.id", "--db", "bogus"], "--db 'bogus': not a database URL"),
+             ('[chain]\nnetwork = "signet"\n', ["config", "check"], f"{config}: [chain] network: must be one of")]
+    for text, args, expected in cases:
+        config.write_text(text)
+        where = [str(config)] if args[0] == "config" else ["--config", str(config), "--data-dir", str(tmp_path)]
+        result = _run(*args, *where)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and expected in lines[0], result.stderr
+
+
+def test_config_check_prints_effective_settings(tmp_path: Path) -> None:
+    """config check FILE: the file's values and the defaults, as TOML, exit 0."""
+    config = tmp_path / "c.toml"
+    config.write_text('[dns]\nupstreams = ["9.9.9.9"]\n[web]\nenabled = false\n')
+    result = _run("config", "check", str(config))
+    assert result.returncode == 0, result.stderr
+    assert 'upstreams = ["9.9.9.9:53"]' in result.stdout and "cache_entries = 10000" in result.stdout
+    assert "[web]\nenabled = false" in result.stdout
+
+
+def test_serve_without_usable_upstream_refuses_to_start(tmp_path: Path) -> None:
+    """Forwarding to our own socket would loop: refuse, and say what to pass."""
+    from tests.support.dns_fixtures import free_port
+
+    port = free_port()
+    result = _run("serve", "--data-dir", str(tmp_path), "--listen", f"127.0.0.1:{port}",
+                  "--upstream", f"127.0.0.1:{port}")
+    assert result.returncode == 2 and "would loop" in result.stderr and "--upstream" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_permission_denied_gives_the_capability_recipe() -> None:
+    """EACCES on a low port: the one-line answer names CAP_NET_BIND_SERVICE and the setpriv recipe."""
+    import errno
+
+    from twisted.internet.error import CannotListenError
+
+    from bns_resolver.cli import _cannot_listen
+
+    message = _cannot_listen(CannotListenError("127.0.0.1", 53, PermissionError(errno.EACCES, "Permission denied")))
+    assert "CAP_NET_BIND_SERVICE" in message and "--ambient-caps=+net_bind_service" in message
+    assert "\n" not in message
 
 
 def test_status_json(tmp_path: Path) -> None:
@@ -64,3 +125,73 @@ def test_busy_port_is_a_clear_error(tmp_path: Path) -> None:
         assert result.returncode == 2 and "cannot listen" in result.stderr and "Traceback" not in result.stderr
     finally:
         holder.close()
+
+
+def test_log_says_what_it_serves_without_twisted_noise(tmp_path: Path, upstream: object) -> None:
+    """A start logs index, namespaces, addresses and upstreams; forwarded queries add no per-port lines."""
+    from tests.support.dns_fixtures import ServerProcess
+
+    server = ServerProcess(tmp_path / "data", upstreams=[upstream.address]).start()  # type: ignore[attr-defined]
+    try:
+        for _ in range(3):
+            assert server.query("example.com", "A").answer
+            server.query(f"nx{_}.example.com", "A")
+    finally:
+        server.stop()
+    log = server.log()
+    assert "12 names, 5 namespaces" in log and "namespaces: blockstack (" in log
+    assert f"serving DNS on 127.0.0.1:{server.port}; upstreams {upstream.address}" in log  # type: ignore[attr-defined]
+    assert "starting on" not in log and "Closed)" not in log, log
+
+
+class _Relay:
+    """An 'upstream' that sends every query straight back to bns-resolver: the dnsmasq-in-front loop."""
+
+    def __init__(self, target_port: int) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.target = ("127.0.0.1", target_port)
+        self.clients: dict[bytes, tuple[str, int]] = {}
+        self.running = True
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while self.running:
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except OSError:
+                continue
+            if peer == self.target:  # a reply: back to whoever asked with that ID
+                client = self.clients.pop(data[:2], None)
+                if client:
+                    self.sock.sendto(data, client)
+            else:
+                self.clients[data[:2]] = peer
+                self.sock.sendto(data, self.target)
+
+    def close(self) -> None:
+        self.running = False
+        self.thread.join()
+        self.sock.close()
+
+
+def test_upstream_that_sends_our_namespaces_back_is_refused(tmp_path: Path) -> None:
+    """A random probe name that comes back to be forwarded again: exit 2 with the loop explained."""
+    from tests.support.dns_fixtures import free_port
+
+    port = free_port()
+    relay = _Relay(port)
+    try:
+        result = _run("serve", "--data-dir", str(tmp_path), "--listen", f"127.0.0.1:{port}",
+                      "--upstream", f"127.0.0.1:{relay.port}")
+    finally:
+        relay.close()
+    assert result.returncode == 2, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("bns-resolver: forwarding loop: the upstream 127.0.0.1:") and "--upstream" in last
