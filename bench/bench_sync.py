@@ -9,7 +9,7 @@ process (sync_node.py).  For each fetcher path — `getblock <hash> 3` (the defa
 * transfer: exactly the RPC calls the indexer made on that path (recorded once, through
   the same BitcoindRPC), replies read and JSON-decoded, nothing else;
 * indexer: a full sync into a fresh SQLite index with the real wiring (ChainSync:
-  BitcoindRPC -> BlockFetcher -> VirtualChain -> BnsEngine -> HashAnchoredStore ->
+  BitcoindRPC -> BlockFetcher -> VirtualChain (block transactions, flush points) -> BnsEngine ->
   SqlStateStore), confirmations 1, checked against the consensus hash the build computed.
 
 (plus an informational "bare" transfer: the same requests over http.client, plain json.loads)

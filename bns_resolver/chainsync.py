@@ -21,7 +21,7 @@ from bns_resolver.bns.profiles import NetworkProfile, mainnet
 from bns_resolver.chain.fetcher import BlockFetcher
 from bns_resolver.chain.rpc import BitcoindRPC
 from bns_resolver.chain.types import ChainBlock
-from bns_resolver.chain.virtualchain import HashAnchoredStore, SyncResult, VirtualChain
+from bns_resolver.chain.virtualchain import SyncResult, VirtualChain
 from bns_resolver.config import ChainSettings
 from bns_resolver.errors import ConfigError
 from bns_resolver.index.chainstore import SqlStateStore
@@ -94,9 +94,8 @@ class ChainSync:
         store = SqlStateStore(self.engine, expiry=expiry_rule(self.profile), network=self.profile.name)
         self.store = store
         self._refuse_snapshot_index()
-        anchored = HashAnchoredStore(store)  # one instance: it carries the staged block hash
         self.virtualchain = VirtualChain(
-            fetcher, BnsEngine(self.profile, anchored), anchored,
+            fetcher, BnsEngine(self.profile, store), store,
             first_block=self.profile.first_block, end_height=self._end_height(),
             end_reason="BNS v1 froze here; its names moved to Stacks 2.0",
             on_block=lambda block, _outcome: self.on_block(block) if self.on_block else None,

@@ -1,10 +1,12 @@
-"""The BNS engine's StateStore on the index database.
+"""The BNS engine's StateStore (and the virtualchain's BlockStore) on the index database.
 
-One SQL transaction per block: names, namespaces, engine records, the block's
-hash and consensus hash and the sync state all commit together, so a crash
-leaves the index at the previous block. Every row a block changes has its
-before-image written to `undo_log` in the same transaction, so a reorg can undo
-committed blocks exactly, newest first.
+The virtualchain opens and commits each block; the store keeps one SQL
+transaction open across the blocks committed since the last `flush()`, which
+writes the sync state and COMMITs: names, namespaces, engine records, block
+hashes, consensus hashes and the sync state become durable together, so a crash
+leaves the index at the last flushed block. Every row a block changes has its
+before-image written to `undo_log` in the same transaction, so the open block can
+be dropped (`rollback()`) and a reorg can undo flushed blocks exactly, newest first.
 
 The DNS-facing columns of `names` (owner, value hash, expiry, revoked) are
 projections of the engine's record, recomputed whenever a name or its
@@ -15,10 +17,12 @@ handed in as a function.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from bns_resolver.errors import ChainError
 from bns_resolver.index import schema
@@ -29,6 +33,7 @@ Record = dict[str, Any]
 ExpiryRule = Callable[[Record, Record | None], int | None]
 
 _NAMES, _NAMESPACES, _BLOCKS = "names", "namespaces", "blocks"
+log = logging.getLogger(__name__)
 
 
 class SqlStateStore:
@@ -36,43 +41,64 @@ class SqlStateStore:
         self._engine = engine
         self._expiry = expiry
         self._network = network
-        self._conn: Connection | None = None
+        self._conn: Connection | None = None  # the transaction of every block since the last flush
         self._open: int | None = None
+        self._open_hash = ""
+        self._committed: dict[str, str] | None = None  # sync state of the newest unflushed block
         self._touched_namespaces: set[str] = set()
 
-    # -- block framing -------------------------------------------------------------------
-    def begin_block(self, height: int) -> None:
+    # -- block framing (driven by the virtualchain) ----------------------------------------
+    def begin_block(self, height: int, block_hash: str) -> None:
         if self._open is not None:
             raise ChainError(f"block {self._open} is still open")
-        self._conn = self._engine.connect()
-        self._conn.begin()
-        self._open = height
+        if self._conn is None:
+            self._conn = self._engine.connect()
+            self._conn.begin()
+        self._open, self._open_hash = height, block_hash
 
-    def commit_block(self, height: int) -> None:
-        conn = self._require_open(height)
-        ch_row = conn.execute(select(schema.blocks.c.consensus_hash, schema.blocks.c.block_hash)
-                              .where(schema.blocks.c.height == height)).first()
+    def commit_block(self) -> None:
+        conn, height = self._require_open(), self._open
         self._refresh_namespaces(conn)
-        write_sync_state(conn, {
-            "source": "chain", "network": self._network, "height": str(height),
-            "consensus_hash": ch_row[0] if ch_row else "", "block_hash": ch_row[1] if ch_row else "",
-        })
-        bump_generation(conn)
-        conn.commit()
+        self._touched_namespaces.clear()
+        self._committed = {"height": str(height), "consensus_hash": self.get_consensus_hash(height) or "",
+                           "block_hash": self._open_hash}
+        self._open = None
+
+    def rollback(self) -> None:
+        """Drop the open block's writes (replaying its undo rows); blocks committed before stay."""
+        if self._open is None or self._conn is None:
+            return
+        height, self._open = self._open, None
+        try:
+            self._undo_rows(self._conn, height)
+        except SQLAlchemyError:
+            log.exception("could not undo the open block %d; dropping every unflushed block", height)
+            self._discard()
+            raise
+
+    def flush(self) -> None:
+        """COMMIT every committed block together with the sync state (a no-op with none pending)."""
+        if self._open is not None:
+            raise ChainError(f"cannot flush while block {self._open} is open")
+        if self._conn is None:
+            return
+        try:
+            if self._committed is not None:
+                write_sync_state(self._conn, {"source": "chain", "network": self._network, **self._committed})
+                bump_generation(self._conn)
+            self._conn.commit()
+        except BaseException:
+            self._discard()
+            raise
         self._close()
 
-    def rollback_block(self, height: int) -> None:
-        """Undo block `height`: drop it if still open, else replay its undo log in reverse."""
-        if self._open == height:
-            assert self._conn is not None
-            self._conn.rollback()
-            self._close()
-            return
-        if self._open is not None:
-            raise ChainError(f"cannot roll back block {height} while block {self._open} is open")
+    def undo_block(self, height: int) -> None:
+        """Undo the newest flushed block from its undo rows, in a transaction of its own."""
+        if self._conn is not None:
+            raise ChainError(f"flush before undoing block {height}")
         last = self.last_block()
         if last != height:
-            raise ChainError(f"can only roll back the newest block {last}, not {height}")
+            raise ChainError(f"can only undo the newest block {last}, not {height}")
         with self._engine.begin() as conn:
             self._undo(conn, height)
 
@@ -81,35 +107,41 @@ class SqlStateStore:
             conn.execute(delete(schema.undo_log).where(schema.undo_log.c.height < before_height))
 
     def last_block(self) -> int | None:
-        """The height written by the last commit (or undo); None for an index not built from a chain."""
+        """The newest committed block (flushed or not); None for an index not built from a chain."""
+        if self._committed is not None:
+            return int(self._committed["height"])
         with self._reader() as conn:
             state = read_sync_state(conn)
         if state.get("source") != "chain" or not state.get("height"):
             return None
         return int(state["height"])
 
-    def _require_open(self, height: int) -> Connection:
-        if self._open != height or self._conn is None:
-            raise ChainError(f"block {height} is not the open block ({self._open})")
+    def _require_open(self) -> Connection:
+        if self._open is None or self._conn is None:
+            raise ChainError("no block is open")
         return self._conn
+
+    def _discard(self) -> None:
+        """Roll back the whole transaction: the index stays at the last flush."""
+        if self._conn is not None:
+            try:
+                self._conn.rollback()
+            finally:
+                self._close()
 
     def _close(self) -> None:
         if self._conn is not None:
             self._conn.close()
-        self._conn, self._open = None, None
+        self._conn, self._open, self._committed = None, None, None
         self._touched_namespaces.clear()
 
     def _reader(self) -> Any:
-        """The open block's connection (to see its own writes), else a fresh one."""
+        """The open transaction's connection (to see its own writes), else a fresh one."""
         if self._conn is not None:
             return _Borrowed(self._conn)
         return self._engine.connect()
 
     # -- block hashes (the virtualchain's reorg anchors) -----------------------------------
-    def put_block_hash(self, height: int, block_hash: str) -> None:
-        conn = self._require_open(height)
-        conn.execute(schema.blocks.update().where(schema.blocks.c.height == height).values(block_hash=block_hash))
-
     def get_block_hash(self, height: int) -> str | None:
         with self._reader() as conn:
             value = conn.execute(select(schema.blocks.c.block_hash).where(schema.blocks.c.height == height)).scalar()
@@ -185,8 +217,9 @@ class SqlStateStore:
         conn = self._writer()
         self._journal(conn, _BLOCKS, str(height), None)
         conn.execute(delete(schema.blocks).where(schema.blocks.c.height == height))
-        conn.execute(insert(schema.blocks).values(height=height, block_hash="", consensus_hash=consensus_hash,
-                                                  ops_hash=ops_hash))
+        block_hash = self._open_hash if height == self._open else ""  # genesis seed rows have none
+        conn.execute(insert(schema.blocks).values(height=height, block_hash=block_hash,
+                                                  consensus_hash=consensus_hash, ops_hash=ops_hash))
 
     def block_for_consensus_hash(self, consensus_hash: str) -> int | None:
         query = select(func.min(schema.blocks.c.height)).where(schema.blocks.c.consensus_hash == consensus_hash)
@@ -252,14 +285,7 @@ class SqlStateStore:
                     self._write_name(conn, json.loads(raw))
 
     def _undo(self, conn: Connection, height: int) -> None:
-        entries = conn.execute(select(schema.undo_log.c.kind, schema.undo_log.c.key, schema.undo_log.c.before_json)
-                               .where(schema.undo_log.c.height == height)
-                               .order_by(schema.undo_log.c.id.desc())).all()
-        for kind, key, before_json in entries:
-            self._restore(conn, kind, key, json.loads(before_json) if before_json else None)
-        self._refresh_namespaces(conn)
-        self._touched_namespaces.clear()
-        conn.execute(delete(schema.undo_log).where(schema.undo_log.c.height == height))
+        self._undo_rows(conn, height)
         previous = conn.execute(select(schema.blocks.c.height, schema.blocks.c.consensus_hash,
                                        schema.blocks.c.block_hash)
                                 .where(schema.blocks.c.height == height - 1)).first()
@@ -269,6 +295,17 @@ class SqlStateStore:
             "block_hash": previous[2] if previous else "",
         })
         bump_generation(conn)
+
+    def _undo_rows(self, conn: Connection, height: int) -> None:
+        """Restore every before-image block `height` journaled, newest first, and drop its journal."""
+        entries = conn.execute(select(schema.undo_log.c.kind, schema.undo_log.c.key, schema.undo_log.c.before_json)
+                               .where(schema.undo_log.c.height == height)
+                               .order_by(schema.undo_log.c.id.desc())).all()
+        for kind, key, before_json in entries:
+            self._restore(conn, kind, key, json.loads(before_json) if before_json else None)
+        self._refresh_namespaces(conn)
+        self._touched_namespaces.clear()
+        conn.execute(delete(schema.undo_log).where(schema.undo_log.c.height == height))
 
     def _restore(self, conn: Connection, kind: str, key: str, before: Any) -> None:
         if kind == _NAMES:
