@@ -56,7 +56,7 @@ from bns_resolver.chain.rpc import BitcoindRPC
 from bns_resolver.chainsync import ChainSync
 from bns_resolver.config import ChainSettings
 from bns_resolver.index.db import open_index, sqlite_url
-from bns_resolver.index.state import read_sync_state
+from bns_resolver.index.sync_state import read_sync_state
 
 PATHS = ("v3", "raw")
 CLK_TCK = os.sysconf("SC_CLK_TCK")

@@ -25,7 +25,7 @@ from bns_resolver.chain.virtualchain import SyncResult, VirtualChain
 from bns_resolver.config import ChainSettings
 from bns_resolver.errors import ConfigError
 from bns_resolver.index.chainstore import SqlStateStore
-from bns_resolver.index.state import read_sync_state, write_sync_state
+from bns_resolver.index.sync_state import load_state, save_state
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +107,7 @@ class ChainSync:
 
     def _refuse_snapshot_index(self) -> None:
         """A chain-built index never mixes in snapshot data."""
-        with self.engine.connect() as conn:
-            state = read_sync_state(conn)
+        state = load_state(self.engine)
         if state.get("source") == "snapshot":
             raise ConfigError("this data directory holds an imported snapshot; sync into a new --data-dir")
         if state.get("network") and state.get("source") == "chain" and state["network"] != self.profile.name:
@@ -125,8 +124,7 @@ class ChainSync:
 
     def record_tip(self) -> int:
         tip = self.virtualchain.fetcher.tip_height()
-        with self.engine.begin() as conn:
-            write_sync_state(conn, {"tip": str(tip)})
+        save_state(self.engine, {"tip": str(tip)})
         return tip
 
 

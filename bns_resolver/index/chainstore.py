@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bns_resolver.errors import ChainError
 from bns_resolver.index import schema
-from bns_resolver.index.state import bump_generation, read_sync_state, write_sync_state
+from bns_resolver.index.sync_state import bump_generation, read_sync_state, write_sync_state
 
 Record = dict[str, Any]
 # (name record, namespace record or None) -> first block at which the name stops resolving.

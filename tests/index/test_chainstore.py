@@ -11,8 +11,8 @@ from sqlalchemy import Engine, select
 from bns_resolver.bns.engine import BnsEngine
 from bns_resolver.bns.expiry import expiry_rule
 from bns_resolver.bns.state import MemoryStateStore
-from bns_resolver.errors import ChainError
 from bns_resolver.chain.virtualchain import apply_block
+from bns_resolver.errors import ChainError
 from bns_resolver.index import schema
 from bns_resolver.index.chainstore import SqlStateStore
 from bns_resolver.index.db import open_index
