@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from bns_resolver.errors import ChainError
@@ -33,6 +33,21 @@ Record = dict[str, Any]
 ExpiryRule = Callable[[Record, Record | None], int | None]
 
 _NAMES, _NAMESPACES, _BLOCKS = "names", "namespaces", "blocks"
+# The engine reads these once or more per op: statements built once skip SQLAlchemy's
+# per-call construction and cache-key work.
+_NAME_JSON = select(schema.names.c.record_json).where(schema.names.c.fqn == bindparam("key"))
+_NAMESPACE_JSON = select(schema.namespaces.c.record_json).where(schema.namespaces.c.namespace_id == bindparam("key"))
+_RECORD_JSON = select(schema.chain_records.c.record_json).where(
+    schema.chain_records.c.kind == bindparam("kind"), schema.chain_records.c.key == bindparam("key"))
+_CONSENSUS_HASH = select(schema.blocks.c.consensus_hash).where(schema.blocks.c.height == bindparam("height"))
+_JOURNAL = insert(schema.undo_log)
+_NAME_DELETE = delete(schema.names).where(schema.names.c.fqn == bindparam("key"))
+_NAMESPACE_DELETE = delete(schema.namespaces).where(schema.namespaces.c.namespace_id == bindparam("key"))
+_RECORD_DELETE = delete(schema.chain_records).where(
+    schema.chain_records.c.kind == bindparam("kind"), schema.chain_records.c.key == bindparam("key"))
+# Consensus hashes remembered (each op checks a window of 24 and the snapshot a geometric
+# series); cleared whole past this size, and on any undo.
+_CONSENSUS_MEMO_MAX = 4096
 log = logging.getLogger(__name__)
 
 
@@ -46,6 +61,7 @@ class SqlStateStore:
         self._open_hash = ""
         self._committed: dict[str, str] | None = None  # sync state of the newest unflushed block
         self._touched_namespaces: set[str] = set()
+        self._consensus_memo: dict[int, str | None] = {}
 
     # -- block framing (driven by the virtualchain) ----------------------------------------
     def begin_block(self, height: int, block_hash: str) -> None:
@@ -123,6 +139,7 @@ class SqlStateStore:
 
     def _discard(self) -> None:
         """Roll back the whole transaction: the index stays at the last flush."""
+        self._consensus_memo.clear()
         if self._conn is not None:
             try:
                 self._conn.rollback()
@@ -149,7 +166,7 @@ class SqlStateStore:
 
     # -- names -----------------------------------------------------------------------------
     def get_name(self, fqn: str) -> Record | None:
-        return self._get_json(schema.names.c.record_json, schema.names.c.fqn == fqn)
+        return self._get_json(_NAME_JSON, key=fqn)
 
     def put_name(self, record: Record) -> None:
         conn = self._writer()
@@ -168,7 +185,7 @@ class SqlStateStore:
 
     # -- namespaces ------------------------------------------------------------------------
     def get_namespace(self, namespace_id: str) -> Record | None:
-        return self._get_json(schema.namespaces.c.record_json, schema.namespaces.c.namespace_id == namespace_id)
+        return self._get_json(_NAMESPACE_JSON, key=namespace_id)
 
     def put_namespace(self, record: Record) -> None:
         conn = self._writer()
@@ -209,9 +226,16 @@ class SqlStateStore:
 
     # -- consensus hashes ------------------------------------------------------------------
     def get_consensus_hash(self, height: int) -> str | None:
-        query = select(schema.blocks.c.consensus_hash).where(schema.blocks.c.height == height)
-        with self._reader() as conn:
-            return conn.execute(query).scalar()
+        if height not in self._consensus_memo:
+            with self._reader() as conn:
+                value = conn.execute(_CONSENSUS_HASH, {"height": height}).scalar()
+            self._remember_consensus(height, value)
+        return self._consensus_memo[height]
+
+    def _remember_consensus(self, height: int, value: str | None) -> None:
+        if len(self._consensus_memo) >= _CONSENSUS_MEMO_MAX:
+            self._consensus_memo.clear()
+        self._consensus_memo[height] = value
 
     def put_consensus_hash(self, height: int, consensus_hash: str, ops_hash: str) -> None:
         conn = self._writer()
@@ -220,6 +244,7 @@ class SqlStateStore:
         block_hash = self._open_hash if height == self._open else ""  # genesis seed rows have none
         conn.execute(insert(schema.blocks).values(height=height, block_hash=block_hash,
                                                   consensus_hash=consensus_hash, ops_hash=ops_hash))
+        self._remember_consensus(height, consensus_hash)
 
     def block_for_consensus_hash(self, consensus_hash: str) -> int | None:
         query = select(func.min(schema.blocks.c.height)).where(schema.blocks.c.consensus_hash == consensus_hash)
@@ -232,14 +257,13 @@ class SqlStateStore:
             raise ChainError("state changed outside begin_block/commit_block")
         return self._conn
 
-    def _get_json(self, column: Any, where: Any) -> Any:
+    def _get_json(self, statement: Any, **params: Any) -> Any:
         with self._reader() as conn:
-            raw = conn.execute(select(column).where(where)).scalar()
+            raw = conn.execute(statement, params).scalar()
         return json.loads(raw) if raw else None
 
     def _get_record(self, kind: str, key: str) -> Any:
-        table = schema.chain_records
-        return self._get_json(table.c.record_json, (table.c.kind == kind) & (table.c.key == key))
+        return self._get_json(_RECORD_JSON, kind=kind, key=key)
 
     def _put_record(self, kind: str, key: str, value: Any) -> None:
         conn = self._writer()
@@ -247,19 +271,18 @@ class SqlStateStore:
         _write_record(conn, kind, key, value)
 
     def _journal(self, conn: Connection, kind: str, key: str, before: Any) -> None:
-        conn.execute(insert(schema.undo_log).values(
-            height=self._open, kind=kind, key=key, before_json=None if before is None else json.dumps(before)))
+        conn.execute(_JOURNAL, {"height": self._open, "kind": kind, "key": key,
+                                "before_json": None if before is None else json.dumps(before)})
 
     def _write_name(self, conn: Connection, record: Record | None, fqn: str | None = None) -> None:
         fqn = record["name"] if record is not None else fqn
-        conn.execute(delete(schema.names).where(schema.names.c.fqn == fqn))
+        conn.execute(_NAME_DELETE, {"key": fqn})
         if record is not None:
-            conn.execute(insert(schema.names).values(self._name_row(conn, record)))
+            conn.execute(insert(schema.names), self._name_row(conn, record))
 
     def _name_row(self, conn: Connection, record: Record) -> dict[str, Any]:
         namespace_id = record["name"].rsplit(".", 1)[-1]
-        raw = conn.execute(select(schema.namespaces.c.record_json)
-                           .where(schema.namespaces.c.namespace_id == namespace_id)).scalar()
+        raw = conn.execute(_NAMESPACE_JSON, {"key": namespace_id}).scalar()
         return {
             "fqn": record["name"], "namespace_id": namespace_id, "owner_script": record.get("sender"),
             "owner_address": record.get("address"), "value_hash": record.get("value_hash") or None,
@@ -271,9 +294,9 @@ class SqlStateStore:
 
     def _write_namespace(self, conn: Connection, record: Record | None, namespace_id: str | None = None) -> None:
         namespace_id = record["namespace_id"] if record is not None else namespace_id
-        conn.execute(delete(schema.namespaces).where(schema.namespaces.c.namespace_id == namespace_id))
+        conn.execute(_NAMESPACE_DELETE, {"key": namespace_id})
         if record is not None:
-            conn.execute(insert(schema.namespaces).values(_namespace_row(record)))
+            conn.execute(insert(schema.namespaces), _namespace_row(record))
 
     def _refresh_namespaces(self, conn: Connection) -> None:
         """A namespace change (e.g. READY) moves the expiry of every name in it."""
@@ -306,6 +329,7 @@ class SqlStateStore:
         self._refresh_namespaces(conn)
         self._touched_namespaces.clear()
         conn.execute(delete(schema.undo_log).where(schema.undo_log.c.height == height))
+        self._consensus_memo.clear()
 
     def _restore(self, conn: Connection, kind: str, key: str, before: Any) -> None:
         if kind == _NAMES:
@@ -333,10 +357,9 @@ class _Borrowed:
 
 
 def _write_record(conn: Connection, kind: str, key: str, value: Any) -> None:
-    table = schema.chain_records
-    conn.execute(delete(table).where(table.c.kind == kind, table.c.key == key))
+    conn.execute(_RECORD_DELETE, {"kind": kind, "key": key})
     if value is not None:
-        conn.execute(insert(table).values(kind=kind, key=key, record_json=json.dumps(value)))
+        conn.execute(insert(schema.chain_records), {"kind": kind, "key": key, "record_json": json.dumps(value)})
 
 
 def _namespace_row(record: Record) -> dict[str, Any]:
