@@ -76,7 +76,7 @@ def _apply_overrides(profile: NetworkProfile, overrides: dict[str, Any]) -> Netw
 class ChainSync:
     """One index kept in step with one bitcoind."""
 
-    engine: Engine
+    db_engine: Engine  # the index database (the BNS state machine is `BnsEngine`)
     chain: ChainSettings
     profile: NetworkProfile = field(init=False)
     rpc: BitcoindRPC = field(init=False)
@@ -91,7 +91,7 @@ class ChainSync:
         self.rpc = BitcoindRPC(self.chain.bitcoind, cookie_file=self.chain.cookie_file)
         confirmations = self.chain.confirmations or self.profile.min_confirmations
         fetcher = BlockFetcher(self.rpc, magic=self.profile.magic, confirmations=confirmations)
-        store = SqlStateStore(self.engine, expiry=expiry_rule(self.profile), network=self.profile.name)
+        store = SqlStateStore(self.db_engine, expiry=expiry_rule(self.profile), network=self.profile.name)
         self.store = store
         self._refuse_snapshot_index()
         self.virtualchain = VirtualChain(
@@ -107,7 +107,7 @@ class ChainSync:
 
     def _refuse_snapshot_index(self) -> None:
         """A chain-built index never mixes in snapshot data."""
-        state = load_state(self.engine)
+        state = load_state(self.db_engine)
         if state.get("source") == "snapshot":
             raise ConfigError("this data directory holds an imported snapshot; sync into a new --data-dir")
         if state.get("network") and state.get("source") == "chain" and state["network"] != self.profile.name:
@@ -124,7 +124,7 @@ class ChainSync:
 
     def record_tip(self) -> int:
         tip = self.virtualchain.fetcher.tip_height()
-        save_state(self.engine, {"tip": str(tip)})
+        save_state(self.db_engine, {"tip": str(tip)})
         return tip
 
 

@@ -24,11 +24,11 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from bns_resolver.bns.state import Record
 from bns_resolver.errors import ChainError
 from bns_resolver.index import schema
 from bns_resolver.index.sync_state import bump_generation, read_sync_state, write_sync_state
 
-Record = dict[str, Any]
 # (name record, namespace record or None) -> first block at which the name stops resolving.
 ExpiryRule = Callable[[Record, Record | None], int | None]
 
@@ -52,8 +52,8 @@ log = logging.getLogger(__name__)
 
 
 class SqlStateStore:
-    def __init__(self, engine: Engine, *, expiry: ExpiryRule, network: str = "mainnet") -> None:
-        self._engine = engine
+    def __init__(self, db_engine: Engine, *, expiry: ExpiryRule, network: str = "mainnet") -> None:
+        self._engine = db_engine
         self._expiry = expiry
         self._network = network
         self._conn: Connection | None = None  # the transaction of every block since the last flush
