@@ -85,6 +85,13 @@ class SqlStateStore:
         if self._open is None or self._conn is None:
             return
         height, self._open = self._open, None
+        if not self._transaction_alive():
+            # The database itself gave up on the transaction (SQLite rolls back on a full disk or
+            # an I/O error): the blocks of this batch are gone too, so nothing may claim them.
+            log.error("the database rolled back the transaction of block %d; dropping every unflushed block",
+                      height)
+            self._discard()
+            return
         try:
             self._undo_rows(self._conn, height)
         except SQLAlchemyError:
@@ -136,6 +143,12 @@ class SqlStateStore:
         if self._open is None or self._conn is None:
             raise ChainError("no block is open")
         return self._conn
+
+    def _transaction_alive(self) -> bool:
+        """False once SQLite has ended our transaction on its own (PostgreSQL's aborted
+        transaction shows itself by failing the undo instead)."""
+        assert self._conn is not None
+        return bool(getattr(self._conn.connection.driver_connection, "in_transaction", True))
 
     def _discard(self) -> None:
         """Roll back the whole transaction: the index stays at the last flush."""

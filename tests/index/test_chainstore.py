@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import OperationalError
 
 from bns_resolver.bns.engine import BnsEngine
 from bns_resolver.bns.expiry import expiry_rule
@@ -145,3 +147,29 @@ def test_writes_outside_a_block_and_undo_with_unflushed_blocks_are_refused(tmp_p
     apply_block(store, BnsEngine(scenario.profile, store), scenario.blocks[0])
     with pytest.raises(ChainError, match="flush before undoing"):
         store.undo_block(scenario.blocks[0].height)
+
+
+def test_a_database_that_rolled_back_by_itself_loses_the_whole_batch(tmp_path: Path) -> None:
+    """A full disk makes SQLite roll back the transaction: then no flush may claim the batch's blocks."""
+    scenario = _undo_scenario()
+    engine, store = _store(tmp_path, "index.sqlite", scenario.profile)
+    bns = BnsEngine(scenario.profile, store)
+    first, *batch, failing = scenario.blocks[:5]
+    _flushed_block(store, bns, first)
+    for block in batch:
+        apply_block(store, bns, block)
+
+    class FullDisk:
+        def process_block(self, block: Any) -> Any:
+            assert store._conn is not None
+            store._conn.connection.driver_connection.rollback()  # what SQLITE_FULL does
+            raise OperationalError("INSERT", {}, sqlite3.OperationalError("database or disk is full"))
+
+    with pytest.raises(OperationalError):
+        apply_block(store, FullDisk(), failing)  # type: ignore[arg-type]
+    store.flush()
+    assert store.last_block() == first.height
+    assert IndexReader(engine).sync_state()["height"] == str(first.height)
+    clean_engine, clean = _store(tmp_path, "clean.sqlite", scenario.profile)
+    _flushed_block(clean, BnsEngine(scenario.profile, clean), first)
+    assert _dump(engine) == _dump(clean_engine)
