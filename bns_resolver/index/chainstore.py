@@ -95,9 +95,10 @@ class SqlStateStore:
         try:
             self._undo_rows(self._conn, height)
         except SQLAlchemyError:
+            # E.g. PostgreSQL refuses every statement after an error until ROLLBACK. The error
+            # that made the caller roll back is the one to report; this one is logged.
             log.exception("could not undo the open block %d; dropping every unflushed block", height)
             self._discard()
-            raise
 
     def flush(self) -> None:
         """COMMIT every committed block together with the sync state (a no-op with none pending)."""
