@@ -9,7 +9,7 @@ process (sync_node.py).  For each fetcher path — `getblock <hash> 3` (the defa
 * transfer: exactly the RPC calls the indexer made on that path (recorded once, through
   the same BitcoindRPC), replies read and JSON-decoded, nothing else;
 * indexer: a full sync into a fresh SQLite index with the real wiring (ChainSync:
-  BitcoindRPC -> BlockFetcher -> VirtualChain -> BnsEngine -> HashAnchoredStore ->
+  BitcoindRPC -> BlockFetcher -> VirtualChain (block transactions, flush points) -> BnsEngine ->
   SqlStateStore), confirmations 1, checked against the consensus hash the build computed.
 
 (plus an informational "bare" transfer: the same requests over http.client, plain json.loads)
@@ -56,7 +56,7 @@ from bns_resolver.chain.rpc import BitcoindRPC
 from bns_resolver.chainsync import ChainSync
 from bns_resolver.config import ChainSettings
 from bns_resolver.index.db import open_index, sqlite_url
-from bns_resolver.index.state import read_sync_state
+from bns_resolver.index.sync_state import read_sync_state
 
 PATHS = ("v3", "raw")
 CLK_TCK = os.sysconf("SC_CLK_TCK")

@@ -17,7 +17,7 @@ from sqlalchemy import insert
 from bns_resolver.hashing import hash160_hex
 from bns_resolver.index import schema
 from bns_resolver.index.db import HEAD_REVISION, open_index
-from bns_resolver.index.state import write_sync_state
+from bns_resolver.index.sync_state import write_sync_state
 
 NAMESPACE = "synth"
 RECORD_TTL = 3600

@@ -21,11 +21,11 @@ from bns_resolver.bns.profiles import NetworkProfile, mainnet
 from bns_resolver.chain.fetcher import BlockFetcher
 from bns_resolver.chain.rpc import BitcoindRPC
 from bns_resolver.chain.types import ChainBlock
-from bns_resolver.chain.virtualchain import HashAnchoredStore, SyncResult, VirtualChain
+from bns_resolver.chain.virtualchain import SyncResult, VirtualChain
 from bns_resolver.config import ChainSettings
 from bns_resolver.errors import ConfigError
 from bns_resolver.index.chainstore import SqlStateStore
-from bns_resolver.index.state import read_sync_state, write_sync_state
+from bns_resolver.index.sync_state import load_state, save_state
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def build_profile(chain: ChainSettings) -> NetworkProfile:
 class ChainSync:
     """One index kept in step with one bitcoind."""
 
-    engine: Engine
+    db_engine: Engine  # the index database (the BNS state machine is `BnsEngine`)
     chain: ChainSettings
     profile: NetworkProfile = field(init=False)
     rpc: BitcoindRPC = field(init=False)
@@ -65,12 +65,11 @@ class ChainSync:
         self.rpc = BitcoindRPC(self.chain.bitcoind, cookie_file=self.chain.cookie_file)
         confirmations = self.chain.confirmations or self.profile.min_confirmations
         fetcher = BlockFetcher(self.rpc, magic=self.profile.magic, confirmations=confirmations)
-        store = SqlStateStore(self.engine, expiry=expiry_rule(self.profile), network=self.profile.name)
+        store = SqlStateStore(self.db_engine, expiry=expiry_rule(self.profile), network=self.profile.name)
         self.store = store
         self._refuse_snapshot_index()
-        anchored = HashAnchoredStore(store)  # one instance: it carries the staged block hash
         self.virtualchain = VirtualChain(
-            fetcher, BnsEngine(self.profile, anchored), anchored,
+            fetcher, BnsEngine(self.profile, store), store,
             first_block=self.profile.first_block, end_height=self._end_height(),
             end_reason="BNS v1 froze here; its names moved to Stacks 2.0",
             on_block=lambda block, _outcome: self.on_block(block) if self.on_block else None,
@@ -82,8 +81,7 @@ class ChainSync:
 
     def _refuse_snapshot_index(self) -> None:
         """A chain-built index never mixes in snapshot data."""
-        with self.engine.connect() as conn:
-            state = read_sync_state(conn)
+        state = load_state(self.db_engine)
         if state.get("source") == "snapshot":
             raise ConfigError("this data directory holds an imported snapshot; sync into a new --data-dir")
         if state.get("network") and state.get("source") == "chain" and state["network"] != self.profile.name:
@@ -100,8 +98,7 @@ class ChainSync:
 
     def record_tip(self) -> int:
         tip = self.virtualchain.fetcher.tip_height()
-        with self.engine.begin() as conn:
-            write_sync_state(conn, {"tip": str(tip)})
+        save_state(self.db_engine, {"tip": str(tip)})
         return tip
 
 

@@ -217,12 +217,11 @@ def cmd_sync(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def index_subdomains(engine: Any, first_block: int) -> str:
-    from bns_resolver.index.state import bump_generation
+    from bns_resolver.index.sync_state import mark_changed
     from bns_resolver.zonefiles.subdomain_index import process_all_subdomains
 
     report = process_all_subdomains(engine, first_block=first_block)
-    with engine.begin() as conn:
-        bump_generation(conn)
+    mark_changed(engine)
     return f"subdomains: {report.accepted} accepted, {report.rejected} rejected, {len(report.changed)} changed"
 
 

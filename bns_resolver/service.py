@@ -23,7 +23,7 @@ from bns_resolver.dns.zones import ZoneCache
 from bns_resolver.index.db import open_index
 from bns_resolver.index.lookup import IndexReader
 from bns_resolver.index.snapshot import EMBEDDED_DIR, ExportFiles, import_export
-from bns_resolver.index.state import write_sync_state
+from bns_resolver.index.sync_state import save_state
 from bns_resolver.web.listeners import bind_web, web_address_for, web_listen_addresses
 
 log = logging.getLogger(__name__)
@@ -242,8 +242,7 @@ class GatewayService:
     def _record_policy(self, _results: Any) -> None:
         """Leave the probe results where `bns-resolver status` can read them."""
         described = self.gateway.policy.describe(self.gateway.authority.namespaces)
-        with self.engine.begin() as conn:
-            write_sync_state(conn, {"namespace_policy": json.dumps(described, sort_keys=True)})
+        save_state(self.engine, {"namespace_policy": json.dumps(described, sort_keys=True)})
 
     def _probe(self, namespace: str) -> defer.Deferred[None]:
         def classify(reply: bytes) -> None:

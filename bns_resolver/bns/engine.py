@@ -94,22 +94,16 @@ class BnsEngine:
         return self.profile.flatfile_db
 
     def process_block(self, block: ChainBlock) -> BlockOutcome:
+        """Apply `block` to the store's open block (the virtualchain opens and commits it)."""
         height = block.height
         self._check_sequence(height)
-        self.store.begin_block(height)
-        try:
-            if height == self.profile.first_block:
-                self._seed_genesis()
-            accepted: list[AcceptedOp] = []
-            if not self.profile.is_frozen(height):
-                candidates = self.decode_block(block)
-                accepted = self._run_ops(height, candidates)
-            outcome = self._snapshot(height, accepted)
-        except Exception:
-            self.store.rollback_block(height)
-            raise
-        self.store.commit_block(height)
-        return outcome
+        if height == self.profile.first_block:
+            self._seed_genesis()
+        accepted: list[AcceptedOp] = []
+        if not self.profile.is_frozen(height):
+            candidates = self.decode_block(block)
+            accepted = self._run_ops(height, candidates)
+        return self._snapshot(height, accepted)
 
     def decode_block(self, block: ChainBlock) -> list[ops.CandidateOp]:
         candidates = []

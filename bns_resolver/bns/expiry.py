@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from bns_resolver.bns.names import resolvable_until
 from bns_resolver.bns.profiles import NetworkProfile
-
-Record = dict[str, Any]
+from bns_resolver.bns.state import Record
 
 
 def expiry_rule(profile: NetworkProfile) -> Callable[[Record, Record | None], int | None]:

@@ -1,9 +1,10 @@
 """The engine's only window on state: a narrow, record-oriented `StateStore`.
 
 Records are plain JSON-serializable dicts (the reference's row shapes), so a
-SQL implementation can store them as rows or JSON columns.  Every mutation
-happens between `begin_block(h)` and `commit_block(h)`; a store must be able to
-undo a whole block exactly (`rollback_block(h)`) for reorgs, newest first.
+SQL implementation can store them as rows or JSON columns.  The engine never
+opens or closes blocks: the virtualchain does (`chain.virtualchain.BlockStore`),
+and every read and write of the engine happens inside the block it opened.  A
+store must be able to undo a whole block exactly, newest first, for reorgs.
 
 Token (STX) accounts of epoch 4+ are deliberately absent: rebuilding them needs
 the 2020 airdrop/genesis allocation file, which this project does not have
@@ -21,25 +22,18 @@ Record = dict[str, Any]
 
 # Tables a store keeps.  Keys: names → fqn; namespaces → namespace_id;
 # name_preorders / namespace_preorders → preorder_hash; consensus → height;
-# keychains → namespace_id; history → fqn or namespace_id (list of records).
-TABLES = ("names", "namespaces", "name_preorders", "namespace_preorders", "consensus", "keychains", "history")
+# keychains → namespace_id; history → fqn or namespace_id (list of records);
+# block_hashes → height (the virtualchain's reorg anchors).
+TABLES = ("names", "namespaces", "name_preorders", "namespace_preorders", "consensus", "keychains", "history",
+          "block_hashes")
 
 
 class StateStore(Protocol):
     """Everything BnsEngine reads or writes.  Records are dicts of JSON values.
 
-    Block framing: `begin_block(h)` opens block h (h = last_block()+1, or the
-    profile's first block); every write until `commit_block(h)` belongs to h and
-    must be undoable.  `rollback_block(h)` undoes the newest block (open or
-    committed) exactly — records, indexes, consensus hashes — and may be called
-    repeatedly to unwind a reorg.  `discard_undo(h)` lets a store drop undo data
-    of blocks below h (deeper than any reorg it will honour).
+    Writes are refused outside an open block; reads inside one see its own writes.
     """
 
-    def begin_block(self, height: int) -> None: ...
-    def commit_block(self, height: int) -> None: ...
-    def rollback_block(self, height: int) -> None: ...
-    def discard_undo(self, before_height: int) -> None: ...
     def last_block(self) -> int | None:
         """Height of the newest committed block, None before the first."""
         ...
@@ -84,7 +78,11 @@ class StateStore(Protocol):
 
 
 class MemoryStateStore:
-    """Dict-backed StateStore with a per-block undo journal."""
+    """Dict-backed StateStore (and virtualchain BlockStore) with a per-block undo journal.
+
+    Everything it holds is in memory, so `flush()` only marks committed blocks as durable:
+    `rollback()` drops the open block, `undo_block(h)` a flushed or committed one.
+    """
 
     def __init__(self) -> None:
         self._tables: dict[str, dict[Any, Any]] = {t: {} for t in TABLES}
@@ -96,29 +94,44 @@ class MemoryStateStore:
         self._last: int | None = None
         self._first: int | None = None
 
-    # -- block framing -------------------------------------------------
-    def begin_block(self, height: int) -> None:
+    # -- block framing (driven by the virtualchain) -----------------------
+    def begin_block(self, height: int, block_hash: str = "") -> None:
         if self._open is not None:
             raise ChainError(f"block {self._open} is still open")
         self._open = height
         self._journals[height] = []
+        if block_hash:
+            self._set("block_hashes", height, block_hash)
 
-    def commit_block(self, height: int) -> None:
-        self._require_open(height)
+    def commit_block(self) -> None:
+        height = self._require_open()
         self._open = None
         self._last = height if self._last is None else max(self._last, height)
         if self._first is None:
             self._first = height
 
-    def rollback_block(self, height: int) -> None:
-        """Undo every change made by block `height` (the newest one, open or committed)."""
+    def rollback(self) -> None:
+        """Discard the open block's changes (a no-op when no block is open)."""
+        if self._open is not None:
+            self._undo(self._open)
+            self._open = None
+
+    def flush(self) -> None:
+        return None
+
+    def undo_block(self, height: int) -> None:
+        """Undo every change made by the committed block `height`, which must be the newest."""
+        if self._open is not None:
+            raise ChainError(f"cannot undo block {height} while block {self._open} is open")
         newest = max(self._journals) if self._journals else None
         if newest != height:
-            raise ChainError(f"can only roll back the newest block {newest}, not {height}")
+            raise ChainError(f"can only undo the newest block {newest}, not {height}")
+        self._undo(height)
+        self._last = height - 1 if self._last is not None and height - 1 >= self._floor() else None
+
+    def _undo(self, height: int) -> None:
         for table, key, old in reversed(self._journals.pop(height)):
             self._raw_set(table, key, old)
-        self._open = None
-        self._last = height - 1 if self._last is not None and height - 1 >= self._floor() else None
 
     def discard_undo(self, before_height: int) -> None:
         for height in [h for h in self._journals if h < before_height]:
@@ -127,13 +140,17 @@ class MemoryStateStore:
     def last_block(self) -> int | None:
         return self._last
 
+    def get_block_hash(self, height: int) -> str | None:
+        return self._tables["block_hashes"].get(height)
+
     def _floor(self) -> int:
         """Lowest height that was ever committed (blocks are contiguous)."""
         return self._first if self._first is not None else 0
 
-    def _require_open(self, height: int) -> None:
-        if self._open != height:
-            raise ChainError(f"block {height} is not the open block ({self._open})")
+    def _require_open(self) -> int:
+        if self._open is None:
+            raise ChainError("no block is open")
+        return self._open
 
     # -- generic journaled access ------------------------------------
     def _get(self, table: str, key: Any) -> Any:

@@ -1,20 +1,25 @@
-"""The chain-agnostic sync loop: blocks in order -> state engine -> atomic per-block commit.
+"""The chain-agnostic sync loop: blocks in order -> state engine -> block transactions.
 
-The engine is handed in and only seen through small Protocols (chain/ never imports
-bns/).  Per block the loop stages the block hash in the store, lets the engine process
-the block (the engine frames it with begin_block/commit_block, so state, consensus
-hash and block hash commit together), and moves on.  Before extending, and whenever a
-fetched block does not build on the hash we hold, it compares stored block hashes with
-the node's, walks back to the fork point, undoes the orphaned blocks newest first
-through the store's undo journal, and replays the new branch.
+The engine and its store are handed in and only seen through small Protocols (chain/
+never imports bns/).  The loop owns the block transaction, as ElectrumX's block
+processor does: for each block it calls `store.begin_block(height, block_hash)`, lets
+the engine read and write state inside it, then `store.commit_block()`, or
+`store.rollback()` if the engine fails.  Committed blocks become durable, together
+with the sync state, at named flush points (`FlushPolicy`): every few blocks or
+seconds during initial sync, at every block once caught up, before a reorg, and when
+the loop stops, also on an error (the failed block itself is never kept).  Before
+extending, and whenever a fetched block does not build on the hash we hold, it compares
+stored block hashes with the node's, walks back to the fork point, undoes the orphaned
+blocks newest first through the store's undo journal, and replays the new branch.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from bns_resolver.chain.fetcher import BlockFetcher, ReorgDetected
 from bns_resolver.chain.types import ChainBlock
@@ -38,58 +43,53 @@ class EngineOutcome(Protocol):
 
 
 class StateEngine(Protocol):
-    def process_block(self, block: ChainBlock) -> EngineOutcome: ...
+    def process_block(self, block: ChainBlock) -> EngineOutcome:
+        """Apply one block's ops to the store's open block (the caller frames it)."""
+        ...
 
 
-class AnchoredStore(Protocol):
-    """What the loop needs from the engine's store (see `HashAnchoredStore` for an adapter)."""
+class BlockStore(Protocol):
+    """The block transaction, as the loop drives it (the engine only reads and writes inside it).
 
-    def last_block(self) -> int | None: ...
-    def rollback_block(self, height: int) -> None: ...
-    def get_block_hash(self, height: int) -> str | None: ...
-    def stage_block_hash(self, height: int, block_hash: str) -> None: ...
-
-
-class HashAnchoredStore:
-    """Adds block-hash anchors to a state store that lacks them.
-
-    The hash staged for height h is written when the engine calls commit_block(h):
-    through the wrapped store's `put_block_hash` inside its open block if it has one
-    (one transaction), otherwise into this adapter's own map, which rollback_block(h)
-    undoes together with the wrapped store.  Every other attribute is the wrapped store's.
+    `begin_block(h, hash)` opens block h (h = last_block()+1, or the first block) and anchors
+    it to `hash`; `commit_block()` closes it; `rollback()` discards the open block exactly.
+    `flush()` makes every committed block durable in one transaction with the sync state;
+    until then a crash loses them all and `last_block()` falls back to the last flush.
+    `undo_block(h)` undoes the newest flushed block h from its undo journal (reorgs), and
+    `discard_undo(h)` drops undo data below h.
     """
 
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self._native = hasattr(inner, "put_block_hash") and hasattr(inner, "get_block_hash")
-        self._hashes: dict[int, str] = {}
-        self._staged: tuple[int, str] | None = None
+    def last_block(self) -> int | None: ...
+    def get_block_hash(self, height: int) -> str | None: ...
+    def begin_block(self, height: int, block_hash: str) -> None: ...
+    def commit_block(self) -> None: ...
+    def rollback(self) -> None: ...
+    def flush(self) -> None: ...
+    def undo_block(self, height: int) -> None: ...
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
-    def stage_block_hash(self, height: int, block_hash: str) -> None:
-        self._staged = (height, block_hash)
+def apply_block(store: BlockStore, engine: StateEngine, block: ChainBlock) -> EngineOutcome:
+    """Run one block through `engine` inside its own block frame; nothing of it stays on error."""
+    store.begin_block(block.height, block.block_hash)
+    try:
+        outcome = engine.process_block(block)
+    except BaseException:
+        store.rollback()
+        raise
+    store.commit_block()
+    return outcome
 
-    def commit_block(self, height: int) -> None:
-        staged, self._staged = self._staged, None
-        if staged is None or staged[0] != height:
-            raise ChainError(f"no block hash staged for block {height}")
-        if self._native:
-            self.inner.put_block_hash(height, staged[1])
-            self.inner.commit_block(height)
-            return
-        self.inner.commit_block(height)
-        self._hashes[height] = staged[1]
 
-    def rollback_block(self, height: int) -> None:
-        self.inner.rollback_block(height)
-        self._hashes.pop(height, None)
+@dataclass(frozen=True)
+class FlushPolicy:
+    """When committed blocks are flushed during a catch-up (each flush is one SQL COMMIT).
 
-    def get_block_hash(self, height: int) -> str | None:
-        if self._native:
-            return self.inner.get_block_hash(height)
-        return self._hashes.get(height)
+    A batch ends after `max_blocks` blocks or `max_seconds`, whichever comes first; the
+    last block of a catch-up is always flushed, so once caught up every block is.
+    """
+
+    max_blocks: int = 100
+    max_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -113,16 +113,36 @@ class _Progress:
     reorgs: list[Reorg] = field(default_factory=list)
 
 
+class _Batch:
+    """Counts committed blocks since the last flush against a FlushPolicy."""
+
+    def __init__(self, policy: FlushPolicy) -> None:
+        self.policy = policy
+        self._reset()
+
+    def _reset(self) -> None:
+        self.blocks, self.started = 0, time.monotonic()
+
+    def add(self) -> bool:
+        """Count one committed block; True (and a fresh batch) when it is time to flush."""
+        self.blocks += 1
+        full = self.blocks >= self.policy.max_blocks
+        if full or time.monotonic() - self.started >= self.policy.max_seconds:
+            self._reset()
+            return True
+        return False
+
+
 class VirtualChain:
     """Keeps `store` in step with the node, `confirmations` deep, up to `end_height`."""
 
-    def __init__(self, fetcher: BlockFetcher, engine: StateEngine, store: AnchoredStore, *,
+    def __init__(self, fetcher: BlockFetcher, engine: StateEngine, store: BlockStore, *,
                  first_block: int, end_height: int | None = None, end_reason: str = "",
-                 reorg_limit: int = DEFAULT_REORG_LIMIT,
+                 reorg_limit: int = DEFAULT_REORG_LIMIT, flush_policy: FlushPolicy = FlushPolicy(),
                  on_block: Callable[[ChainBlock, EngineOutcome], None] | None = None) -> None:
         self.fetcher, self.engine, self.store = fetcher, engine, store
         self.first_block, self.end_height, self.end_reason = first_block, end_height, end_reason
-        self.reorg_limit, self.on_block = reorg_limit, on_block
+        self.reorg_limit, self.flush_policy, self.on_block = reorg_limit, flush_policy, on_block
 
     def next_height(self) -> int:
         last = self.store.last_block()
@@ -140,15 +160,28 @@ class VirtualChain:
         return self.end_height is not None and last is not None and last >= self.end_height
 
     def sync(self) -> SyncResult:
-        """Process every processable block, handling reorgs on the way."""
+        """Process every processable block, handling reorgs on the way; flush before returning."""
         start, progress = self.next_height(), _Progress()
+        try:
+            self._catch_up(progress)
+        finally:
+            # The stop flush point: blocks committed before an error or an interrupt are whole
+            # blocks (the failed one was rolled back), so they are kept.
+            self._flush("stop")
+        if self.finished:
+            log.info("sync reached its end height %d%s; nothing later can change state",
+                     self.end_height, f": {self.end_reason}" if self.end_reason else "")
+        return SyncResult(start, self.store.last_block(), progress.processed, tuple(progress.reorgs),
+                          self.finished)
+
+    def _catch_up(self, progress: _Progress) -> None:
         stuck = 0
         while True:
             before = progress.processed
             try:
                 if self._check_tip(progress):
                     self._extend(progress)
-                break
+                return
             except ReorgDetected as exc:
                 stuck = 0 if progress.processed > before else stuck + 1
                 if stuck > MAX_STUCK_RETRIES:
@@ -156,23 +189,26 @@ class VirtualChain:
                                      f"inconsistently ({exc}); giving up for now") from exc
                 log.info("chain moved under us at %d (%s)", exc.height, exc)
                 self._reorg(progress)
-        if self.finished:
-            log.info("sync reached its end height %d%s; nothing later can change state",
-                     self.end_height, f": {self.end_reason}" if self.end_reason else "")
-        return SyncResult(start, self.store.last_block(), progress.processed, tuple(progress.reorgs),
-                          self.finished)
 
     def _extend(self, progress: _Progress) -> None:
         start, stop = self.next_height(), self.target_height()
         if start > stop:
             return
         prev_hash = self.store.get_block_hash(start - 1) if start > self.first_block else None
+        batch = _Batch(self.flush_policy)
         for block in self.fetcher.iter_blocks(start, stop, prev_hash=prev_hash):
-            self.store.stage_block_hash(block.height, block.block_hash)
-            outcome = self.engine.process_block(block)
+            outcome = apply_block(self.store, self.engine, block)
             progress.processed += 1
+            if block.height >= stop:
+                self._flush("caught up")
+            elif batch.add():
+                self._flush("batch")
             if self.on_block is not None:
                 self.on_block(block, outcome)
+
+    def _flush(self, reason: str) -> None:
+        log.debug("flush (%s) at block %s", reason, self.store.last_block())
+        self.store.flush()
 
     def _check_tip(self, progress: _Progress) -> bool:
         """Undo blocks the node no longer has; False while the node is behind our index."""
@@ -201,8 +237,9 @@ class VirtualChain:
         fork = self.fork_point(last)
         if fork == last:  # the node moved between our calls, but not below our tip
             return
+        self._flush("reorg")
         for height in range(last, fork, -1):
-            self.store.rollback_block(height)
+            self.store.undo_block(height)
         progress.reorgs.append(Reorg(fork, last - fork))
         log.warning("reorg: rolled back blocks %d..%d, replaying from %d", fork + 1, last, fork + 1)
 

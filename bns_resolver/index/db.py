@@ -8,9 +8,11 @@ database is not already at the head revision, so a normal start stays cheap.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from bns_resolver.errors import IndexStoreError
@@ -40,9 +42,13 @@ def open_index(url: str, *, migrate: bool = True) -> Engine:
 
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
-        if not inspect(conn).has_table("alembic_version"):
-            return None
-        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        return _revision(conn)
+
+
+def _revision(conn: Connection) -> str | None:
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def _upgrade(engine: Engine) -> None:
@@ -51,10 +57,34 @@ def _upgrade(engine: Engine) -> None:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as conn:
+    with engine.connect() as conn, _ddl_transaction(conn):
+        # Another process may have created the schema while we waited for the write lock.
+        if _revision(conn) == HEAD_REVISION:
+            return
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
     log.info("index at %s migrated to revision %s", _safe_url(engine), HEAD_REVISION)
+
+
+@contextmanager
+def _ddl_transaction(conn: Connection) -> Iterator[None]:
+    """One transaction that really covers DDL, so a kill or a full disk mid-migration leaves
+    the schema as it was.  PostgreSQL's DDL is transactional as it is; Python's sqlite3 runs
+    CREATE/ALTER outside any transaction (it only opens one before INSERT/UPDATE/DELETE), so
+    for SQLite the driver's implicit transactions are switched off and BEGIN is ours."""
+    if conn.dialect.name != "sqlite":
+        with conn.begin():
+            yield
+        return
+    driver = conn.connection.driver_connection
+    saved = driver.isolation_level  # type: ignore[union-attr]
+    driver.isolation_level = None  # type: ignore[union-attr]
+    try:
+        with conn.begin():
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            yield
+    finally:
+        driver.isolation_level = saved  # type: ignore[union-attr]
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from bns_resolver.index import schema
-from bns_resolver.index.state import read_sync_state
+from bns_resolver.index.sync_state import read_sync_state
 
 
 @dataclass(frozen=True)

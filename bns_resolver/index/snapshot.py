@@ -6,7 +6,11 @@ The export is four text files, loose or inside `export-data.tar.gz`:
   subdomains.csv           one row per subdomain
   subdomain_zonefiles.txt  same pair format as name_zonefiles.txt
 Each may have a `<file>.sha256` beside it; when present it must match. Every zone
-file must hash to its claimed hash160; mismatches are reported and skipped.
+file enters through the one verify-then-store path (`zonefiles.store`: hash160 of the
+exact bytes, 40 KiB limit); failures are reported and skipped, and a subdomain whose
+zone file did not verify is reported and not imported. Subdomains get a history row
+too, like those the subdomain indexer decides, so both paths leave the same shape.
+This is the only importer of the export.
 """
 
 from __future__ import annotations
@@ -20,13 +24,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert
 
 from bns_resolver.errors import SnapshotError
-from bns_resolver.hashing import hash160_hex
 from bns_resolver.index import schema
-from bns_resolver.index.state import bump_generation, write_sync_state
+from bns_resolver.index import subdomains as subdomain_rows
+from bns_resolver.index.sync_state import bump_generation, write_sync_state
+from bns_resolver.zonefiles.store import store_verified_many
 
 log = logging.getLogger(__name__)
 
@@ -164,9 +170,11 @@ def import_export(engine: Engine, files: ExportFiles) -> ImportReport:
         _clear(conn)
         report.namespaces = _load_namespaces(conn, sections.get("NAMESPACES", []))
         report.names = _load_names(conn, sections.get("NAMES", []))
+        verified: set[str] = set()
         for name in ("name_zonefiles.txt", "subdomain_zonefiles.txt"):
-            report.zonefiles += _load_zonefiles(conn, files.get(name), files.origin, report)
-        report.subdomains = _load_subdomains(conn, files.get("subdomains.csv"))
+            verified |= _load_zonefiles(conn, files.get(name), files.origin, report)
+        report.zonefiles = len(verified)
+        report.subdomains = _load_subdomains(conn, files.get("subdomains.csv"), verified, report)
         write_sync_state(conn, {
             "source": "snapshot", "network": "mainnet", "height": str(FROZEN_HEIGHT),
             "snapshot_origin": files.origin, "imported_at": str(int(time.time())),
@@ -179,7 +187,8 @@ def import_export(engine: Engine, files: ExportFiles) -> ImportReport:
 
 
 def _clear(conn: Connection) -> None:
-    for table in (schema.subdomains, schema.zonefiles, schema.names, schema.namespaces, schema.blocks):
+    for table in (schema.subdomains, schema.subdomain_history, schema.zonefiles, schema.names, schema.namespaces,
+                  schema.blocks):
         conn.execute(delete(table))
 
 
@@ -214,40 +223,41 @@ def _load_names(conn: Connection, rows: list[dict[str, str]]) -> int:
     return len(records)
 
 
-def _load_zonefiles(conn: Connection, content: bytes | None, origin: str, report: ImportReport) -> int:
+def _load_zonefiles(conn: Connection, content: bytes | None, origin: str, report: ImportReport) -> set[str]:
+    """Verify and store one of the export's zone-file lists; the hashes now held from it."""
+    if content is None:
+        return set()
+    pairs = list(iter_zonefile_pairs(content))
+    stored, failed = store_verified_many(conn, pairs, f"snapshot:{origin}")
+    report.rejected += [f"zone file {claimed}: {exc}" for claimed, exc in failed]
+    bad = {claimed for claimed, _exc in failed}
+    return set(stored) | {claimed for claimed, _z in pairs if claimed not in bad}
+
+
+def _load_subdomains(conn: Connection, content: bytes | None, verified: set[str], report: ImportReport) -> int:
     if content is None:
         return 0
-    accepted: dict[str, bytes] = {}
-    for claimed, zonefile in iter_zonefile_pairs(content):
-        actual = hash160_hex(zonefile)
-        if actual != claimed:
-            report.rejected.append(f"zone file {claimed}: bytes hash to {actual}")
+    current, history = [], []
+    for row in csv.DictReader(io.StringIO(content.decode("utf-8"))):
+        values = _subdomain_values(row)
+        if values["zonefile_hash"] not in verified:
+            report.rejected.append(f"subdomain {values['fqn']}: zone file {values['zonefile_hash']} "
+                                   "missing from the export or rejected")
             continue
-        accepted[claimed] = zonefile
-    now = time.time()
-    rows = [{"zonefile_hash": h, "content": z, "source": f"snapshot:{origin}", "fetched_at": now}
-            for h, z in accepted.items()]
-    if rows:
-        conn.execute(insert(schema.zonefiles), rows)
-    return len(rows)
+        current.append(values)
+        # The export carries no sequence numbers or signatures: its rows are the final accepted state.
+        history.append({**{k: v for k, v in values.items() if k not in ("domain", "resolver")},
+                        "accepted": True, "reason": "v1 export (no seqn recorded)"})
+    subdomain_rows.insert_imported(conn, current, history)
+    return len(current)
 
 
-def _load_subdomains(conn: Connection, content: bytes | None) -> int:
-    if content is None:
-        return 0
-    rows = [
-        {
-            "fqn": row["fully_qualified_subdomain"].lower(),
-            "domain": row["fully_qualified_subdomain"].lower().split(".", 1)[1],
-            "owner_address": row["owner"], "zonefile_hash": row["zonefile_hash"].lower(),
-            # The export does not carry sequence numbers; its rows are the final accepted state.
-            "sequence": 0,
-            "parent_zonefile_hash": row["parent_zonefile_hash"].lower(),
-            "parent_zonefile_index": int(row["parent_zonefile_index"] or 0),
-            "block_height": int(row["block_height"] or 0), "resolver": row.get("resolver") or None,
-        }
-        for row in csv.DictReader(io.StringIO(content.decode("utf-8")))
-    ]
-    if rows:
-        conn.execute(insert(schema.subdomains), rows)
-    return len(rows)
+def _subdomain_values(row: dict[str, str]) -> dict[str, Any]:
+    fqn = row["fully_qualified_subdomain"].lower()
+    return {
+        "fqn": fqn, "domain": fqn.split(".", 1)[1], "owner_address": row["owner"],
+        "zonefile_hash": row["zonefile_hash"].lower(), "sequence": 0,
+        "parent_zonefile_hash": row["parent_zonefile_hash"].lower(),
+        "parent_zonefile_index": int(row["parent_zonefile_index"] or 0),
+        "block_height": int(row["block_height"] or 0), "resolver": row.get("resolver") or None,
+    }

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import or_, select
 from sqlalchemy.engine import Connection, Engine
 
-from bns_resolver.index.schema import name_history, names, zonefile_wants, zonefiles
+from bns_resolver.index import zonefiles as zonefile_rows
 from bns_resolver.zonefiles.sources import SourceUnavailable, ZoneFileSource, ZoneFileWant
-from bns_resolver.zonefiles.store import ZERO_HASH, is_zonefile_hash, store_verified_many
+from bns_resolver.zonefiles.store import is_zonefile_hash, store_verified_many
 
 log = logging.getLogger(__name__)
 
@@ -109,42 +108,14 @@ class RoundReport:
 
 def missing_zonefiles(conn: Connection, *, now: float, limit: int) -> list[ZoneFileWant]:
     """Hashes referenced by `names.value_hash` or `zonefile_wants`, not held, and due for a try."""
-    due = or_(zonefile_wants.c.next_attempt_at.is_(None), zonefile_wants.c.next_attempt_at <= now)
-    from_names = (
-        select(names.c.value_hash, names.c.fqn)
-        .outerjoin(zonefiles, zonefiles.c.zonefile_hash == names.c.value_hash)
-        .outerjoin(zonefile_wants, zonefile_wants.c.zonefile_hash == names.c.value_hash)
-        .where(names.c.value_hash.is_not(None), names.c.value_hash != ZERO_HASH)
-        .where(zonefiles.c.zonefile_hash.is_(None), due)
-        .limit(limit)
-    )
-    from_wants = (
-        select(zonefile_wants.c.zonefile_hash, names.c.fqn)
-        .outerjoin(zonefiles, zonefiles.c.zonefile_hash == zonefile_wants.c.zonefile_hash)
-        .outerjoin(names, names.c.value_hash == zonefile_wants.c.zonefile_hash)
-        .where(zonefiles.c.zonefile_hash.is_(None), zonefile_wants.c.next_attempt_at <= now)
-        .where(zonefile_wants.c.zonefile_hash != ZERO_HASH)
-        .order_by(zonefile_wants.c.attempts, zonefile_wants.c.inv_index)
-        .limit(limit)
-    )
     wants: dict[str, str | None] = {}
-    for query in (from_wants, from_names):
-        for zonefile_hash, fqn in conn.execute(query):
-            key = (zonefile_hash or "").lower()
-            if is_zonefile_hash(key) and wants.get(key) is None:
-                wants[key] = fqn
-    _fill_names_from_history(conn, wants)
-    return [ZoneFileWant(h, n) for h, n in list(wants.items())[:limit]]
-
-
-def _fill_names_from_history(conn: Connection, wants: dict[str, str | None]) -> None:
-    # Older value hashes (wanted for subdomain history) no longer sit in `names`.
+    for zonefile_hash, fqn in zonefile_rows.due_wants(conn, now=now, limit=limit):
+        key = (zonefile_hash or "").lower()
+        if is_zonefile_hash(key) and wants.get(key) is None:
+            wants[key] = fqn
     nameless = [h for h, n in wants.items() if n is None]
-    for start in range(0, len(nameless), 500):
-        chunk = nameless[start : start + 500]
-        query = select(name_history.c.value_hash, name_history.c.fqn).where(name_history.c.value_hash.in_(chunk))
-        for zonefile_hash, fqn in conn.execute(query):
-            wants[zonefile_hash] = wants.get(zonefile_hash) or fqn
+    wants.update(zonefile_rows.names_in_history(conn, nameless))
+    return [ZoneFileWant(h, n) for h, n in list(wants.items())[:limit]]
 
 
 def fetch_round(
@@ -286,33 +257,9 @@ def _run_hook(on_stored: OnStored | None, zonefile_hash: str) -> None:
 def _record_failures(engine: Engine, state: _RoundState, backoff: BackoffPolicy) -> None:
     if not state.remaining:
         return
+    failures = {h: state.errors.get(h, "no source has it") for h in state.remaining}
     with engine.begin() as conn:
-        attempts = _current_attempts(conn, state.remaining)
-        for zonefile_hash in state.remaining:
-            error = state.errors.get(zonefile_hash, "no source has it")[:1000]
-            tries = attempts.get(zonefile_hash, 0) + 1
-            values: dict[str, Any] = {
-                "attempts": tries,
-                "next_attempt_at": state.now + backoff.delay(tries),
-                "last_error": error,
-            }
-            if zonefile_hash in attempts:
-                where = zonefile_wants.c.zonefile_hash == zonefile_hash
-                conn.execute(zonefile_wants.update().where(where).values(**values))
-            else:
-                conn.execute(zonefile_wants.insert().values(zonefile_hash=zonefile_hash, **values))
-
-
-def _current_attempts(conn: Connection, hashes: Iterable[str]) -> dict[str, int]:
-    wanted = list(hashes)
-    attempts: dict[str, int] = {}
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        query = select(zonefile_wants.c.zonefile_hash, zonefile_wants.c.attempts).where(
-            zonefile_wants.c.zonefile_hash.in_(chunk)
-        )
-        attempts.update((h, a or 0) for h, a in conn.execute(query))
-    return attempts
+        zonefile_rows.record_failures(conn, failures, now=state.now, delay=backoff.delay)
 
 
 class ZoneFileFetcher:

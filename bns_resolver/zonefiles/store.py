@@ -10,22 +10,21 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
-from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 
 from bns_resolver.errors import VerificationError
 from bns_resolver.hashing import hash160
-from bns_resolver.index.schema import zonefile_wants, zonefiles
+from bns_resolver.index import zonefiles as rows
+from bns_resolver.index.zonefiles import ZERO_HASH, get_zonefile, has_zonefile, held_hashes
+
+__all__ = ["MAX_ZONEFILE_BYTES", "ZERO_HASH", "get_zonefile", "has_zonefile", "held_hashes", "is_zonefile_hash",
+           "store_verified", "store_verified_many", "verify_zonefile"]
 
 # RPC_MAX_ZONEFILE_LEN since blockstack-core 0.18; larger files were never accepted by Atlas.
 MAX_ZONEFILE_BYTES = 40960
-ZERO_HASH = "0" * 40
 _HASH_RE = re.compile(r"^[0-9a-f]{40}$")
-
-# Longest `source` we keep; the column is String(256).
-_SOURCE_MAX = 256
 
 
 def is_zonefile_hash(value: str) -> bool:
@@ -60,12 +59,13 @@ def store_verified(
     Raises VerificationError (and writes nothing) if the bytes do not match.
     With a Connection, the write joins the caller's transaction.
     """
-    zonefile_hash = zonefile_hash.lower()
-    verify_zonefile(zonefile_hash, content)
+    verify_zonefile(zonefile_hash.lower(), content)
     if isinstance(engine_or_conn, Engine):
         with engine_or_conn.begin() as conn:
-            return _insert(conn, zonefile_hash, content, source, now)
-    return _insert(engine_or_conn, zonefile_hash, content, source, now)
+            stored, _failed = store_verified_many(conn, [(zonefile_hash, content)], source, now=now)
+    else:
+        stored, _failed = store_verified_many(engine_or_conn, [(zonefile_hash, content)], source, now=now)
+    return bool(stored)
 
 
 def store_verified_many(
@@ -75,7 +75,7 @@ def store_verified_many(
     *,
     now: float | None = None,
 ) -> tuple[list[str], list[tuple[str, VerificationError]]]:
-    """Batch form of `store_verified` inside the caller's transaction.
+    """Verify each (hash, bytes) pair, then store the good ones inside the caller's transaction.
 
     Returns (hashes newly stored, [(hash, error)] for bytes that failed
     verification). Failures never reach the table; held hashes are skipped.
@@ -90,63 +90,6 @@ def store_verified_many(
             continue
         good.setdefault(zonefile_hash.lower(), content)
     held = held_hashes(conn, good)
-    fresh = [h for h in good if h not in held]
-    fetched_at = time.time() if now is None else now
-    for start in range(0, len(fresh), 500):
-        chunk = fresh[start : start + 500]
-        rows = [{"zonefile_hash": h, "content": good[h], "source": source[:_SOURCE_MAX], "fetched_at": fetched_at} for h in chunk]
-        conn.execute(zonefiles.insert(), rows)
-        conn.execute(
-            zonefile_wants.update()
-            .where(zonefile_wants.c.zonefile_hash.in_(chunk))
-            .values(attempts=0, next_attempt_at=0.0, last_error=None)
-        )
-    return fresh, failed
-
-
-def _insert(conn: Connection, zonefile_hash: str, content: bytes, source: str, now: float | None) -> bool:
-    if has_zonefile(conn, zonefile_hash):
-        return False
-    conn.execute(
-        zonefiles.insert().values(
-            zonefile_hash=zonefile_hash,
-            content=content,
-            source=source[:_SOURCE_MAX],
-            fetched_at=time.time() if now is None else now,
-        )
-    )
-    # Keep the want row: its first_block/inv_index order subdomain history. Only the
-    # backoff state is stale now.
-    conn.execute(
-        zonefile_wants.update()
-        .where(zonefile_wants.c.zonefile_hash == zonefile_hash)
-        .values(attempts=0, next_attempt_at=0.0, last_error=None)
-    )
-    return True
-
-
-def has_zonefile(conn: Connection, zonefile_hash: str) -> bool:
-    query = select(zonefiles.c.zonefile_hash).where(zonefiles.c.zonefile_hash == zonefile_hash)
-    return conn.execute(query).first() is not None
-
-
-def get_zonefile(engine_or_conn: Engine | Connection, zonefile_hash: str) -> bytes | None:
-    """The stored (already verified) bytes for `zonefile_hash`, or None."""
-    query = select(zonefiles.c.content).where(zonefiles.c.zonefile_hash == zonefile_hash.lower())
-    if isinstance(engine_or_conn, Engine):
-        with engine_or_conn.connect() as conn:
-            row = conn.execute(query).first()
-    else:
-        row = engine_or_conn.execute(query).first()
-    return None if row is None else bytes(row[0])
-
-
-def held_hashes(conn: Connection, candidates: Iterable[str]) -> set[str]:
-    """The subset of `candidates` already in the zonefiles table."""
-    wanted = list(candidates)
-    held: set[str] = set()
-    for start in range(0, len(wanted), 500):  # stay under SQLite's bound-parameter limit
-        chunk = wanted[start : start + 500]
-        query = select(zonefiles.c.zonefile_hash).where(zonefiles.c.zonefile_hash.in_(chunk))
-        held.update(row[0] for row in conn.execute(query))
-    return held
+    fresh = {h: content for h, content in good.items() if h not in held}
+    rows.insert_verified(conn, fresh, source, time.time() if now is None else now)
+    return list(fresh), failed

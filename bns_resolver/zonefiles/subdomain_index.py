@@ -12,14 +12,13 @@ which zone files arrived.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 
-from bns_resolver.index.schema import name_history, names, subdomain_history, subdomains, zonefile_wants, zonefiles
+from bns_resolver.index import subdomains as rows
+from bns_resolver.index.zonefiles import want_position
 from bns_resolver.zonefiles.store import ZERO_HASH, get_zonefile, store_verified
 from bns_resolver.zonefiles.subdomains import (
     SUBDOMAINS_FIRST_BLOCK,
@@ -88,9 +87,7 @@ def process_stored_zonefile(
     if content is None or _MARKER not in content:
         return report
     with engine.connect() as conn:
-        owners = {row[0] for row in conn.execute(select(names.c.fqn).where(names.c.value_hash == zonefile_hash))}
-        history = select(name_history.c.fqn).where(name_history.c.value_hash == zonefile_hash)
-        owners.update(row[0] for row in conn.execute(history))
+        owners = rows.owners_of_value_hash(conn, zonefile_hash)
     for domain in sorted(owners):
         report.merge(process_domain_subdomains(engine, domain, first_block=first_block))
     return report
@@ -101,14 +98,9 @@ def domain_parent_zonefiles(
 ) -> list[ParentZoneFile]:
     """The held zone files of `domain` in chain order (first occurrence of each hash)."""
     ordered: dict[str, int | None] = {}
-    history = (
-        select(name_history.c.value_hash, name_history.c.block_height)
-        .where(name_history.c.fqn == domain, name_history.c.value_hash.is_not(None))
-        .order_by(name_history.c.block_height, name_history.c.vtxindex)
-    )
-    for value_hash, block_height in conn.execute(history):
+    for value_hash, block_height in rows.value_hash_history(conn, domain):
         ordered.setdefault(value_hash, block_height)
-    current = conn.execute(select(names.c.value_hash).where(names.c.fqn == domain)).scalar()
+    current = rows.current_value_hash(conn, domain)
     if current:
         ordered.setdefault(current, None)  # e.g. names imported from a snapshot, without history
     ordered.pop(ZERO_HASH, None)
@@ -120,21 +112,13 @@ def _load_parents(conn: Connection, domain: str, ordered: dict[str, int | None])
         content = get_zonefile(conn, zonefile_hash)
         if content is None:
             continue  # not fetched yet: its records wait for the fetcher's on_stored hook
-        want = conn.execute(
-            select(zonefile_wants.c.first_block, zonefile_wants.c.inv_index).where(
-                zonefile_wants.c.zonefile_hash == zonefile_hash
-            )
-        ).first()
-        height = block_height if block_height is not None else (want.first_block if want else None)
-        yield ParentZoneFile(zonefile_hash, content, domain, height, want.inv_index if want else None)
+        first_block, inv_index = want_position(conn, zonefile_hash) or (None, None)
+        height = block_height if block_height is not None else first_block
+        yield ParentZoneFile(zonefile_hash, content, domain, height, inv_index)
 
 
 def _domains_with_marker(conn: Connection) -> set[str]:
-    found: set[str] = set()
-    for table in (names, name_history):
-        query = select(table.c.fqn, zonefiles.c.content).join(zonefiles, zonefiles.c.zonefile_hash == table.c.value_hash)
-        found.update(fqn for fqn, content in conn.execute(query) if _MARKER in bytes(content))
-    return found
+    return {fqn for fqn, content in rows.names_with_content(conn) if _MARKER in content}
 
 
 def _mentioned(decoded: DecodedParent) -> set[str]:
@@ -162,11 +146,7 @@ def _rebuild_subdomain(conn: Connection, fqn: str, cache: dict[str, DecodedParen
         Decision(s.record, False, s.reason) for d in parents for s in d.skipped if s.record and s.record.fqn == fqn
     ]
     parent_hashes = [d.parent.zonefile_hash for d in parents]
-    conn.execute(
-        subdomain_history.delete().where(
-            subdomain_history.c.fqn == fqn, subdomain_history.c.parent_zonefile_hash.in_(parent_hashes)
-        )
-    )
+    rows.delete_history(conn, fqn, parent_hashes)
     for decision in sorted(decisions, key=lambda d: d.record.order_key()):
         _write_history(conn, decision)
     accepted = [d.record for d in decisions if d.accepted]
@@ -176,21 +156,13 @@ def _rebuild_subdomain(conn: Connection, fqn: str, cache: dict[str, DecodedParen
         _write_current(conn, max(accepted, key=SubdomainRecord.order_key))
         report.changed.add(fqn)
     else:
-        gone = subdomains.delete().where(subdomains.c.fqn == fqn, subdomains.c.parent_zonefile_hash.in_(parent_hashes))
-        if conn.execute(gone).rowcount:
+        if rows.delete_current(conn, fqn, parent_hashes):
             report.changed.add(fqn)
 
 
 def _parents_for(conn: Connection, fqn: str, cache: dict[str, DecodedParent]) -> list[DecodedParent]:
     """Decoded zone files (this domain's and any other's) that mention `fqn`."""
-    known = conn.execute(
-        select(
-            subdomain_history.c.parent_zonefile_hash,
-            subdomain_history.c.block_height,
-            subdomain_history.c.parent_zonefile_index,
-        ).where(subdomain_history.c.fqn == fqn)
-    )
-    for parent_hash, block_height, inv_index in known:
+    for parent_hash, block_height, inv_index in rows.history_places(conn, fqn):
         if parent_hash and parent_hash not in cache:
             decoded = _redecode(conn, parent_hash, block_height, inv_index)
             if decoded is not None:
@@ -214,18 +186,17 @@ def _write_history(conn: Connection, decision: Decision) -> None:
             record.fqn, record.sequence, record.domain, record.parent.zonefile_hash, decision.reason,
         )
     store_verified(conn, record.zonefile_hash, record.zonefile, f"subdomain:{record.parent.zonefile_hash}")
-    conn.execute(
-        subdomain_history.insert().values(
-            fqn=record.fqn,
-            sequence=record.sequence,
-            owner_address=record.owner[:64],
-            zonefile_hash=record.zonefile_hash,
-            parent_zonefile_hash=record.parent.zonefile_hash,
-            parent_zonefile_index=record.parent.inv_index,
-            block_height=record.parent.block_height,
-            accepted=decision.accepted,
-            reason=decision.reason,
-        )
+    rows.add_history(
+        conn,
+        fqn=record.fqn,
+        sequence=record.sequence,
+        owner_address=record.owner[:64],
+        zonefile_hash=record.zonefile_hash,
+        parent_zonefile_hash=record.parent.zonefile_hash,
+        parent_zonefile_index=record.parent.inv_index,
+        block_height=record.parent.block_height,
+        accepted=decision.accepted,
+        reason=decision.reason,
     )
 
 
@@ -241,80 +212,4 @@ def _write_current(conn: Connection, record: SubdomainRecord) -> None:
         "resolver": (record.resolver or "")[:256] or None,
         "signature": record.signature,
     }
-    _upsert_subdomain(conn, record.fqn, values)
-
-
-def _upsert_subdomain(conn: Connection, fqn: str, values: dict[str, object]) -> None:
-    exists = conn.execute(select(subdomains.c.fqn).where(subdomains.c.fqn == fqn)).first()
-    if exists:
-        conn.execute(subdomains.update().where(subdomains.c.fqn == fqn).values(**values))
-    else:
-        conn.execute(subdomains.insert().values(fqn=fqn, **values))
-
-
-# --- the v1 export (subdomains.csv + subdomain_zonefiles.txt) ------------------------------------
-
-
-@dataclass(frozen=True)
-class ExportImportReport:
-    imported: int
-    rejected: tuple[str, ...]
-
-
-def import_subdomain_export(
-    engine: Engine, subdomains_csv: Path, zonefiles_txt: Path, *, source: str = "v1-export"
-) -> ExportImportReport:
-    """Load the Stacks v1 subdomain export; each zone file must match its row's hash.
-
-    The export is the final v1 state without sequence numbers or signatures,
-    so rows are stored as accepted with sequence 0 and a history note.
-    """
-    import csv
-
-    contents = dict(_read_pairs(zonefiles_txt))
-    rejected: list[str] = []
-    imported = 0
-    with subdomains_csv.open(newline="") as handle, engine.begin() as conn:
-        for row in csv.DictReader(handle):
-            problem = _import_row(conn, row, contents, source)
-            if problem:
-                log.warning("v1 export subdomain %s rejected: %s", row.get("fully_qualified_subdomain"), problem)
-                rejected.append(f"{row.get('fully_qualified_subdomain')}: {problem}")
-            else:
-                imported += 1
-    return ExportImportReport(imported, tuple(rejected))
-
-
-def _import_row(conn: Connection, row: dict[str, str], contents: dict[str, bytes], source: str) -> str | None:
-    from bns_resolver.errors import VerificationError
-
-    fqn, zonefile_hash = row["fully_qualified_subdomain"].lower(), row["zonefile_hash"].lower()
-    if fqn.count(".") != 2:
-        return f"{fqn!r} is not a subdomain name"
-    if zonefile_hash not in contents:
-        return f"zone file {zonefile_hash} missing from the export"
-    try:
-        store_verified(conn, zonefile_hash, contents[zonefile_hash], source)
-    except VerificationError as exc:
-        return str(exc)
-    place = {
-        "parent_zonefile_hash": row["parent_zonefile_hash"].lower() or None,
-        "parent_zonefile_index": _int_or_none(row.get("parent_zonefile_index")),
-        "block_height": _int_or_none(row.get("block_height")),
-    }
-    common = {"owner_address": row["owner"], "sequence": 0, "zonefile_hash": zonefile_hash, **place}
-    conn.execute(subdomain_history.delete().where(subdomain_history.c.fqn == fqn))
-    conn.execute(subdomain_history.insert().values(fqn=fqn, accepted=True, reason="v1 export (no seqn recorded)", **common))
-    _upsert_subdomain(conn, fqn, {"domain": fqn.split(".", 1)[1], "resolver": row.get("resolver") or None, **common})
-    return None
-
-
-def _int_or_none(value: str | None) -> int | None:
-    return int(value) if value and value.strip().lstrip("-").isdigit() else None
-
-
-def _read_pairs(path: Path) -> Iterable[tuple[str, bytes]]:
-    """`hash` / zone-file-with-escaped-newlines line pairs (the export's *_zonefiles.txt)."""
-    lines = path.read_bytes().splitlines()
-    for index in range(0, len(lines) - 1, 2):
-        yield lines[index].decode("ascii").strip().lower(), lines[index + 1].replace(b"\\n", b"\n")
+    rows.put_current(conn, record.fqn, values)

@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import pytest
 
+from bns_resolver.chain.virtualchain import apply_block
 from bns_resolver.bns.consensus import EMPTY_OPS_HASH
 from bns_resolver.bns.engine import BnsEngine
 from bns_resolver.bns.state import MemoryStateStore
@@ -24,7 +25,7 @@ def scenario():
 def test_tv8_chain_and_accepted_ops(scenario) -> None:
     """Blocks 256–263 give TV8's consensus hashes; 261 accepts the foo.test registration."""
     engine = BnsEngine(scenario.profile, MemoryStateStore())
-    outcomes = {b.height: engine.process_block(b) for b in scenario.blocks}
+    outcomes = {b.height: apply_block(engine.store, engine, b) for b in scenario.blocks}
     assert outcomes[262].consensus_hash == "9e950b332a2e20da452cf696875c7826"
     reg = outcomes[261].accepted
     assert [(a.opcode, a.fqn) for a in reg] == [("NAME_REGISTRATION", "foo.test")]
@@ -37,26 +38,26 @@ def test_rollback_and_replay_give_identical_hashes(scenario) -> None:
     store = MemoryStateStore()
     engine = BnsEngine(scenario.profile, store)
     blocks = scenario.blocks[:7]
-    outcomes = [engine.process_block(b) for b in blocks]
+    outcomes = [apply_block(store, engine, b) for b in blocks]
     before = store.get_name("foo.test")
-    store.rollback_block(blocks[-1].height)
+    store.undo_block(blocks[-1].height)
     assert store.get_name("foo.test") != before
-    assert engine.process_block(blocks[-1]) == outcomes[-1]
+    assert apply_block(store, engine, blocks[-1]) == outcomes[-1]
 
 
 def test_blocks_must_arrive_in_order(scenario) -> None:
     """A gap in heights is a chain error, not silent acceptance."""
     engine = BnsEngine(scenario.profile, MemoryStateStore())
     with pytest.raises(ChainError):
-        engine.process_block(scenario.blocks[1])
+        apply_block(engine.store, engine, scenario.blocks[1])
 
 
 def test_frozen_blocks_accept_nothing(scenario) -> None:
     """From the freeze height on, ops are ignored and the block hashes as empty."""
     profile = replace(scenario.profile, freeze_height=scenario.profile.first_block + 1)
     engine = BnsEngine(profile, MemoryStateStore())
-    engine.process_block(scenario.blocks[0])
-    outcome = engine.process_block(scenario.blocks[1])  # the NAMESPACE_PREORDER block
+    apply_block(engine.store, engine, scenario.blocks[0])
+    outcome = apply_block(engine.store, engine, scenario.blocks[1])  # the NAMESPACE_PREORDER block
     assert outcome.accepted == () and outcome.ops_hash == EMPTY_OPS_HASH
 
 
@@ -66,5 +67,6 @@ def test_empty_chain_block_hash() -> None:
 
     profile = from_corpus_config({"first_block": 256, "epochs": {}}, "0.14")
     block = ChainBlock(height=256, block_hash="00" * 32, prev_hash="00" * 32, txs=())
-    outcome = BnsEngine(profile, MemoryStateStore()).process_block(block)
+    store = MemoryStateStore()
+    outcome = apply_block(store, BnsEngine(profile, store), block)
     assert outcome.consensus_hash == "2a9148d8b13939723d2aca16c75c6d68"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from coincurve import PrivateKey
 
+from bns_resolver.chain.virtualchain import apply_block
 from bns_resolver.bns import ops
 from bns_resolver.bns.engine import BnsEngine
 from bns_resolver.bns.names import hash_name, name_consensus_hash, name_hash128
@@ -50,7 +51,7 @@ class Chain:
     def mine(self, *txs: ChainTx):
         self.height += 1
         block = ChainBlock(self.height, f"{self.height:064x}", "00" * 32, tuple(txs))
-        outcome = self.engine.process_block(block)
+        outcome = apply_block(self.engine.store, self.engine, block)
         self.outcomes[self.height] = outcome
         return outcome
 

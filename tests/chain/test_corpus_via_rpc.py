@@ -21,7 +21,7 @@ from bns_resolver.chain.blocks import op_return_data
 from bns_resolver.chain.fetcher import BlockFetcher
 from bns_resolver.chain.rpc import BitcoindRPC
 from bns_resolver.chain.types import ChainBlock, ChainTx
-from bns_resolver.chain.virtualchain import HashAnchoredStore, VirtualChain
+from bns_resolver.chain.virtualchain import VirtualChain
 from tests.support.bitcoind import BitcoindServer
 from tests.support.chainbuilder import corpus_chain
 from tests.support.corpus import Scenario, corpus_dir, corpus_files, load_scenario
@@ -58,7 +58,7 @@ def sync_scenario(node: BitcoindServer, scenario: Scenario, *,
     node.serve_builder(corpus_chain(scenario.data))
     rpc = BitcoindRPC(node.url)
     fetcher = BlockFetcher(rpc, magic=scenario.profile.magic, confirmations=1, raw=raw)
-    store = HashAnchoredStore(MemoryStateStore())
+    store = MemoryStateStore()
     got: dict[int, tuple[str, str]] = {}
 
     def record(block: ChainBlock, outcome: Any) -> None:

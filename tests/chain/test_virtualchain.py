@@ -18,7 +18,7 @@ from bns_resolver.bns.state import MemoryStateStore
 from bns_resolver.chain.fetcher import BlockFetcher, ReorgDetected
 from bns_resolver.chain.rpc import BitcoindRPC
 from bns_resolver.chain.types import ChainBlock
-from bns_resolver.chain.virtualchain import HashAnchoredStore, Reorg, VirtualChain
+from bns_resolver.chain.virtualchain import FlushPolicy, Reorg, VirtualChain
 from bns_resolver.errors import ChainError
 from tests.support.bitcoind import BitcoindServer
 from tests.support.chainbuilder import ChainBuilder, corpus_chain
@@ -39,12 +39,23 @@ def profile_of(data: dict[str, Any]) -> NetworkProfile:
     return from_corpus_config(data["config"], data["version"])
 
 
+class FlushRecorder(MemoryStateStore):
+    """The in-memory store, noting the newest committed block at each flush that had blocks to flush."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushed_at: list[int | None] = []
+
+    def flush(self) -> None:
+        self.flushed_at.append(self.last_block())
+
+
 class Sync:
     """A full client stack against one node: rpc, fetcher, engine, store, loop."""
 
     def __init__(self, node: BitcoindServer, profile: NetworkProfile, *, confirmations: int = 1,
                  batch_size: int = 4, **kwargs: Any) -> None:
-        self.store = HashAnchoredStore(MemoryStateStore())
+        self.store = FlushRecorder()
         self.rpc = BitcoindRPC(node.url, retry_for=30.0, sleep=lambda _: None)
         self.fetcher = BlockFetcher(self.rpc, magic=profile.magic, confirmations=confirmations,
                                     batch_size=batch_size)
@@ -59,7 +70,7 @@ class Sync:
         """Everything the store holds, plus the block hashes it anchors to."""
         last = self.store.last_block()
         hashes = {h: self.store.get_block_hash(h) for h in range(self.loop.first_block, (last or 0) + 1)}
-        return {"tables": copy.deepcopy(self.store.inner._tables), "hashes": hashes, "last": last}
+        return {"tables": copy.deepcopy(self.store._tables), "hashes": hashes, "last": last}
 
 
 def clean_state(blocks: ChainBuilder, profile: NetworkProfile) -> dict[str, Any]:
@@ -259,41 +270,57 @@ def test_engine_failure_commits_nothing(node: BitcoindServer) -> None:
     assert sync.store.get_block_hash(profile.first_block + 2) is None
 
 
-class HashingStore(MemoryStateStore):
-    """A store with native block-hash rows, like the SQL index's `blocks` table."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.hash_rows: dict[int, str] = {}
-        self.open_at_put: list[bool] = []
-
-    def put_block_hash(self, height: int, block_hash: str) -> None:
-        self.open_at_put.append(self._open == height)
-        self.hash_rows[height] = block_hash
-
-    def get_block_hash(self, height: int) -> str | None:
-        return self.hash_rows.get(height)
-
-
-def test_adapter_writes_hashes_inside_the_open_block(node: BitcoindServer) -> None:
-    """With a store that keeps block hashes, the hash is written before commit_block."""
+def test_block_is_anchored_to_its_hash_inside_the_open_block(node: BitcoindServer) -> None:
+    """begin_block carries the block hash, so the engine's writes and the anchor commit together."""
     data = scenario(TRANSFERS)
     profile = profile_of(data)
     chain = corpus_chain(data)
     node.serve_builder(chain)
-    inner = HashingStore()
-    store = HashAnchoredStore(inner)
-    fetcher = BlockFetcher(BitcoindRPC(node.url), confirmations=1)
-    VirtualChain(fetcher, BnsEngine(profile, store), store, first_block=profile.first_block).sync()
-    assert inner.open_at_put and all(inner.open_at_put)
-    assert inner.hash_rows == {h: chain.block_hash(h) for h in range(profile.first_block, chain.height + 1)}
+    sync = Sync(node, profile)
+    engine = sync.loop.engine
+    seen: list[tuple[int, str | None]] = []
+
+    class Watching:
+        def process_block(self, block: ChainBlock) -> Any:
+            seen.append((block.height, sync.store.get_block_hash(block.height)))
+            return engine.process_block(block)
+
+    sync.loop.engine = Watching()
+    sync.loop.sync()
+    assert seen == [(h, chain.block_hash(h)) for h in range(profile.first_block, chain.height + 1)]
 
 
-def test_commit_without_staged_hash_is_refused() -> None:
-    store = HashAnchoredStore(MemoryStateStore())
-    store.begin_block(5)
-    with pytest.raises(ChainError, match="no block hash staged"):
-        store.commit_block(5)
+def test_flush_points_batch_blocks_and_flush_the_last_one(node: BitcoindServer) -> None:
+    """During a catch-up blocks are flushed in batches; the last processable block always is."""
+    data = scenario(TRANSFERS)
+    profile = profile_of(data)
+    chain = corpus_chain(data)
+    node.serve_builder(chain)
+    sync = Sync(node, profile, flush_policy=FlushPolicy(max_blocks=3, max_seconds=3600))
+    sync.loop.sync()
+    batches = list(range(profile.first_block + 2, chain.height, 3))
+    assert sync.store.flushed_at == batches + [chain.height, chain.height]  # caught up, then stop
+
+
+def test_an_engine_error_keeps_the_batch_before_it(node: BitcoindServer) -> None:
+    """The stop flush point: whole blocks committed before a failure are flushed, the failed one is not."""
+    data = scenario(TRANSFERS)
+    profile = profile_of(data)
+    node.serve_builder(corpus_chain(data))
+    sync = Sync(node, profile, flush_policy=FlushPolicy(max_blocks=100, max_seconds=3600))
+    engine = sync.loop.engine
+
+    class Exploding:
+        def process_block(self, block: ChainBlock) -> Any:
+            if block.height == profile.first_block + 4:
+                raise RuntimeError("boom")
+            return engine.process_block(block)
+
+    sync.loop.engine = Exploding()
+    with pytest.raises(RuntimeError):
+        sync.loop.sync()
+    assert sync.store.flushed_at == [profile.first_block + 3]
+    assert sync.store.get_block_hash(profile.first_block + 4) is None
 
 
 def test_chain_does_not_import_bns() -> None:

@@ -20,7 +20,7 @@ from sqlalchemy import insert
 from bns_resolver.hashing import hash160_hex
 from bns_resolver.index import schema
 from bns_resolver.index.db import open_index
-from bns_resolver.index.state import write_sync_state
+from bns_resolver.index.sync_state import write_sync_state
 from tests.support.netns import NetNs, await_answer, skip_or_fail, start, unavailable_reason
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -7,12 +7,16 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from bns_resolver.errors import SnapshotError
 from bns_resolver.index.db import open_index
 from bns_resolver.index.lookup import IndexReader
+from bns_resolver.hashing import hash160
+from bns_resolver.index.schema import subdomain_history, subdomains
 from bns_resolver.index.snapshot import EMBEDDED_DIR, ExportFiles, import_export, iter_sections
+from bns_resolver.zonefiles.store import MAX_ZONEFILE_BYTES, get_zonefile
+from tests.support.zonefile_data import read_csv
 
 
 @pytest.fixture
@@ -68,3 +72,62 @@ def test_unclosed_section_is_an_error() -> None:
     """A truncated chainstate.txt is reported, not half-read."""
     with pytest.raises(SnapshotError, match="not closed"):
         list(iter_sections("-----BEGIN NAMES-----\nname,address,zonefile_hash\na.id,SP1,00\n"))
+
+
+def _export_copy(genesis_dir: Path, tmp_path: Path) -> Path:
+    """The API's test export, without its .sha256 companions (so a test may edit the files)."""
+    folder = tmp_path / "export"
+    shutil.copytree(genesis_dir / "stacks-blockchain-api-bns-test", folder)
+    for digest in folder.glob("*.sha256"):
+        digest.unlink()
+    return folder
+
+
+def test_all_50_export_subdomains_with_history(engine: Engine, genesis_dir: Path) -> None:
+    """The export's 50 subdomains import with verified zone files matching their rows, and a history row each."""
+    export = genesis_dir / "stacks-blockchain-api-bns-test"
+    report = import_export(engine, ExportFiles.open(export))
+    assert report.subdomains == 50 and not [r for r in report.rejected if r.startswith("subdomain")]
+    with engine.connect() as conn:
+        current = {row.fqn: row for row in conn.execute(select(subdomains))}
+        history = {row.fqn: row for row in conn.execute(select(subdomain_history))}
+    for row in read_csv(next(export.glob("subdomains*.csv"))):
+        got = current[row["fully_qualified_subdomain"]]
+        assert (got.zonefile_hash, got.owner_address, got.parent_zonefile_hash) == (
+            row["zonefile_hash"], row["owner"], row["parent_zonefile_hash"],
+        )
+        assert (got.domain, got.resolver, got.block_height) == ("id.blockstack", row["resolver"], 665577)
+        assert got.parent_zonefile_index == int(row["parent_zonefile_index"])
+        assert hash160(get_zonefile(engine, got.zonefile_hash) or b"").hex() == row["zonefile_hash"]
+        past = history[got.fqn]
+        assert past.accepted and past.zonefile_hash == got.zonefile_hash and past.sequence == 0
+
+
+def test_tampered_subdomain_zonefile_is_rejected_with_its_row(engine: Engine, genesis_dir: Path,
+                                                              tmp_path: Path) -> None:
+    """A subdomain zone file edited after hashing fails verification: neither the file nor its row is stored."""
+    folder = _export_copy(genesis_dir, tmp_path)
+    listing = next(folder.glob("subdomain_zonefiles*.txt"))
+    lines = listing.read_bytes().splitlines()
+    lines[1] = lines[1].replace(b"$TTL 3600", b"$TTL 3601")
+    listing.write_bytes(b"\n".join(lines))
+    report = import_export(engine, ExportFiles.open(folder))
+    bad_hash = lines[0].decode()
+    assert report.subdomains == 49 and get_zonefile(engine, bad_hash) is None
+    assert any(r.startswith(f"zone file {bad_hash}") for r in report.rejected)
+    assert any(r.startswith("subdomain ") and bad_hash in r for r in report.rejected)
+    with engine.connect() as conn:
+        assert bad_hash not in {row.zonefile_hash for row in conn.execute(select(subdomains))}
+
+
+def test_export_zonefile_over_the_size_limit_is_rejected(engine: Engine, genesis_dir: Path, tmp_path: Path) -> None:
+    """The export's zone files pass the same 40 KiB limit as fetched ones, even with a matching hash."""
+    folder = _export_copy(genesis_dir, tmp_path)
+    big = b"$ORIGIN big.id\n" + b"; padding\n" * (MAX_ZONEFILE_BYTES // 10)
+    big_hash = hash160(big).hex()
+    listing = next(folder.glob("name_zonefiles*.txt"))
+    listing.write_bytes(listing.read_bytes().rstrip(b"\n") + b"\n" + big_hash.encode() + b"\n"
+                        + big.replace(b"\n", b"\\n") + b"\n")
+    report = import_export(engine, ExportFiles.open(folder))
+    assert any(r.startswith(f"zone file {big_hash}") and "limit" in r for r in report.rejected)
+    assert get_zonefile(engine, big_hash) is None

@@ -28,6 +28,7 @@ from pathlib import Path
 from bitcoin.core import CBlock, CScript, b2lx
 from bitcoin.core.script import OP_RETURN
 
+from bns_resolver.chain.virtualchain import apply_block
 from bns_resolver.base58 import b58check_encode
 from bns_resolver.bns.engine import BlockOutcome, BnsEngine
 from bns_resolver.bns.names import (
@@ -88,7 +89,7 @@ def replay(blocks: Sequence[CBlock], profile: NetworkProfile | None = None) -> t
     for height, block in enumerate(blocks):
         chain_block = outputs.convert(block, height)
         if height >= profile.first_block:
-            outcomes.append(engine.process_block(chain_block))
+            outcomes.append(apply_block(engine.store, engine, chain_block))
     return engine, outcomes
 
 
@@ -138,7 +139,7 @@ class BnsChain:
             height = self._seen
             block = self._outputs.convert(self.chain.blocks[height], height)
             if height >= self.profile.first_block:
-                outcome = self.engine.process_block(block)
+                outcome = apply_block(self.engine.store, self.engine, block)
                 self.outcomes[height] = outcome
                 new.append(outcome)
             self._seen += 1

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, insert
 from bns_resolver.hashing import hash160_hex
 from bns_resolver.index import schema
 from bns_resolver.index.db import open_index
-from bns_resolver.index.state import bump_generation, write_sync_state
+from bns_resolver.index.sync_state import bump_generation, write_sync_state
 
 ID_NAMESPACE = {
     "namespace_id": "id", "version": 1, "lifetime": 52595, "coeff": 250, "base": 4,

@@ -13,7 +13,6 @@ from bns_resolver.zonefiles.fetcher import fetch_round
 from bns_resolver.zonefiles.sources import DirSource
 from bns_resolver.zonefiles.store import get_zonefile, store_verified
 from bns_resolver.zonefiles.subdomain_index import (
-    import_subdomain_export,
     process_all_subdomains,
     process_domain_subdomains,
     process_stored_zonefile,
@@ -30,7 +29,6 @@ from tests.support.zonefile_subdomains import (
 )
 
 ALICE, BOB = key(1), key(2)
-EXPORT = genesis_dir() / "stacks-blockchain-api-bns-test"
 
 
 def _current(engine: Engine) -> dict[str, object]:
@@ -67,36 +65,6 @@ def test_all_172_genesis_embedded_subdomains(engine: Engine) -> None:
     resolvers = {row.domain: row.resolver for row in current.values()}
     assert resolvers["id.blockstack"] == "https://registrar.blockstack.org"
     assert resolvers["dmails.id"] == "https://registrar.dmails.io" and resolvers["sub.helloworld"] is None
-
-
-def test_all_50_export_subdomains(engine: Engine) -> None:
-    """The v1 export's 50 subdomains import with verified zone files matching their rows."""
-    report = import_subdomain_export(engine, EXPORT / "subdomains.csv", EXPORT / "subdomain_zonefiles.txt")
-    assert (report.imported, report.rejected) == (50, ())
-    rows = read_csv(EXPORT / "subdomains.csv")
-    current = _current(engine)
-    assert len(current) == 50
-    for row in rows:
-        got = current[row["fully_qualified_subdomain"]]
-        assert (got.zonefile_hash, got.owner_address, got.parent_zonefile_hash) == (
-            row["zonefile_hash"], row["owner"], row["parent_zonefile_hash"],
-        )
-        assert (got.domain, got.resolver, got.block_height) == ("id.blockstack", row["resolver"], 665577)
-        assert got.parent_zonefile_index == int(row["parent_zonefile_index"])
-        assert hash160(get_zonefile(engine, got.zonefile_hash) or b"").hex() == row["zonefile_hash"]
-
-
-def test_tampered_export_zonefile_is_rejected(engine: Engine, tmp_path: Path) -> None:
-    """An export whose zone file was edited fails verification; that row is neither stored nor indexed."""
-    lines = (EXPORT / "subdomain_zonefiles.txt").read_bytes().splitlines()
-    lines[1] = lines[1].replace(b"$TTL 3600", b"$TTL 3601")
-    tampered = tmp_path / "subdomain_zonefiles.txt"
-    tampered.write_bytes(b"\n".join(lines))
-    report = import_subdomain_export(engine, EXPORT / "subdomains.csv", tampered)
-    bad_hash = lines[0].decode()
-    assert report.imported == 49 and len(report.rejected) == 1 and bad_hash in report.rejected[0]
-    assert get_zonefile(engine, bad_hash) is None
-    assert all(row.zonefile_hash != bad_hash for row in _current(engine).values())
 
 
 def _creation_file() -> bytes:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, Engine, delete, insert, select
 
 from bns_resolver.index import schema
 
@@ -24,3 +24,21 @@ def bump_generation(conn: Connection) -> None:
     """Mark the index as changed, so servers reading it drop their cached answers."""
     current = conn.execute(select(schema.sync_state.c.value).where(schema.sync_state.c.key == "generation")).scalar()
     write_sync_state(conn, {"generation": str(int(current or 0) + 1)})
+
+
+def load_state(engine: Engine) -> dict[str, str]:
+    """Every sync_state key, read outside any block transaction."""
+    with engine.connect() as conn:
+        return read_sync_state(conn)
+
+
+def save_state(engine: Engine, values: dict[str, str]) -> None:
+    """Set keys in a transaction of their own (e.g. the node's tip, the namespace policy)."""
+    with engine.begin() as conn:
+        write_sync_state(conn, values)
+
+
+def mark_changed(engine: Engine) -> None:
+    """Bump the generation in a transaction of its own, after a writer outside the chain changed rows."""
+    with engine.begin() as conn:
+        bump_generation(conn)
