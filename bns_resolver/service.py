@@ -67,6 +67,7 @@ class GatewayService:
     _not_ready: str | None = None
     http_port: Any = None
     web_ports: list[Any] = field(default_factory=list)
+    handed_out: dict[str, str | None] = field(default_factory=dict)  # DNS listener -> synthesized address
 
     def __post_init__(self) -> None:
         reader = IndexReader(self.engine)
@@ -87,6 +88,7 @@ class GatewayService:
         bound_web_hosts = self._start_web() if self.settings.web.enabled else set()
         for host, port in self.settings.listen:
             web_address = web_address_for(host, bound_web_hosts, self.settings.web.address)
+            self.handed_out[f"{host}:{port}"] = web_address
             self.ports.extend(listen(self.gateway.view_with_web_address(web_address), host, port, self.reactor))
         self._every(INDEX_POLL_SECONDS, self.check_index)
         self._every(self.settings.tld_probe_interval, self.probe_namespaces)
@@ -118,7 +120,16 @@ class GatewayService:
             f"namespaces: {namespaces}",
             f"serving DNS on {', '.join(self.addresses())}; upstreams "
             + (upstreams or "none: BNS only, no forwarding ([dns] upstreams = [])"),
+            self._web_summary(),
         ]
+
+    def _web_summary(self) -> str:
+        if not self.settings.web.enabled:
+            return "web gateway off ([web] enabled = false): address-less BNS names get no address"
+        if not self.web_ports:
+            return "web gateway not listening: address-less BNS names get no address"
+        handed = ", ".join(f"{address or 'none'} (asked on {listener})" for listener, address in self.handed_out.items())
+        return f"web gateway on {', '.join(self.web_addresses())}; address-less BNS names answer {handed}"
 
     def _start_web(self) -> set[str]:
         """Bind the web gateway; the hosts it got decide where DNS may hand out its address."""
