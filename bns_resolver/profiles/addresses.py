@@ -7,6 +7,8 @@ with owners by that hash160, never by the address strings.
 
 from __future__ import annotations
 
+from coincurve import PublicKey
+
 from bns_resolver.base58 import b58check_decode
 from bns_resolver.hashing import dsha256, hash160
 
@@ -62,7 +64,5 @@ def _c32_decode(text: str, address: str) -> bytes:
 
 def key_hashes(public_key: bytes) -> set[bytes]:
     """hash160 of a secp256k1 public key in both its compressed and uncompressed forms."""
-    from coincurve import PublicKey
-
     key = PublicKey(public_key)
     return {hash160(key.format(compressed=True)), hash160(key.format(compressed=False))}

@@ -16,6 +16,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from coincurve import PublicKey
+
 from bns_resolver.profiles.addresses import key_hashes
 
 SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -147,8 +149,6 @@ def _b64url(part: str, what: str) -> bytes:
 
 def verify_es256k(message: bytes, signature: bytes, public_key: bytes) -> bool:
     """ECDSA over secp256k1 with SHA-256, signature as r‖s; high-S accepted (ECDSA allows it)."""
-    from coincurve import PublicKey
-
     r = int.from_bytes(signature[:32], "big")
     s = int.from_bytes(signature[32:], "big")
     if not (0 < r < SECP256K1_ORDER and 0 < s < SECP256K1_ORDER):
