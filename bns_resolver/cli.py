@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _command(commands: Any, name: str, help_text: str) -> argparse.ArgumentParser:
-    sub = commands.add_parser(name, help=help_text, description=help_text)
+    sub: argparse.ArgumentParser = commands.add_parser(name, help=help_text, description=help_text)
     sub.add_argument("--config", type=Path, metavar="FILE", help="TOML configuration file")
     sub.add_argument("--data-dir", metavar="DIR", help="where the index lives (created if missing)")
     sub.add_argument("--db", metavar="URL", help="SQLAlchemy URL; overrides the SQLite file in --data-dir")
@@ -109,7 +109,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
-    from twisted.internet import reactor
+    from twisted.internet import reactor as global_reactor
     from twisted.internet.error import CannotListenError
     from twisted.logger import STDLibLogObserver, globalLogBeginner
 
@@ -121,7 +121,9 @@ def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
         open_data,
     )
 
-    globalLogBeginner.beginLoggingTo([STDLibLogObserver()], redirectStandardIO=False)
+    reactor: Any = global_reactor  # its stubs do not show the interfaces it provides
+    observers: list[Any] = [STDLibLogObserver()]  # an ILogObserver by zope declaration only
+    globalLogBeginner.beginLoggingTo(observers, redirectStandardIO=False)
     engine = open_data(settings)
     ensure_embedded_snapshot(engine, settings)
     service = GatewayService(settings, reactor, engine)
@@ -131,10 +133,10 @@ def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
         raise ConfigError(_cannot_listen(exc)) from None
     drop_privileges(settings.run_as_user, settings.data_dir)
     # Twisted stops the reactor on SIGINT and SIGTERM; stop listening cleanly first.
-    reactor.addSystemEventTrigger("before", "shutdown", service.stop)  # type: ignore[attr-defined]
+    reactor.addSystemEventTrigger("before", "shutdown", service.stop)
     refused: list[str] = []
     probe_forwarding_loop(service.gateway).addCallback(_stop_on_loop, reactor, refused)
-    reactor.run()  # type: ignore[attr-defined]
+    reactor.run()
     log.info("stopped")
     if refused:
         raise ConfigError(refused[0])
