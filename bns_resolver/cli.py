@@ -73,10 +73,16 @@ def main(argv: list[str] | None = None) -> int:
         _setup_logging(settings.log_level)
         return int(COMMANDS[args.command](settings, args) or 0)
     except GatewayError as exc:
-        print(f"bns-resolver: {exc}", file=sys.stderr)
+        print(f"bns-resolver: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _one_line(message: str) -> str:
+    """Driver errors span lines (and end in a link to SQLAlchemy's error pages): keep one line."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return " ".join(line for line in lines if not line.startswith("(Background on this error"))
 
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "bns_resolver.cli", *args], capture_output=True, text=True,
@@ -195,3 +197,13 @@ def test_upstream_that_sends_our_namespaces_back_is_refused(tmp_path: Path) -> N
     assert result.returncode == 2, result.stderr[-2000:]
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("bns-resolver: forwarding loop: the upstream 127.0.0.1:") and "--upstream" in last
+
+
+def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    """A PostgreSQL that refuses connections: the driver's multi-line message on one line, exit 2."""
+    from tests.support.dns_fixtures import free_port
+
+    pytest.importorskip("psycopg2")
+    result = _run("status", "--data-dir", str(tmp_path), "--db", f"postgresql+psycopg2://u@127.0.0.1:{free_port()}/db")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "cannot open the index" in lines[0], result.stderr
