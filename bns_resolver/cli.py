@@ -1,4 +1,4 @@
-"""The `bns-resolver` command: serve, import-snapshot, lookup, status."""
+"""The `bns-resolver` command: serve, import-snapshot, sync, lookup, status, integrate, config check."""
 
 from __future__ import annotations
 
@@ -8,11 +8,15 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bns_resolver import __version__
 from bns_resolver.config import Settings, default_data_dir, load_settings
 from bns_resolver.errors import ConfigError, GatewayError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from twisted.internet.error import CannotListenError
 
 log = logging.getLogger("bns_resolver")
 # The final BNS v1 state, as published for the Stacks 2.0 migration (what stacks-blockchain-api imports).
@@ -156,7 +160,7 @@ def _stop_on_loop(problem: str | None, reactor: Any, refused: list[str]) -> None
         reactor.stop()
 
 
-def _cannot_listen(exc: Any) -> str:
+def _cannot_listen(exc: CannotListenError) -> str:
     where = f"{exc.interface or '*'}:{exc.port}"
     if getattr(exc.socketError, "errno", None) != errno.EACCES:
         return f"cannot listen on {where}: {exc.socketError}"
@@ -224,7 +228,7 @@ def cmd_sync(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
-def index_subdomains(engine: Any, first_block: int) -> str:
+def index_subdomains(engine: Engine, first_block: int) -> str:
     from bns_resolver.index.sync_state import mark_changed
     from bns_resolver.zonefiles.subdomain_index import process_all_subdomains
 
@@ -233,7 +237,7 @@ def index_subdomains(engine: Any, first_block: int) -> str:
     return f"subdomains: {report.accepted} accepted, {report.rejected} rejected, {len(report.changed)} changed"
 
 
-def fetch_zonefiles(engine: Any, specs: tuple[str, ...]) -> str:
+def fetch_zonefiles(engine: Engine, specs: tuple[str, ...]) -> str:
     from bns_resolver.zonefiles.fetcher import ZoneFileFetcher
     from bns_resolver.zonefiles.sources import build_sources
 
