@@ -362,7 +362,17 @@ def _web_table(web: _Table, base: WebSettings) -> WebSettings:
 
 # --- environment and flags --------------------------------------------------------------------
 
+ENV_VARIABLES = ("BNS_RESOLVER_DATA_DIR", "BNS_RESOLVER_DB", "BNS_RESOLVER_LOG_LEVEL", "BNS_RESOLVER_BITCOIND",
+                 "BNS_RESOLVER_WEB_ADDRESS")
+
+
 def _from_env(settings: Settings, env: Mapping[str, str], origins: dict[str, str]) -> Settings:
+    for name in env:
+        if name.startswith("BNS_RESOLVER_") and name not in ENV_VARIABLES:
+            near = difflib.get_close_matches(name, ENV_VARIABLES, n=1)
+            hint = f"did you mean {near[0]}?" if near else f"known: {', '.join(ENV_VARIABLES)}"
+            raise ConfigError(f"environment {name}: unknown variable ({hint})")
+
     def read(name: str, parse: Callable[[Any], T]) -> T | None:
         value = env.get(name)
         return _checked(f"environment {name}", parse, value) if value else None
