@@ -1,4 +1,4 @@
-"""The `bns-resolver` command: serve, import-snapshot, lookup, status."""
+"""The `bns-resolver` command: serve, import-snapshot, sync, lookup, status, integrate, config check."""
 
 from __future__ import annotations
 
@@ -8,11 +8,15 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bns_resolver import __version__
 from bns_resolver.config import Settings, default_data_dir, load_settings
 from bns_resolver.errors import ConfigError, GatewayError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from twisted.internet.error import CannotListenError
 
 log = logging.getLogger("bns_resolver")
 # The final BNS v1 state, as published for the Stacks 2.0 migration (what stacks-blockchain-api imports).
@@ -56,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _command(commands: Any, name: str, help_text: str) -> argparse.ArgumentParser:
-    sub = commands.add_parser(name, help=help_text, description=help_text)
+    sub: argparse.ArgumentParser = commands.add_parser(name, help=help_text, description=help_text)
     sub.add_argument("--config", type=Path, metavar="FILE", help="TOML configuration file")
     sub.add_argument("--data-dir", metavar="DIR", help="where the index lives (created if missing)")
     sub.add_argument("--db", metavar="URL", help="SQLAlchemy URL; overrides the SQLite file in --data-dir")
@@ -73,10 +77,16 @@ def main(argv: list[str] | None = None) -> int:
         _setup_logging(settings.log_level)
         return int(COMMANDS[args.command](settings, args) or 0)
     except GatewayError as exc:
-        print(f"bns-resolver: {exc}", file=sys.stderr)
+        print(f"bns-resolver: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _one_line(message: str) -> str:
+    """Driver errors span lines (and end in a link to SQLAlchemy's error pages): keep one line."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return " ".join(line for line in lines if not line.startswith("(Background on this error"))
 
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
@@ -109,7 +119,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
-    from twisted.internet import reactor
+    from twisted.internet import reactor as global_reactor
     from twisted.internet.error import CannotListenError
     from twisted.logger import STDLibLogObserver, globalLogBeginner
 
@@ -121,7 +131,9 @@ def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
         open_data,
     )
 
-    globalLogBeginner.beginLoggingTo([STDLibLogObserver()], redirectStandardIO=False)
+    reactor: Any = global_reactor  # its stubs do not show the interfaces it provides
+    observers: list[Any] = [STDLibLogObserver()]  # an ILogObserver by zope declaration only
+    globalLogBeginner.beginLoggingTo(observers, redirectStandardIO=False)
     engine = open_data(settings)
     ensure_embedded_snapshot(engine, settings)
     service = GatewayService(settings, reactor, engine)
@@ -131,10 +143,10 @@ def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
         raise ConfigError(_cannot_listen(exc)) from None
     drop_privileges(settings.run_as_user, settings.data_dir)
     # Twisted stops the reactor on SIGINT and SIGTERM; stop listening cleanly first.
-    reactor.addSystemEventTrigger("before", "shutdown", service.stop)  # type: ignore[attr-defined]
+    reactor.addSystemEventTrigger("before", "shutdown", service.stop)
     refused: list[str] = []
     probe_forwarding_loop(service.gateway).addCallback(_stop_on_loop, reactor, refused)
-    reactor.run()  # type: ignore[attr-defined]
+    reactor.run()
     log.info("stopped")
     if refused:
         raise ConfigError(refused[0])
@@ -148,7 +160,7 @@ def _stop_on_loop(problem: str | None, reactor: Any, refused: list[str]) -> None
         reactor.stop()
 
 
-def _cannot_listen(exc: Any) -> str:
+def _cannot_listen(exc: CannotListenError) -> str:
     where = f"{exc.interface or '*'}:{exc.port}"
     if getattr(exc.socketError, "errno", None) != errno.EACCES:
         return f"cannot listen on {where}: {exc.socketError}"
@@ -216,7 +228,7 @@ def cmd_sync(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
-def index_subdomains(engine: Any, first_block: int) -> str:
+def index_subdomains(engine: Engine, first_block: int) -> str:
     from bns_resolver.index.sync_state import mark_changed
     from bns_resolver.zonefiles.subdomain_index import process_all_subdomains
 
@@ -225,7 +237,7 @@ def index_subdomains(engine: Any, first_block: int) -> str:
     return f"subdomains: {report.accepted} accepted, {report.rejected} rejected, {len(report.changed)} changed"
 
 
-def fetch_zonefiles(engine: Any, specs: tuple[str, ...]) -> str:
+def fetch_zonefiles(engine: Engine, specs: tuple[str, ...]) -> str:
     from bns_resolver.zonefiles.fetcher import ZoneFileFetcher
     from bns_resolver.zonefiles.sources import build_sources
 

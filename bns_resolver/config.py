@@ -208,7 +208,7 @@ class _Table:
     def __init__(self, raw: Any, where: str, name: str = "") -> None:
         self.where, self.name = where, name
         if not isinstance(raw, dict):
-            raise ConfigError(f"{where}: {self.key('')}: must be a table, got {v._kind(raw)} {raw!r}")
+            raise ConfigError(f"{where}: {self.key('')}: must be a table, got {v.kind(raw)} {raw!r}")
         self.raw: dict[str, Any] = dict(raw)
         self.known: list[str] = []
 
@@ -237,7 +237,8 @@ def load_settings(config_file: Path | None = None, env: Mapping[str, str] | None
     """The effective settings. `check_environment` also checks this machine: data dir, DB driver."""
     env = os.environ if env is None else env
     settings = Settings(data_dir=default_data_dir(env))
-    origins = {"data_dir": "data_dir (default)", "db_url": "db", "bitcoind": "[chain] bitcoind"}
+    origins = {"data_dir": "data_dir (default)", "db_url": "db", "bitcoind": "[chain] bitcoind",
+               "run_as_user": "[dns] run_as_user"}
     if config_file is not None:
         settings = _from_file(settings, config_file, origins)
     settings = _from_env(settings, env, origins)
@@ -277,7 +278,7 @@ def _from_file(settings: Settings, path: Path, origins: dict[str, str]) -> Setti
 
 
 def _dns_table(dns: _Table) -> dict[str, Any]:
-    changes : dict[str, Any] = {
+    changes: dict[str, Any] = {
         "listen": dns.take("listen", v.list_of(v.address(DNS_PORT, allow_port_zero=True), allow_empty=False)),
         "upstreams": dns.take("upstreams", v.list_of(v.address(DNS_PORT))),
         "allow": dns.take("allow", v.list_of(v.network)),
@@ -291,7 +292,7 @@ def _dns_table(dns: _Table) -> dict[str, Any]:
 
 
 def _namespaces_table(namespaces: _Table) -> dict[str, Any]:
-    changes : dict[str, Any] = {
+    changes: dict[str, Any] = {
         "default_mode": namespaces.take("default_mode", v.choice(NamespaceMode)),
         "namespace_modes": namespaces.take("modes", v.table_of(v.namespace_id, v.choice(NamespaceMode))),
         "icann_tlds": namespaces.take("icann_tlds", v.table_of(v.namespace_id, v.boolean)),
@@ -301,7 +302,7 @@ def _namespaces_table(namespaces: _Table) -> dict[str, Any]:
 
 
 def _zonefiles_table(zonefiles: _Table) -> dict[str, Any]:
-    changes : dict[str, Any] = {
+    changes: dict[str, Any] = {
         "zonefile_sources": zonefiles.take("sources", v.list_of(_zonefile_source)),
         "zonefile_http": zonefiles.take("serve_http", v.address(ZONEFILE_HTTP_PORT, allow_port_zero=True)),
     }
@@ -321,7 +322,7 @@ def _zonefile_source(value: Any) -> str:
 
 
 def _chain_table(chain: _Table, base: ChainSettings) -> ChainSettings:
-    values : dict[str, Any] = {
+    values: dict[str, Any] = {
         "bitcoind": chain.take("bitcoind", v.url("http", "https")),
         "cookie_file": chain.take("cookie_file", v.path),
         "network": chain.take("network", v.choice(Network)),
@@ -343,7 +344,7 @@ def _chain_table(chain: _Table, base: ChainSettings) -> ChainSettings:
 
 def _web_table(web: _Table, base: WebSettings) -> WebSettings:
     seconds = " of seconds"
-    values : dict[str, Any] = {
+    values: dict[str, Any] = {
         "enabled": web.take("enabled", v.boolean),
         "listen": web.take("listen", v.list_of(v.address(HTTP_PORT, allow_port_zero=True), allow_empty=False)),
         "address": web.take("address", v.ip_literal),
@@ -361,7 +362,17 @@ def _web_table(web: _Table, base: WebSettings) -> WebSettings:
 
 # --- environment and flags --------------------------------------------------------------------
 
+ENV_VARIABLES = ("BNS_RESOLVER_DATA_DIR", "BNS_RESOLVER_DB", "BNS_RESOLVER_LOG_LEVEL", "BNS_RESOLVER_BITCOIND",
+                 "BNS_RESOLVER_WEB_ADDRESS")
+
+
 def _from_env(settings: Settings, env: Mapping[str, str], origins: dict[str, str]) -> Settings:
+    for name in env:
+        if name.startswith("BNS_RESOLVER_") and name not in ENV_VARIABLES:
+            near = difflib.get_close_matches(name, ENV_VARIABLES, n=1)
+            hint = f"did you mean {near[0]}?" if near else f"known: {', '.join(ENV_VARIABLES)}"
+            raise ConfigError(f"environment {name}: unknown variable ({hint})")
+
     def read(name: str, parse: Callable[[Any], T]) -> T | None:
         value = env.get(name)
         return _checked(f"environment {name}", parse, value) if value else None

@@ -39,7 +39,8 @@ def render_settings(settings: Settings) -> str:
     for name, values in sections:
         lines += [f"\n[{name}]"] if name else []
         for key, value in values.items():
-            lines.append(f"{key} = {_toml(value)}" if value is not None else f"# {key}: {_UNSET.get(key, 'unset')}")
+            unset = _UNSET.get(key, "the network profile's own" if key in overrides else "unset")
+            lines.append(f"{key} = {_toml(value)}" if value is not None else f"# {key}: {unset}")
     return "\n".join(lines) + "\n"
 
 

@@ -23,7 +23,7 @@ class Invalid(ValueError):
     """A value that cannot be used; the message is the one-line reason."""
 
 
-def _kind(value: Any) -> str:
+def kind(value: Any) -> str:
     names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
              dict: "a table"}
     return names.get(type(value), type(value).__name__)
@@ -35,13 +35,13 @@ def _shown(value: Any) -> str:
 
 def boolean(value: Any) -> bool:
     if not isinstance(value, bool):
-        raise Invalid(f"must be true or false, got {_kind(value)} {_shown(value)}")
+        raise Invalid(f"must be true or false, got {kind(value)} {_shown(value)}")
     return value
 
 
 def string(value: Any) -> str:
     if not isinstance(value, str):
-        raise Invalid(f"must be a string, got {_kind(value)} {_shown(value)}")
+        raise Invalid(f"must be a string, got {kind(value)} {_shown(value)}")
     if not value.strip():
         raise Invalid("must not be empty")
     return value
@@ -50,7 +50,7 @@ def string(value: Any) -> str:
 def integer(minimum: int | None = None, maximum: int | None = None) -> Callable[[Any], int]:
     def parse(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise Invalid(f"must be an integer, got {_kind(value)} {_shown(value)}")
+            raise Invalid(f"must be an integer, got {kind(value)} {_shown(value)}")
         if minimum is not None and value < minimum:
             raise Invalid(f"must be at least {minimum}, got {value}")
         if maximum is not None and value > maximum:
@@ -65,7 +65,7 @@ def number(minimum: float, *, inclusive: bool = True, unit: str = "") -> Callabl
 
     def parse(value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise Invalid(f"must be a number{unit}, got {_kind(value)} {_shown(value)}")
+            raise Invalid(f"must be a number{unit}, got {kind(value)} {_shown(value)}")
         if not math.isfinite(value) or value < minimum or (not inclusive and value == minimum):
             bound = f"at least {minimum:g}" if inclusive else f"more than {minimum:g}"
             raise Invalid(f"must be {bound}{unit}, got {value:g}")
@@ -88,7 +88,7 @@ def choice(enum_type: type[E]) -> Callable[[Any], E]:
 def list_of(item: Callable[[Any], T], *, allow_empty: bool = True) -> Callable[[Any], tuple[T, ...]]:
     def parse(value: Any) -> tuple[T, ...]:
         if not isinstance(value, list):
-            raise Invalid(f"must be a list, got {_kind(value)} {_shown(value)}")
+            raise Invalid(f"must be a list, got {kind(value)} {_shown(value)}")
         if not value and not allow_empty:
             raise Invalid("must not be empty")
         return tuple(item(element) for element in value)
@@ -99,7 +99,7 @@ def list_of(item: Callable[[Any], T], *, allow_empty: bool = True) -> Callable[[
 def table_of(key: Callable[[str], str], value: Callable[[Any], T]) -> Callable[[Any], dict[str, T]]:
     def parse(raw: Any) -> dict[str, T]:
         if not isinstance(raw, dict):
-            raise Invalid(f"must be a table (e.g. {{ name = value }}), got {_kind(raw)} {_shown(raw)}")
+            raise Invalid(f"must be a table (e.g. {{ name = value }}), got {kind(raw)} {_shown(raw)}")
         parsed: dict[str, T] = {}
         for name, element in raw.items():
             try:

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "bns_resolver.cli", *args], capture_output=True, text=True,
@@ -195,3 +197,42 @@ def test_upstream_that_sends_our_namespaces_back_is_refused(tmp_path: Path) -> N
     assert result.returncode == 2, result.stderr[-2000:]
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("bns-resolver: forwarding loop: the upstream 127.0.0.1:") and "--upstream" in last
+
+
+def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    """A PostgreSQL that refuses connections: the driver's multi-line message on one line, exit 2."""
+    from tests.support.dns_fixtures import free_port
+
+    pytest.importorskip("psycopg2")
+    result = _run("status", "--data-dir", str(tmp_path), "--db", f"postgresql+psycopg2://u@127.0.0.1:{free_port()}/db")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "cannot open the index" in lines[0], result.stderr
+
+
+def test_import_snapshot_from_a_url(tmp_path: Path) -> None:
+    """import-snapshot URL downloads the export tarball into the data dir and imports it, digests checked."""
+    import functools
+    import http.server
+    import tarfile
+    import threading
+
+    from bns_resolver.index.snapshot import EMBEDDED_DIR
+
+    served = tmp_path / "www"
+    served.mkdir()
+    with tarfile.open(served / "export-data.tar.gz", "w:gz") as tar:
+        for path in sorted(EMBEDDED_DIR.iterdir()):
+            if path.suffix in (".txt", ".csv", ".sha256"):
+                tar.add(path, arcname=f"export-data/{path.name}")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/export-data.tar.gz"
+        result = _run("import-snapshot", url, "--data-dir", str(tmp_path / "data"))
+        missing = _run("import-snapshot", url + ".nope", "--data-dir", str(tmp_path / "data"))
+    finally:
+        server.shutdown()
+    assert result.returncode == 0 and "12 names" in result.stdout, result.stderr
+    assert (tmp_path / "data" / "export-data.tar.gz").exists()
+    assert missing.returncode == 2 and "cannot download" in missing.stderr and "Traceback" not in missing.stderr

@@ -164,6 +164,11 @@ def test_broken_flag_names_the_flag(tmp_path: Path, flags: dict[str, object], pr
 def test_broken_environment_names_the_variable(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^environment BNS_RESOLVER_LOG_LEVEL: must be one of"):
         load_settings(env={"BNS_RESOLVER_LOG_LEVEL": "LOUD"}, data_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match=r"^environment BNS_RESOLVER_WEB_ADDRESS: 'gw' is not an IP address"):
+        load_settings(env={"BNS_RESOLVER_WEB_ADDRESS": "gw"}, data_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match=r"^environment BNS_RESOLVER_DATADIR: unknown variable \(did you mean "
+                                          r"BNS_RESOLVER_DATA_DIR\?\)"):
+        load_settings(env={"BNS_RESOLVER_DATADIR": "/srv"}, data_dir=str(tmp_path))
 
 
 def test_data_dir_must_be_a_usable_directory(tmp_path: Path) -> None:

@@ -113,3 +113,16 @@ def test_openwrt_installs_from_the_wheel_and_the_init_script_parses() -> None:
     init = DEPLOY / "openwrt" / "bns-resolver.init"
     assert "PROG=/usr/bin/bns-resolver" in init.read_text()
     assert subprocess.run(["sh", "-n", str(init)], check=False).returncode == 0
+
+
+def test_readme_two_commands_install_into_a_venv_and_ci_runs_them() -> None:
+    """A stock Debian Python refuses `pip install .` (PEP 668): the README's first command makes a venv,
+    and .ci/run executes exactly these two lines with /usr/bin/python3."""
+    section = (REPO / "README.md").read_text().split("## Two commands", 1)[1]
+    install, serve = section.split("```sh\n", 1)[1].split("```", 1)[0].splitlines()
+    venv = install.split("python3 -m venv ", 1)[1].split()[0]
+    assert install == f"python3 -m venv {venv} && {venv}/bin/pip install ."
+    assert serve == f"{venv}/bin/bns-resolver serve"
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "readme_line 0" in ci and "readme_line 1" in ci and "PATH=/usr/bin:/bin" in ci
+    assert ci.rstrip().endswith("python3 -m pytest")  # the README's test command, last
