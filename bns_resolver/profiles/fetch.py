@@ -15,7 +15,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from twisted.internet import defer, protocol
@@ -80,7 +80,9 @@ class ProfileFetcher:
         self._max_bytes = max_bytes
         self._cache_ttl = cache_ttl
         self._mirrors = sorted((mirrors or {}).items(), key=lambda item: -len(item[0]))
-        self._agent = agent or BrowserLikeRedirectAgent(Agent(reactor, connectTimeout=timeout), REDIRECT_LIMIT)
+        # cast: Agent provides IAgent through zope.interface, which mypy cannot see.
+        self._agent = agent or BrowserLikeRedirectAgent(cast(Any, Agent(reactor, connectTimeout=timeout)),
+                                                        REDIRECT_LIMIT)
         self._slots = defer.DeferredSemaphore(concurrency)
         self._cache: OrderedDict[str, Fetched] = OrderedDict()
         self._in_flight: dict[str, list[defer.Deferred[Fetched]]] = {}

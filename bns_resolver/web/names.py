@@ -93,4 +93,4 @@ def profile_url(zone: ParsedZone, fqn: str) -> str | None:
 
 
 def _record_text(record: ZoneRecord) -> str:
-    return f"{record.owner}. {record.ttl} IN {dns.rdatatype.to_text(record.rdtype)} {record.rdata.to_text()}"
+    return f"{record.owner}. {record.ttl} IN {dns.rdatatype.to_text(dns.rdatatype.RdataType(record.rdtype))} {record.rdata.to_text()}"

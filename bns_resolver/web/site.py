@@ -19,6 +19,7 @@ import json
 import logging
 from typing import Any
 
+from twisted.web import http
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
@@ -138,7 +139,7 @@ def _internal_error(failure: Any, request: Request) -> None:
 
 
 class _QuietSite(Site):
-    def log(self, request: Request) -> None:
+    def log(self, request: http.Request) -> None:
         """No access log: one line per page view would drown the resolver's own log."""
 
 
