@@ -6,13 +6,13 @@ ops (registrations, namespace reveals) against the pre-block state and reject
 every one whose name/namespace another passing creation op also targets; then
 check and commit ops one at a time; finally hash the accepted ops (§4).
 
-Which reference code generation to mimic comes from `profile.rules`: "0.14.0"
-(Sept-2016 flat-file namedb, the corpus's 0.13 set), "0.14.0-sqlite" (its 0.14
-set), "0.14.1" (Feb 2017, epochs) and "v22" (mainnet, v22.2.0.0).
+Which reference code generation to mimic is `profile.generation` (bns/generations.py:
+0.14.0, 0.14.0-sqlite, 0.14.1, v22), chosen once per network profile.
 
-Limits (mainnet): STX balances of epoch 4+ are unknown (no genesis allocation),
-so STX-paid registrations/renewals are accepted on price alone and
-TOKEN_TRANSFERs are never accepted; consensus hashes from 547922 on can
+Limits (mainnet): the engine does not yet keep STX balances of epoch 4+ (the
+genesis allocation and the v22 ledger are in bns/genesis.py and bns/accounts.py,
+not yet wired in), so STX-paid registrations/renewals are accepted on price alone
+and TOKEN_TRANSFERs are never accepted; consensus hashes from 547922 on can
 therefore differ from the reference's.  From the freeze height (665750) no op
 is accepted; the block still gets an (empty-ops) consensus hash so callers
 always receive a BlockOutcome.
@@ -86,12 +86,12 @@ class BnsEngine:
         self.profile = profile
         self.store = store
         self._checks = dict(_CHECKS)
-        if profile.rules == "v22":
+        if profile.generation.v22_rules:
             self._checks.update(_V22_CHECKS)
 
     @property
     def _legacy(self) -> bool:
-        return self.profile.flatfile_db
+        return self.profile.generation.flatfile_db
 
     def process_block(self, block: ChainBlock) -> BlockOutcome:
         """Apply `block` to the store's open block (the virtualchain opens and commits it)."""
@@ -146,7 +146,7 @@ class BnsEngine:
             # The SQLite namedbs also record each accepted creation (and, before v22, each
             # renewal) in the block's collision state (check_collision_state), so a second
             # ':' or '&' for the same id collides.
-            if key is None and op.opchar == ":" and self.profile.renewals_collide:
+            if key is None and op.opchar == ":" and self.profile.generation.renewals_collide:
                 key = "name:" + str(effects.fqn)
             if key is not None and (key in collided or (key in created and not self._legacy)):
                 log.debug("collision on %s at %s", key, height)

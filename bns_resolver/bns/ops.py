@@ -239,7 +239,7 @@ def _registration(data: bytes, ctx: TxContext, block: int, profile: NetworkProfi
     name = _ascii(raw_name)
     if name is None or not is_name_valid(name):
         return None
-    by_outputs = profile.rules == "v22" and len(ctx.outputs) >= 4
+    by_outputs = profile.generation.renewal_by_outputs and len(ctx.outputs) >= 4
     return NameRegistration(name, recipient[0], recipient[1], value_hash, token_fee, by_outputs)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from bns_resolver.bns.generations import RuleGeneration, generation
 from bns_resolver.errors import ConfigError
 
 FEATURE_MULTISIG = "multisig"
@@ -62,23 +63,13 @@ class NetworkProfile:
     rules: str = "v22"
     extra: tuple[tuple[str, str], ...] = field(default=())
 
-    @property
-    def flatfile_db(self) -> bool:
-        """Sept-2016 flat-file namedb (branch tests-0.13), reloaded from disk every block."""
-        return self.rules == "0.14.0"
+    def __post_init__(self) -> None:
+        generation(self.rules)  # an unknown generation fails when the profile is made
 
     @property
-    def renewals_collide(self) -> bool:
-        """Sept-2016 SQLite and 0.14.1 code checked a ':' renewal through `check_register`, whose
-        @state_create wrapper records the name in the block's collision table
-        (`check_name_collision`), so a second ':' on that name in the same block is rejected.
-        v22 extracts renewals as NAME_RENEWAL and checks them with `check_renewal` alone."""
-        return self.rules in ("0.14.0-sqlite", "0.14.1")
-
-    @property
-    def sept2016(self) -> bool:
-        """Any pre-epoch (Sept 2016) code generation."""
-        return self.rules.startswith("0.14.0")
+    def generation(self) -> RuleGeneration:
+        """The reference code generation the rules follow (bns/generations.py)."""
+        return generation(self.rules)
 
     def epoch(self, block: int) -> Epoch:
         for epoch in self.epochs:

@@ -94,7 +94,7 @@ def check_registration(view: BlockView, op: ops.CandidateOp) -> Effects | None:
     if view.name(fqn) is None:
         preorder = view.name_preorder(hash_name(fqn, ctx.sender, payload.recipient_address))
     if preorder is None:
-        if view.profile.rules != "v22" and view.is_registered(fqn):
+        if not view.profile.generation.renewal_by_outputs and view.is_registered(fqn):
             return check_renewal(view, op)
         return None
     if view.is_registered(fqn) or preorder["block_number"] < namespace["ready_block"]:
@@ -148,7 +148,7 @@ def check_renewal(view: BlockView, op: ops.CandidateOp) -> Effects | None:
     assert record is not None
     record = stamp(record, op, "::")
     record["last_renewed"] = view.height
-    if not view.profile.sept2016:
+    if not view.profile.generation.sept2016:
         # Sept-2016 renewals kept the record's op_fee; 0.14.1 mutates it (RENEWAL_MUTATE_FIELDS).
         record["op_fee"] = ctx.burn_fee
 

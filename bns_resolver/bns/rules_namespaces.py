@@ -51,7 +51,7 @@ def check_namespace_reveal(view: BlockView, op: ops.CandidateOp) -> Effects | No
     ctx = op.ctx
     # has_key('sender_pubkey'): from 0.14.1 on tx_extract always set the key (maybe None),
     # so only Sept-2016 code demanded a p2pkh revealer.
-    needs_pubkey = view.profile.sept2016
+    needs_pubkey = view.profile.generation.sept2016
     if (needs_pubkey and ctx.sender_pubkey is None) or len(ctx.outputs) != 3:
         return None
     if not _version_allowed(view, payload.version):
@@ -66,7 +66,7 @@ def check_namespace_reveal(view: BlockView, op: ops.CandidateOp) -> Effects | No
     if not _fee_ok(view, nsid, preorder):
         return None
     # A re-reveal keeps the first block_number (0.14.1 prior history); Sept-2016 code took the preorder's.
-    old = None if view.profile.sept2016 else view.store.get_namespace(nsid)
+    old = None if view.profile.generation.sept2016 else view.store.get_namespace(nsid)
     record = {
         "namespace_id": nsid, "preorder_hash": preorder_hash, "version": payload.version,
         "sender": ctx.sender, "sender_pubkey": ctx.sender_pubkey, "address": ctx.address,
@@ -83,13 +83,13 @@ def check_namespace_reveal(view: BlockView, op: ops.CandidateOp) -> Effects | No
 
 
 def _version_allowed(view: BlockView, version: int) -> bool:
-    if view.profile.rules == "v22":
+    if view.profile.generation.v22_rules:
         return rules_v22.namespace_version_allowed(view, version)
     return version == BLOCKSTACK_VERSION
 
 
 def _fee_ok(view: BlockView, namespace_id: str, preorder: Record) -> bool:
-    if view.profile.rules == "v22":
+    if view.profile.generation.v22_rules:
         return rules_v22.namespace_fee_ok(view, namespace_id, preorder)
     return preorder["op_fee"] >= price_namespace(namespace_id, view.height, view.profile)
 

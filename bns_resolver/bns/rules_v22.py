@@ -1,6 +1,6 @@
 """Name rules where blockstack-core v22.2.0.0 (mainnet) differs from the 2016–17 code.
 
-Selected by the engine when `profile.rules == "v22"`: preorders carry their
+Selected by the engine when `profile.generation.v22_rules`: preorders carry their
 burn output (outputs[2]) and optional STX fee; registrations need a preorder
 (renewals are recognised by ≥ 4 outputs, fee in outputs[3]); payments go
 through `payments.check_payment`; epoch features gate value hashes, renewing to

@@ -49,7 +49,7 @@ class BlockView:
     @property
     def legacy(self) -> bool:
         """0.14.0 (Sept 2016) rules: in-memory namedb with per-sync secondary indexes."""
-        return self.profile.flatfile_db
+        return self.profile.generation.flatfile_db
 
     def record(self, fqn: str) -> Record | None:
         """The stored record, with 0.14.0's expiry side effect on `revoked` applied."""

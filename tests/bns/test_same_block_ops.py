@@ -213,5 +213,5 @@ def test_renewal_collision_is_per_name() -> None:
 
 
 def test_renewals_collide_only_before_v22() -> None:
-    assert [_profile(r).renewals_collide for r in RULES] == [False, True, True, False]
-    assert not replace(_profile("0.14.1"), rules="v22").renewals_collide
+    assert [_profile(r).generation.renewals_collide for r in RULES] == [False, True, True, False]
+    assert not replace(_profile("0.14.1"), rules="v22").generation.renewals_collide
