@@ -1,4 +1,4 @@
-"""STX token accounts as blockstack-core v22 kept them (epoch 4+ of BNS v1).
+"""STX token accounts as blockstack-core v22 kept them (epoch 4+ of BNS v1), and TOKEN_TRANSFER.
 
 Follows `lib/nameset/db.py` and `namedb.py` of v22:
 
@@ -24,8 +24,10 @@ first time an address is looked up at or after its batch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bns_resolver.bns import ops
 from bns_resolver.bns.genesis import GenesisAllocation, GenesisRow
 
 
@@ -185,3 +187,31 @@ class TokenLedger:
     def liquid(self) -> int:
         """Unlocked µSTX held by accounts (airdrop grants counted whether opened yet or not)."""
         return sum(a.balance for a in self.accounts.values()) - self._airdrop_opened + self.airdropped()
+
+
+# -- TOKEN_TRANSFER (lib/operations/tokentransfer.py) ----------------------------------------------
+TOKEN_TRANSFER_FIELDS = ("sender", "address", "recipient", "recipient_address", "token_units", "token_fee",
+                         "block_id", "op", "txid", "vtxindex", "consensus_hash", "scratch_area")
+ZERO_CONSENSUS_HASH = "00" * 16
+
+
+def token_transfer_values(ledger: TokenLedger, op: ops.CandidateOp, height: int,
+                          consensus_hash_valid: Callable[[str], bool], zero_ch_allowed: bool) -> tuple | None:
+    """The hashed field values of an acceptable TOKEN_TRANSFER (tokentransfer.check), else None.
+
+    `zero_ch_allowed`: epoch 5+ accepts an all-zero consensus hash.  The caller commits the
+    transfer with `ledger.transfer(address, recipient_address, amount)`.  token_fee is hashed as
+    a decimal string (the reference kept it a string to avoid overflow)."""
+    payload, ctx = op.payload, op.ctx
+    assert isinstance(payload, ops.TokenTransfer)
+    if payload.amount <= 0 or ctx.address == payload.recipient_address:
+        return None
+    ch = payload.consensus_hash
+    if not ((zero_ch_allowed and ch == ZERO_CONSENSUS_HASH) or consensus_hash_valid(ch)):
+        return None
+    if payload.token_units != "STACKS":  # accounts only exist for STACKS
+        return None
+    if ledger.transfer_refusal(ctx.address, payload.recipient_address, payload.amount, height) is not None:
+        return None
+    return (ctx.sender, ctx.address, payload.recipient, payload.recipient_address, payload.token_units,
+            str(payload.amount), height, "$", ctx.txid, ctx.vtxindex, ch, payload.scratch_area)

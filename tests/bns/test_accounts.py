@@ -9,8 +9,17 @@ from __future__ import annotations
 import pytest
 
 from bns_resolver.base58 import b58check_decode, b58check_encode
-from bns_resolver.bns.accounts import LedgerError, TokenLedger
+from bns_resolver.bns.accounts import (
+    TOKEN_TRANSFER_FIELDS,
+    LedgerError,
+    TokenLedger,
+    token_transfer_values,
+)
+from bns_resolver.bns.consensus import serialize_op
 from bns_resolver.bns.genesis import load_genesis
+from bns_resolver.bns.ops import decode_tx
+from bns_resolver.bns.profiles import mainnet
+from bns_resolver.chain.types import ChainTx, TxInput, TxOutput
 
 STX = 1_000_000
 FIRST = 373_601
@@ -143,3 +152,46 @@ def test_locked_genesis_account_unlocks_at_its_height(genesis) -> None:
     assert ledger.transfer_refusal(row.address, other, 1, row.lock_send - 1).startswith("sender locked")
     ledger.end_block(row.lock_send - 1)
     assert ledger.transfer_refusal(row.address, other, 1, row.lock_send) is None
+
+
+def _token_transfer_tx(sender_hash160: bytes, recipient_hash160: bytes, amount: int, ch: str,
+                       units: bytes = b"STACKS") -> ChainTx:
+    payload = b"id$" + bytes.fromhex(ch) + units.ljust(19, b"\0") + amount.to_bytes(8, "big") + b"memo"
+    op_return = "6a" + f"{len(payload):02x}" + payload.hex()
+    sender = "76a914" + sender_hash160.hex() + "88ac"
+    recipient = "76a914" + recipient_hash160.hex() + "88ac"
+    txin = TxInput("11" * 32, 0, "00", TxOutput(10_000, sender))
+    return ChainTx("22" * 32, 5, (txin,), (TxOutput(0, op_return), TxOutput(5_500, recipient)))
+
+
+def test_token_transfer_serialization_and_checks(genesis) -> None:
+    """tokentransfer.py: FIELDS order, token_fee as a decimal string, op '$', epoch-5 zero hash."""
+    height = 600_000
+    ledger = _ledger(genesis, height)
+    sender = next(r.address for r in genesis.rows
+                  if r.address[0] == "1" and r.lock_send <= height and ledger.balance(r.address))
+    sender_hash = b58check_decode(sender)[1]
+    to_hash = b"\x05" * 20
+    profile = mainnet()
+    ch = "ab" * 16
+
+    def values(tx: ChainTx, ch_ok: bool = True, zero_ok: bool = True) -> tuple | None:
+        op = decode_tx(tx, height, profile)
+        assert op is not None and op.opchar == "$"
+        return token_transfer_values(ledger, op, height, lambda _: ch_ok, zero_ok)
+
+    got = values(_token_transfer_tx(sender_hash, to_hash, 7 * STX, ch))
+    assert got is not None
+    assert dict(zip(TOKEN_TRANSFER_FIELDS, got)) == {
+        "sender": "76a914" + sender_hash.hex() + "88ac", "address": sender,
+        "recipient": "76a914" + to_hash.hex() + "88ac", "recipient_address": b58check_encode(0, to_hash),
+        "token_units": "STACKS", "token_fee": str(7 * STX), "block_id": height, "op": "$",
+        "txid": "22" * 32, "vtxindex": 5, "consensus_hash": ch, "scratch_area": b"memo".hex()}
+    assert serialize_op("$", got).startswith("$:50:76a914")
+    assert values(_token_transfer_tx(sender_hash, to_hash, 7 * STX, ch), ch_ok=False) is None
+    assert values(_token_transfer_tx(sender_hash, to_hash, 7 * STX, "00" * 16), ch_ok=False) is not None
+    assert values(_token_transfer_tx(sender_hash, to_hash, 7 * STX, "00" * 16), False, False) is None
+    assert values(_token_transfer_tx(sender_hash, to_hash, 0, ch)) is None
+    assert values(_token_transfer_tx(sender_hash, sender_hash, 1, ch)) is None
+    assert values(_token_transfer_tx(sender_hash, to_hash, 1, ch, units=b"BTC")) is None
+    assert values(_token_transfer_tx(sender_hash, to_hash, ledger.balance(sender) + 1, ch)) is None
