@@ -6,9 +6,10 @@ opens or closes blocks: the virtualchain does (`chain.virtualchain.BlockStore`),
 and every read and write of the engine happens inside the block it opened.  A
 store must be able to undo a whole block exactly, newest first, for reorgs.
 
-Token (STX) accounts of epoch 4+ are deliberately absent: rebuilding them needs
-the 2020 airdrop/genesis allocation file, which this project does not have
-(bns-v1.md §3.8).  The engine therefore cannot validate STX-paid operations.
+Token (STX) accounts of epoch 4+ are not in the store yet: the genesis allocation
+(bns/genesis.py) and the v22 ledger (bns/accounts.py) exist, but persisting the
+ledger per block (with undo) is still to do, so the engine cannot yet validate
+STX-paid operations or accept TOKEN_TRANSFERs.
 """
 
 from __future__ import annotations
