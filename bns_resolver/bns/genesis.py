@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import lzma
+from array import array
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -94,7 +95,7 @@ class GenesisAllocation:
             return None
         if version != 0:
             return None
-        index = _prefix_index(self.airdrop_prefixes, self.prefix_bytes).get(payload[: self.prefix_bytes])
+        index = self._airdrop_index(payload[: self.prefix_bytes])
         if index is None:
             return None
         for height, batch in self.airdrop_batches.items():
@@ -102,10 +103,27 @@ class GenesisAllocation:
                 return height
         return None
 
+    def _airdrop_index(self, prefix: bytes) -> int | None:
+        """Line of the airdrop file with this hash160 prefix: a binary search over the prefixes
+        sorted once (4.5 MB kept, instead of a 322,146-entry dict of tens of MB)."""
+        blob, lines = _sorted_prefixes(self.airdrop_prefixes, self.prefix_bytes)
+        size, low, high = self.prefix_bytes, 0, len(lines)
+        while low < high:
+            mid = (low + high) // 2
+            if blob[mid * size:(mid + 1) * size] < prefix:
+                low = mid + 1
+            else:
+                high = mid
+        if low < len(lines) and blob[low * size:(low + 1) * size] == prefix:
+            return lines[low]
+        return None
+
 
 @lru_cache(maxsize=2)
-def _prefix_index(prefixes: bytes, size: int) -> dict[bytes, int]:
-    return {prefixes[i:i + size]: i // size for i in range(0, len(prefixes), size)}
+def _sorted_prefixes(prefixes: bytes, size: int) -> tuple[bytes, array]:
+    order = sorted(range(len(prefixes) // size), key=lambda i: prefixes[i * size:(i + 1) * size])
+    blob = b"".join(prefixes[i * size:(i + 1) * size] for i in order)
+    return blob, array("I", order)
 
 
 def _read_checked(path: Path) -> bytes:
