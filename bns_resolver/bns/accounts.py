@@ -189,6 +189,23 @@ class TokenLedger:
         return sum(a.balance for a in self.accounts.values()) - self._airdrop_opened + self.airdropped()
 
 
+@dataclass(frozen=True)
+class Supply:
+    """µSTX at a height, before any op of that block: unlocked (held by accounts) and still vesting."""
+
+    height: int
+    liquid: int
+    unvested: int
+
+
+def supply_at(genesis: GenesisAllocation, first_block: int, height: int) -> Supply:
+    """What `status` can show: the allocation's supply usable in block `height`, counting grants,
+    unlocks and patches only (STX burned by name payments is not subtracted here)."""
+    ledger = TokenLedger.at_genesis(genesis, first_block)
+    ledger.advance_to(max(height, first_block))
+    return Supply(height, ledger.liquid(), ledger.unvested())
+
+
 # -- TOKEN_TRANSFER (lib/operations/tokentransfer.py) ----------------------------------------------
 TOKEN_TRANSFER_FIELDS = ("sender", "address", "recipient", "recipient_address", "token_units", "token_fee",
                          "block_id", "op", "txid", "vtxindex", "consensus_hash", "scratch_area")

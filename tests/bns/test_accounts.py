@@ -13,6 +13,7 @@ from bns_resolver.bns.accounts import (
     TOKEN_TRANSFER_FIELDS,
     LedgerError,
     TokenLedger,
+    supply_at,
     token_transfer_values,
 )
 from bns_resolver.bns.consensus import serialize_op
@@ -195,3 +196,10 @@ def test_token_transfer_serialization_and_checks(genesis) -> None:
     assert values(_token_transfer_tx(sender_hash, sender_hash, 1, ch)) is None
     assert values(_token_transfer_tx(sender_hash, to_hash, 1, ch, units=b"BTC")) is None
     assert values(_token_transfer_tx(sender_hash, to_hash, ledger.balance(sender) + 1, ch)) is None
+
+
+def test_supply_at_for_status(genesis) -> None:
+    at_start = supply_at(genesis, FIRST, FIRST)
+    assert (at_start.liquid, at_start.unvested) == (453_172_121 * STX, 866_827_879 * STX)
+    frozen = supply_at(genesis, FIRST, FREEZE)
+    assert frozen.liquid == _credited_by(genesis, FREEZE) and frozen.height == FREEZE
