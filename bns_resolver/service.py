@@ -137,7 +137,7 @@ class GatewayService:
         from bns_resolver.profiles.judge import ProfileJudge
         from bns_resolver.web.metrics import MetricsSource
         from bns_resolver.web.names import NameDirectory
-        from bns_resolver.web.site import make_gateway_site
+        from bns_resolver.web.site import PAGE_CACHE_SECONDS, make_gateway_site
 
         web = self.settings.web
         fetcher = ProfileFetcher(self.reactor, timeout=web.profile_timeout, max_bytes=web.profile_max_bytes,
@@ -149,7 +149,9 @@ class GatewayService:
                                 profile_stats=lambda: dict(fetcher.stats))
         site = make_gateway_site(NameDirectory(authority, IndexReader(self.engine)), ProfileJudge(fetcher),
                                  authority, access=self.gateway.access, metrics=metrics,
-                                 redirect_to_website=web.redirect_to_website)
+                                 redirect_to_website=web.redirect_to_website,
+                                 # a page never outlives the profile copy it shows
+                                 page_cache_seconds=min(PAGE_CACHE_SECONDS, web.profile_cache_ttl))
         self.web_ports = bind_web(site, web_listen_addresses(self.settings), self.reactor)
         for port in self.web_ports:
             log.info("web gateway on http://%s:%s/", port.getHost().host, port.getHost().port)

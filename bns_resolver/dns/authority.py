@@ -76,10 +76,12 @@ class BnsAuthority:
         self.namespaces: frozenset[str] = frozenset()
         self.subdomain_domains: frozenset[str] = frozenset()
         self.height: int | None = None
+        self.refreshes = 0  # counts index changes, so caches above can tell theirs are stale
         self.refresh()
 
     def refresh(self) -> None:
         """Re-read what changes per block: the namespace set and the indexed height."""
+        self.refreshes += 1
         self.namespaces = self._index.namespace_ids()
         self.height = self._index.indexed_height()
         # Most names have no subdomains: skip that lookup for them.

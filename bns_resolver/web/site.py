@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 from twisted.web import http
@@ -34,14 +35,20 @@ from bns_resolver.web.page import CONTENT_SECURITY_POLICY, error_page, name_page
 log = logging.getLogger(__name__)
 
 WELL_KNOWN_PREFIX = b"/.well-known/bns/"
+PAGE_CACHE_SECONDS = 60.0  # a rendered page is reused this long at most (and never past an index change)
+PAGE_CACHE_ENTRIES = 1024
 
 
 class NameGateway(Resource):
     isLeaf = True
 
     def __init__(self, directory: NameDirectory, judge: ProfileJudge, authority: BnsAuthority, *,
-                 access: AccessList, metrics: MetricsSource | None = None, redirect_to_website: bool = False) -> None:
+                 access: AccessList, metrics: MetricsSource | None = None, redirect_to_website: bool = False,
+                 page_cache_seconds: float = PAGE_CACHE_SECONDS) -> None:
         super().__init__()
+        # host -> (index refresh count, deadline, page): repeat views skip the lookups and rendering.
+        self._pages: dict[str, tuple[int, float, bytes]] = {}
+        self._page_seconds = page_cache_seconds
         self._directory = directory
         self._judge = judge
         self._authority = authority
@@ -67,7 +74,23 @@ class NameGateway(Resource):
         if path != b"/":
             request.setResponseCode(404)
             return _html(request, error_page(host, 404, "the gateway serves one page per name, at /"))
+        cached = self._cached_page(host)
+        if cached is not None:
+            return _html_bytes(request, cached)
         return self._with_profile(request, host, self._html_page)
+
+    def _cached_page(self, host: str) -> bytes | None:
+        entry = self._pages.get(host)
+        if entry is None or entry[0] != self._authority.refreshes or entry[1] < time.monotonic():
+            return None
+        if self._authority.not_ready():
+            return None  # the index fell behind since: the page must say so (503)
+        return entry[2]
+
+    def _remember_page(self, host: str, page: bytes) -> None:
+        if len(self._pages) >= PAGE_CACHE_ENTRIES:
+            self._pages.clear()
+        self._pages[host] = (self._authority.refreshes, time.monotonic() + self._page_seconds, page)
 
     def _with_profile(self, request: Request, name: str, render: Any) -> bytes | int:
         try:
@@ -89,7 +112,9 @@ class NameGateway(Resource):
         if website is not None:
             request.redirect(website.encode("utf-8"))
             return b""
-        return _html(request, name_page(facts, verdict))
+        page = name_page(facts, verdict).encode("utf-8")
+        self._remember_page(host, page)
+        return _html_bytes(request, page)
 
     def _json(self, request: Request, name: str, facts: NameFacts | None, verdict: ProfileVerdict | None,
               problem: NameUnavailable | None) -> bytes:
@@ -112,8 +137,12 @@ def _security_headers(request: Request) -> None:
 
 
 def _html(request: Request, page: str) -> bytes:
+    return _html_bytes(request, page.encode("utf-8"))
+
+
+def _html_bytes(request: Request, page: bytes) -> bytes:
     request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
-    return page.encode("utf-8")
+    return page
 
 
 def _health(request: Request, not_ready: str | None) -> bytes:
@@ -144,10 +173,10 @@ class _QuietSite(Site):
 
 
 def make_gateway_site(directory: NameDirectory, judge: ProfileJudge, authority: BnsAuthority, *,
-                      access: AccessList, metrics: MetricsSource | None = None,
-                      redirect_to_website: bool = False) -> Site:
+                      access: AccessList, metrics: MetricsSource | None = None, redirect_to_website: bool = False,
+                      page_cache_seconds: float = PAGE_CACHE_SECONDS) -> Site:
     site = _QuietSite(NameGateway(directory, judge, authority, access=access, metrics=metrics,
-                                  redirect_to_website=redirect_to_website))
+                                  redirect_to_website=redirect_to_website, page_cache_seconds=page_cache_seconds))
     site.noisy = False
     site.displayTracebacks = False
     return site

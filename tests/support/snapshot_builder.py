@@ -34,7 +34,7 @@ def write_export(folder: Path, zonefiles: dict[str, str | None], owners: dict[st
                   "-----END NAMESPACES-----", "-----BEGIN NAMES-----", "name,address,zonefile_hash",
                   *name_rows, "-----END NAMES-----"]
     (folder / "chainstate.txt").write_text("\n".join(chainstate) + "\n")
-    (folder / "name_zonefiles.txt").write_text("\n".join(pairs) + "\n")
+    (folder / "name_zonefiles.txt").write_text("".join(line + "\n" for line in pairs))
     return folder
 
 

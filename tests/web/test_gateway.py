@@ -220,3 +220,24 @@ def test_clients_outside_the_allow_list_get_403(tmp_path: Path) -> None:
         assert refused.value.code == 403 and "allow-list" in refused.value.read().decode()
     finally:
         server.stop()
+
+
+def test_a_cached_page_never_outlives_an_index_change(tmp_path: Path) -> None:
+    import time
+
+    names = {"alice.id": zonefile("alice.id", None)}
+    first, second = owner_address(OWNER_KEY), owner_address(STRANGER_KEY)
+    import_export(tmp_path / "data", write_export(tmp_path / "one", names, owners={"alice.id": first}))
+    server = ServerProcess(tmp_path / "data", config='[web]\nlisten = ["127.0.0.1:0"]\n').start()
+    try:
+        gateway = Gateway(server, GaiaStub().start())
+        assert first in gateway.get("alice.id")[2] and first in gateway.get("alice.id")[2]  # rendered, then cached
+        import_export(tmp_path / "data", write_export(tmp_path / "two", names, owners={"alice.id": second}))
+        deadline = time.monotonic() + 15
+        while first in gateway.get("alice.id")[2] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        page = gateway.get("alice.id")[2]
+        assert second in page and first not in page
+    finally:
+        server.stop()
+        gateway.gaia.stop()
