@@ -25,6 +25,7 @@ from bns_resolver.chain.virtualchain import SyncResult, VirtualChain
 from bns_resolver.config import ChainSettings
 from bns_resolver.errors import ConfigError
 from bns_resolver.index.chainstore import SqlStateStore
+from bns_resolver.index.db import reported
 from bns_resolver.index.sync_state import load_state, save_state
 
 log = logging.getLogger(__name__)
@@ -89,11 +90,12 @@ class ChainSync:
 
     def sync(self) -> SyncResult:
         self.rpc.check_network(BITCOIND_CHAIN_NAMES.get(self.profile.name, self.profile.name))
-        result = self.virtualchain.sync()
-        if result.last_block is not None:
-            # Undo data deeper than any reorg we would follow only costs disk.
-            self.store.discard_undo(result.last_block - self.virtualchain.reorg_limit)
-        self.record_tip()
+        with reported(self.db_engine, "write to", outcome="it keeps its last flushed block"):
+            result = self.virtualchain.sync()
+            if result.last_block is not None:
+                # Undo data deeper than any reorg we would follow only costs disk.
+                self.store.discard_undo(result.last_block - self.virtualchain.reorg_limit)
+            self.record_tip()
         return result
 
     def record_tip(self) -> int:

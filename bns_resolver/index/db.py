@@ -87,6 +87,18 @@ def _ddl_transaction(conn: Connection) -> Iterator[None]:
         driver.isolation_level = saved  # type: ignore[union-attr]
 
 
+@contextmanager
+def reported(engine: Engine, doing: str, *, outcome: str = "") -> Iterator[None]:
+    """Turn a database failure (a full disk, a lost server) into one IndexStoreError that names
+    the index, what was being done and what state it was left in."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        reason = getattr(exc, "orig", None) or exc
+        raise IndexStoreError(f"cannot {doing} the index at {_safe_url(engine)}: {reason}"
+                              + (f"; {outcome}" if outcome else "")) from exc
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
     cursor = dbapi_conn.cursor()
     # WAL lets the DNS server read while the sync or fetcher writes.
