@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -99,7 +100,7 @@ def reported(engine: Engine, doing: str, *, outcome: str = "") -> Iterator[None]
                               + (f"; {outcome}" if outcome else "")) from exc
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor = dbapi_conn.cursor()
     # WAL lets the DNS server read while the sync or fetcher writes.
     cursor.execute("PRAGMA journal_mode=WAL")
