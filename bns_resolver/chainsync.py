@@ -98,6 +98,10 @@ class ChainSync:
             self.record_tip()
         return result
 
+    def stop(self) -> None:
+        """From another thread: end a running sync() after its current block, flushed (clean shutdown)."""
+        self.virtualchain.request_stop()
+
     def record_tip(self) -> int:
         tip = self.virtualchain.fetcher.tip_height()
         save_state(self.db_engine, {"tip": str(tip)})
