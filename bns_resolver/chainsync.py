@@ -13,8 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TextIO
 
-from sqlalchemy import Engine
-
 from bns_resolver.bns.engine import BnsEngine
 from bns_resolver.bns.expiry import expiry_rule
 from bns_resolver.bns.profiles import NetworkProfile, mainnet
@@ -25,7 +23,7 @@ from bns_resolver.chain.virtualchain import SyncResult, VirtualChain
 from bns_resolver.config import ChainSettings
 from bns_resolver.errors import ConfigError
 from bns_resolver.index.chainstore import SqlStateStore
-from bns_resolver.index.db import reported
+from bns_resolver.index.db import Engine, reported
 from bns_resolver.index.sync_state import load_state, save_state
 
 log = logging.getLogger(__name__)

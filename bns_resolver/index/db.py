@@ -20,6 +20,8 @@ from bns_resolver.errors import IndexStoreError
 
 log = logging.getLogger(__name__)
 
+__all__ = ["Connection", "Engine", "HEAD_REVISION", "current_revision", "open_index", "reported", "sqlite_url"]
+
 HEAD_REVISION = "0002"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 

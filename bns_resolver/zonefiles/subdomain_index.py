@@ -15,10 +15,8 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from sqlalchemy.engine import Connection, Engine
-
 from bns_resolver.index import subdomains as rows
-from bns_resolver.index.db import reported
+from bns_resolver.index.db import Connection, Engine, reported
 from bns_resolver.index.zonefiles import want_position
 from bns_resolver.zonefiles.store import ZERO_HASH, get_zonefile, store_verified
 from bns_resolver.zonefiles.subdomains import (
