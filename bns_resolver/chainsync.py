@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TextIO
+from typing import Any, TextIO
 
 from bns_resolver.bns.engine import BnsEngine
 from bns_resolver.bns.expiry import expiry_rule
@@ -29,7 +29,7 @@ from bns_resolver.index.sync_state import load_state, save_state
 log = logging.getLogger(__name__)
 
 BITCOIND_CHAIN_NAMES = {"mainnet": "main", "testnet": "test"}
-TESTNET_VERSIONS = {"p2pkh_version": 111, "p2sh_version": 196}
+TESTNET_VERSIONS: dict[str, Any] = {"p2pkh_version": 111, "p2sh_version": 196}
 # The reference's regtest integration tests start BNS at block 256.
 REGTEST_FIRST_BLOCK = 256
 
