@@ -11,9 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TextIO
-
-from sqlalchemy import Engine
+from typing import Any, TextIO
 
 from bns_resolver.bns.engine import BnsEngine
 from bns_resolver.bns.expiry import expiry_rule
@@ -25,12 +23,13 @@ from bns_resolver.chain.virtualchain import SyncResult, VirtualChain
 from bns_resolver.config import ChainSettings
 from bns_resolver.errors import ConfigError
 from bns_resolver.index.chainstore import SqlStateStore
+from bns_resolver.index.db import Engine, reported
 from bns_resolver.index.sync_state import load_state, save_state
 
 log = logging.getLogger(__name__)
 
 BITCOIND_CHAIN_NAMES = {"mainnet": "main", "testnet": "test"}
-TESTNET_VERSIONS = {"p2pkh_version": 111, "p2sh_version": 196}
+TESTNET_VERSIONS: dict[str, Any] = {"p2pkh_version": 111, "p2sh_version": 196}
 # The reference's regtest integration tests start BNS at block 256.
 REGTEST_FIRST_BLOCK = 256
 
@@ -89,12 +88,17 @@ class ChainSync:
 
     def sync(self) -> SyncResult:
         self.rpc.check_network(BITCOIND_CHAIN_NAMES.get(self.profile.name, self.profile.name))
-        result = self.virtualchain.sync()
-        if result.last_block is not None:
-            # Undo data deeper than any reorg we would follow only costs disk.
-            self.store.discard_undo(result.last_block - self.virtualchain.reorg_limit)
-        self.record_tip()
+        with reported(self.db_engine, "write to", outcome="it keeps its last flushed block"):
+            result = self.virtualchain.sync()
+            if result.last_block is not None:
+                # Undo data deeper than any reorg we would follow only costs disk.
+                self.store.discard_undo(result.last_block - self.virtualchain.reorg_limit)
+            self.record_tip()
         return result
+
+    def stop(self) -> None:
+        """From another thread: end a running sync() after its current block, flushed (clean shutdown)."""
+        self.virtualchain.request_stop()
 
     def record_tip(self) -> int:
         tip = self.virtualchain.fetcher.tip_height()

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Engine
-
 from bns_resolver.config import Settings
 from bns_resolver.errors import VerificationError, ZoneFileError
+from bns_resolver.index.db import Engine
 from bns_resolver.index.lookup import IndexReader
 from bns_resolver.zonefiles.parse import parse_zonefile
 from bns_resolver.zonefiles.store import verify_zonefile

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -99,3 +100,58 @@ def test_undo_data_is_kept_only_as_deep_as_a_reorg_can_go(node: BitcoindServer, 
     with engine.connect() as conn:
         lowest = conn.execute(select(func.min(schema.undo_log.c.height))).scalar()
     assert result.last_block is not None and lowest == result.last_block - 2
+
+
+
+def _can_mount_tmpfs() -> bool:
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"],
+                           capture_output=True, timeout=10, check=False) if shutil.which("unshare") else None
+    return probe is not None and probe.returncode == 0
+
+
+def _sync_on_a_small_disk(node: BitcoindServer, config: Path, data: Path, spare_kib: int, out: Path) -> str:
+    """Sync a copy of `data` on a tmpfs with `spare_kib` free; copy what is left to `out`; stderr."""
+    used = sum(p.stat().st_size for p in data.iterdir())
+    mount = out.with_name(out.name + "-mnt")
+    mount.mkdir()
+    script = (f"mount -t tmpfs -o size={(used // 4096 + 1) * 4096 + spare_kib * 1024} tmpfs {mount} && "
+              f"cp -a {data}/. {mount}/ && {sys.executable} -m bns_resolver.cli sync --config {config} "
+              f"--data-dir {mount} --bitcoind {node.url}; echo rc=$?; mkdir {out}; cp -a {mount}/. {out}/")
+    run = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=120,
+                         check=False)
+    assert "Traceback" not in run.stderr, run.stderr[-3000:]
+    assert "rc=0" in run.stdout or ("rc=2" in run.stdout and len(run.stderr.strip().splitlines()[-1]) < 300)
+    return run.stderr
+
+
+def test_full_disk_mid_sync_is_one_line_and_resuming_equals_a_clean_sync(node: BitcoindServer,
+                                                                         tmp_path: Path) -> None:
+    """The data dir sits on a nearly full tmpfs: sync stops with a one-line error and exit 2, the index
+    is either as before or fully synced (never in between), and with room again it resumes to a clean
+    sync's index.  Several sizes of free space, so the disk fills inside a batch at least once."""
+    from tests.support.bns_ops import dump_index
+
+    if not _can_mount_tmpfs():
+        pytest.skip("needs `unshare -m` and a tmpfs mount (root in a container or VM)")
+    scenario = _scenario("name_preorder_register_update_accounts.json.gz")
+    chain = corpus_chain(scenario.data)  # type: ignore[attr-defined]
+    config = tmp_path / "regtest.toml"
+    config.write_text(REGTEST_0141)
+    node.serve_builder(chain)
+    clean, data = tmp_path / "clean", tmp_path / "data"
+    assert _cli("sync", "--config", str(config), "--data-dir", str(clean), "--bitcoind", node.url).returncode == 0
+    node.set_chain(chain.blocks[:-4])
+    assert _cli("sync", "--config", str(config), "--data-dir", str(data), "--bitcoind", node.url).returncode == 0
+    before, after = dump_index(data), dump_index(clean)
+    node.serve_builder(chain)
+    kept_before = 0
+    for spare in (40, 48, 56, 64):
+        saved = tmp_path / f"after-{spare}"
+        stderr = _sync_on_a_small_disk(node, config, data, spare, saved)
+        assert dump_index(saved) in (before, after), f"{spare} KiB spare left a half-synced index"
+        if dump_index(saved) == before and "database or disk is full; it keeps its last flushed block" in stderr:
+            kept_before += 1
+        resumed = _cli("sync", "--config", str(config), "--data-dir", str(saved), "--bitcoind", node.url)
+        assert resumed.returncode == 0, resumed.stderr
+        assert dump_index(saved) == after
+    assert kept_before >= 1

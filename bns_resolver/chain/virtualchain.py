@@ -16,6 +16,7 @@ blocks newest first through the store's undo journal, and replays the new branch
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -143,6 +144,12 @@ class VirtualChain:
         self.fetcher, self.engine, self.store = fetcher, engine, store
         self.first_block, self.end_height, self.end_reason = first_block, end_height, end_reason
         self.reorg_limit, self.flush_policy, self.on_block = reorg_limit, flush_policy, on_block
+        self._stop = threading.Event()
+
+    def request_stop(self) -> None:
+        """Shutting down: a running sync (in another thread) flushes after the block it is on and
+        returns, and later calls process nothing."""
+        self._stop.set()
 
     def next_height(self) -> int:
         last = self.store.last_block()
@@ -192,7 +199,7 @@ class VirtualChain:
 
     def _extend(self, progress: _Progress) -> None:
         start, stop = self.next_height(), self.target_height()
-        if start > stop:
+        if start > stop or self._stop.is_set():
             return
         prev_hash = self.store.get_block_hash(start - 1) if start > self.first_block else None
         batch = _Batch(self.flush_policy)
@@ -205,6 +212,9 @@ class VirtualChain:
                 self._flush("batch")
             if self.on_block is not None:
                 self.on_block(block, outcome)
+            if self._stop.is_set():
+                log.info("stopping at block %d on request", block.height)
+                return  # sync() flushes on the way out (the stop flush point)
 
     def _flush(self, reason: str) -> None:
         log.debug("flush (%s) at block %s", reason, self.store.last_block())

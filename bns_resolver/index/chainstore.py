@@ -73,7 +73,7 @@ class SqlStateStore:
         self._open, self._open_hash = height, block_hash
 
     def commit_block(self) -> None:
-        conn, height = self._require_open(), self._open
+        conn, height = self._require_open()
         self._refresh_namespaces(conn)
         self._touched_namespaces.clear()
         self._committed = {"height": str(height), "consensus_hash": self.get_consensus_hash(height) or "",
@@ -140,10 +140,10 @@ class SqlStateStore:
             return None
         return int(state["height"])
 
-    def _require_open(self) -> Connection:
+    def _require_open(self) -> tuple[Connection, int]:
         if self._open is None or self._conn is None:
             raise ChainError("no block is open")
-        return self._conn
+        return self._conn, self._open
 
     def _transaction_alive(self) -> bool:
         """False once SQLite has ended our transaction on its own (PostgreSQL's aborted

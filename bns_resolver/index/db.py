@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -18,6 +19,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from bns_resolver.errors import IndexStoreError
 
 log = logging.getLogger(__name__)
+
+__all__ = ["Connection", "Engine", "HEAD_REVISION", "current_revision", "open_index", "reported", "sqlite_url"]
 
 HEAD_REVISION = "0002"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -87,7 +90,19 @@ def _ddl_transaction(conn: Connection) -> Iterator[None]:
         driver.isolation_level = saved  # type: ignore[union-attr]
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+@contextmanager
+def reported(engine: Engine, doing: str, *, outcome: str = "") -> Iterator[None]:
+    """Turn a database failure (a full disk, a lost server) into one IndexStoreError that names
+    the index, what was being done and what state it was left in."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        reason = getattr(exc, "orig", None) or exc
+        raise IndexStoreError(f"cannot {doing} the index at {_safe_url(engine)}: {reason}"
+                              + (f"; {outcome}" if outcome else "")) from exc
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor = dbapi_conn.cursor()
     # WAL lets the DNS server read while the sync or fetcher writes.
     cursor.execute("PRAGMA journal_mode=WAL")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select, text
+from sqlalchemy import Connection, Engine, Table, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from bns_resolver.index import schema
@@ -115,7 +115,7 @@ class IndexReader:
 
     def counts(self) -> IndexCounts:
         with self._engine.connect() as conn:
-            def count(table: object) -> int:
+            def count(table: Table) -> int:
                 return int(conn.execute(select(func.count()).select_from(table)).scalar() or 0)
 
             return IndexCounts(

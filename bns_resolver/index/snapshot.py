@@ -31,6 +31,7 @@ from sqlalchemy import Connection, Engine, delete, insert
 from bns_resolver.errors import SnapshotError
 from bns_resolver.index import schema
 from bns_resolver.index import subdomains as subdomain_rows
+from bns_resolver.index.db import reported
 from bns_resolver.index.sync_state import bump_generation, write_sync_state
 from bns_resolver.zonefiles.store import store_verified_many
 
@@ -159,22 +160,17 @@ def iter_zonefile_pairs(content: bytes) -> Iterator[tuple[str, bytes]]:
 
 
 def import_export(engine: Engine, files: ExportFiles) -> ImportReport:
-    """Replace the index's contents with the export, in one transaction."""
+    """Replace the index's contents with the export, in one transaction: on any failure
+    (a full disk included) the index stays exactly as it was."""
     report = ImportReport()
     verify_digests(files, report)
     chainstate = files.get("chainstate.txt")
     if chainstate is None:
         raise SnapshotError(f"{files.origin} has no chainstate.txt")
     sections = dict(iter_sections(chainstate.decode("utf-8")))
-    with engine.begin() as conn:
-        _clear(conn)
-        report.namespaces = _load_namespaces(conn, sections.get("NAMESPACES", []))
-        report.names = _load_names(conn, sections.get("NAMES", []))
-        verified: set[str] = set()
-        for name in ("name_zonefiles.txt", "subdomain_zonefiles.txt"):
-            verified |= _load_zonefiles(conn, files.get(name), files.origin, report)
-        report.zonefiles = len(verified)
-        report.subdomains = _load_subdomains(conn, files.get("subdomains.csv"), verified, report)
+    with reported(engine, f"import {files.origin} into", outcome="the index was left as it was"), \
+            engine.begin() as conn:
+        _load_all(conn, files, sections, report)
         write_sync_state(conn, {
             "source": "snapshot", "network": "mainnet", "height": str(FROZEN_HEIGHT),
             "snapshot_origin": files.origin, "imported_at": str(int(time.time())),
@@ -184,6 +180,18 @@ def import_export(engine: Engine, files: ExportFiles) -> ImportReport:
     for line in report.rejected:
         log.warning("snapshot import rejected %s", line)
     return report
+
+
+def _load_all(conn: Connection, files: ExportFiles, sections: dict[str, list[dict[str, str]]],
+              report: ImportReport) -> None:
+    _clear(conn)
+    report.namespaces = _load_namespaces(conn, sections.get("NAMESPACES", []))
+    report.names = _load_names(conn, sections.get("NAMES", []))
+    verified: set[str] = set()
+    for name in ("name_zonefiles.txt", "subdomain_zonefiles.txt"):
+        verified |= _load_zonefiles(conn, files.get(name), files.origin, report)
+    report.zonefiles = len(verified)
+    report.subdomains = _load_subdomains(conn, files.get("subdomains.csv"), verified, report)
 
 
 def _clear(conn: Connection) -> None:

@@ -52,7 +52,7 @@ def history_places(conn: Connection, fqn: str) -> list[tuple[str | None, int | N
         subdomain_history.c.block_height,
         subdomain_history.c.parent_zonefile_index,
     ).where(subdomain_history.c.fqn == fqn)
-    return [tuple(row) for row in conn.execute(query)]  # type: ignore[misc]
+    return [(parent, height, index) for parent, height, index in conn.execute(query)]
 
 
 def delete_history(conn: Connection, fqn: str, parent_hashes: Iterable[str] | None = None) -> None:

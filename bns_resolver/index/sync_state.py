@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, Engine, delete, insert, select
 
 from bns_resolver.index import schema
+from bns_resolver.index.db import reported
 
 
 def write_sync_state(conn: Connection, values: dict[str, str]) -> None:
@@ -28,17 +29,17 @@ def bump_generation(conn: Connection) -> None:
 
 def load_state(engine: Engine) -> dict[str, str]:
     """Every sync_state key, read outside any block transaction."""
-    with engine.connect() as conn:
+    with reported(engine, "read"), engine.connect() as conn:
         return read_sync_state(conn)
 
 
 def save_state(engine: Engine, values: dict[str, str]) -> None:
     """Set keys in a transaction of their own (e.g. the node's tip, the namespace policy)."""
-    with engine.begin() as conn:
+    with reported(engine, "write to"), engine.begin() as conn:
         write_sync_state(conn, values)
 
 
 def mark_changed(engine: Engine) -> None:
     """Bump the generation in a transaction of its own, after a writer outside the chain changed rows."""
-    with engine.begin() as conn:
+    with reported(engine, "write to"), engine.begin() as conn:
         bump_generation(conn)

@@ -16,9 +16,8 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.engine import Connection, Engine
-
 from bns_resolver.index import zonefiles as zonefile_rows
+from bns_resolver.index.db import Connection, Engine
 from bns_resolver.zonefiles.sources import SourceUnavailable, ZoneFileSource, ZoneFileWant
 from bns_resolver.zonefiles.store import is_zonefile_hash, store_verified_many
 

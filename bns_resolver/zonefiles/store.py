@@ -12,11 +12,10 @@ import re
 import time
 from collections.abc import Sequence
 
-from sqlalchemy.engine import Connection, Engine
-
 from bns_resolver.errors import VerificationError
 from bns_resolver.hashing import hash160
 from bns_resolver.index import zonefiles as rows
+from bns_resolver.index.db import Connection, Engine
 from bns_resolver.index.zonefiles import ZERO_HASH, get_zonefile, has_zonefile, held_hashes
 
 __all__ = ["MAX_ZONEFILE_BYTES", "ZERO_HASH", "get_zonefile", "has_zonefile", "held_hashes", "is_zonefile_hash",

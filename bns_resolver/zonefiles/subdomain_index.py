@@ -15,9 +15,8 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from sqlalchemy.engine import Connection, Engine
-
 from bns_resolver.index import subdomains as rows
+from bns_resolver.index.db import Connection, Engine, reported
 from bns_resolver.index.zonefiles import want_position
 from bns_resolver.zonefiles.store import ZERO_HASH, get_zonefile, store_verified
 from bns_resolver.zonefiles.subdomains import (
@@ -56,7 +55,7 @@ def process_domain_subdomains(
 ) -> SubdomainReport:
     """Index the subdomains carried by every held zone file of the on-chain name `domain`."""
     report = SubdomainReport(domains=[domain])
-    with engine.begin() as conn:
+    with reported(engine, f"index the subdomains of {domain} into"), engine.begin() as conn:
         decoded = [decode_parent_zonefile(p) for p in domain_parent_zonefiles(conn, domain, first_block=first_block)]
         cache = {d.parent.zonefile_hash: d for d in decoded}
         fqns: set[str] = set()

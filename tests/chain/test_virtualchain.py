@@ -323,6 +323,26 @@ def test_an_engine_error_keeps_the_batch_before_it(node: BitcoindServer) -> None
     assert sync.store.get_block_hash(profile.first_block + 4) is None
 
 
+def test_a_stop_request_flushes_after_the_current_block(node: BitcoindServer) -> None:
+    """The shutdown flush point: a stop asked for mid-batch ends the sync with that block flushed."""
+    data = scenario(TRANSFERS)
+    profile = profile_of(data)
+    chain = corpus_chain(data)
+    node.serve_builder(chain)
+    sync = Sync(node, profile, flush_policy=FlushPolicy(max_blocks=100, max_seconds=3600))
+
+    def stop_at_third(block: ChainBlock, outcome: Any) -> None:
+        sync._record(block, outcome)
+        if block.height == profile.first_block + 2:
+            sync.loop.request_stop()
+
+    sync.loop.on_block = stop_at_third
+    result = sync.loop.sync()
+    assert result.last_block == profile.first_block + 2 and result.processed == 3
+    assert sync.store.flushed_at == [profile.first_block + 2]
+    assert sync.loop.sync().processed == 0  # stopped for good: a later round does nothing
+
+
 def test_chain_does_not_import_bns() -> None:
     """chain/ stays chain-agnostic: the engine is handed in."""
     root = Path(__file__).resolve().parents[2] / "bns_resolver" / "chain"

@@ -5,11 +5,12 @@ from __future__ import annotations
 import shutil
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
 
-from bns_resolver.errors import SnapshotError
+from bns_resolver.errors import IndexStoreError, SnapshotError
 from bns_resolver.index.db import open_index
 from bns_resolver.index.lookup import IndexReader
 from bns_resolver.hashing import hash160
@@ -131,3 +132,33 @@ def test_export_zonefile_over_the_size_limit_is_rejected(engine: Engine, genesis
     report = import_export(engine, ExportFiles.open(folder))
     assert any(r.startswith(f"zone file {big_hash}") and "limit" in r for r in report.rejected)
     assert get_zonefile(engine, big_hash) is None
+
+
+def _larger_export(tmp_path: Path) -> Path:
+    """The embedded export plus 400 extra (valid) 2 KB zone files: it needs more pages than it."""
+    folder = tmp_path / "larger"
+    shutil.copytree(EMBEDDED_DIR, folder)
+    (folder / "name_zonefiles.txt.sha256").unlink()
+    listing = folder / "name_zonefiles.txt"
+    listing.chmod(0o644)
+    extra = [b"$ORIGIN extra%d.id\\n" % n + b"; filler\\n" * 200 for n in range(400)]
+    pairs = b"".join(hash160(z.replace(b"\\n", b"\n")).hex().encode() + b"\n" + z + b"\n" for z in extra)
+    listing.write_bytes(listing.read_bytes().rstrip(b"\n") + b"\n" + pairs)
+    return folder
+
+
+def test_full_disk_during_import_keeps_the_old_index(engine: Engine, tmp_path: Path) -> None:
+    """SQLite reports a full disk (here: a page cap) mid-import: a one-line error, and the old index stays."""
+    import_export(engine, ExportFiles.open(EMBEDDED_DIR))
+    before = IndexReader(engine).sync_state()
+
+    @event.listens_for(engine, "begin")
+    def full_disk(conn: Any) -> None:
+        pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
+        conn.exec_driver_sql(f"PRAGMA max_page_count = {pages}")
+
+    with pytest.raises(IndexStoreError, match="disk is full; the index was left as it was"):
+        import_export(engine, ExportFiles.open(_larger_export(tmp_path)))
+    event.remove(engine, "begin", full_disk)
+    reader = IndexReader(engine)
+    assert reader.sync_state() == before and reader.counts().names == 12 and reader.counts().zonefiles == 1681
