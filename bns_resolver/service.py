@@ -169,6 +169,8 @@ class GatewayService:
         return [f"{p.getHost().host}:{p.getHost().port}" for p in self.ports[::2]]
 
     def stop(self) -> defer.Deferred[Any]:
+        if self.chain_sync is not None:
+            self.chain_sync.stop()  # the sync thread flushes after its current block (the shutdown flush point)
         if self.fetch_service is not None:
             self.fetch_service.stop()
         if self.http_port is not None:
