@@ -15,6 +15,7 @@ from twisted.protocols.basic import Int16StringReceiver
 
 from bns_resolver.dns.gateway import Gateway
 from bns_resolver.dns.loglimit import LogLimiter
+from bns_resolver.dns.ratelimit import DEFAULT_RATE, DEFAULT_SLIP, Bucket, ResponseRateLimiter, slip_reply
 
 log = logging.getLogger(__name__)
 limited_log = LogLimiter(log)
@@ -24,6 +25,7 @@ TCP_IDLE_TIMEOUT = 10.0
 # own 64 KiB: past that, the client is cut off (its pipelined queries would pin memory).
 TCP_WRITE_LIMIT = 256 * 1024
 TCP_BACKLOG = 1024
+_UNSEEN = object()  # a client the rate limiter has not placed yet
 
 
 def default_tcp_limits() -> tuple[int, int]:
@@ -50,7 +52,8 @@ class FastUdpServer:
 
     MAX_BATCH = 512  # datagrams per wake-up, so TCP clients and timers still get turns
 
-    def __init__(self, gateway: Gateway, host: str, port: int, reactor: Any) -> None:
+    def __init__(self, gateway: Gateway, host: str, port: int, reactor: Any,
+                 rate_limiter: ResponseRateLimiter | None = None) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
         self.sock.setblocking(False)
@@ -61,6 +64,7 @@ class FastUdpServer:
             raise CannotListenError(host, port, exc) from None
         self.gateway = gateway
         self.reactor = reactor
+        self.rrl = rate_limiter
         reactor.addReader(self)
 
     def fileno(self) -> int:
@@ -73,6 +77,7 @@ class FastUdpServer:
         # Locals, not attributes: this loop runs once per datagram.
         recvfrom, sendto = self.sock.recvfrom, self.sock.sendto
         replayed, allowed = self.gateway.replay.get, self.gateway.access.decided.get
+        buckets = self.rrl.by_client.get if self.rrl is not None else None
         now = time.monotonic()
         for _ in range(self.MAX_BATCH):
             try:
@@ -85,10 +90,29 @@ class FastUdpServer:
             if entry is None or entry[1] <= now or not allowed(addr[0]):
                 self._answer(data, addr)
                 continue
+            if buckets is not None:
+                bucket = buckets(addr[0], _UNSEEN)
+                if bucket is not None and not self._admitted(bucket, data, addr, now):
+                    continue
             try:
                 sendto(data[:2] + entry[0], addr)
             except OSError:
                 pass  # a full send buffer drops the reply, as UDP may
+
+    def _admitted(self, bucket: Bucket | object, data: bytes, addr: Any, now: float) -> bool:
+        """Spend a response token of this client's prefix; when there is none, slip or drop."""
+        rrl = self.rrl
+        if bucket is _UNSEEN and rrl is not None:
+            bucket = rrl.bucket_for(addr[0], now)
+        if not isinstance(bucket, Bucket) or rrl is None or bucket.admit(now):
+            return True  # not limited (loopback), or a token was there
+        if rrl.slips(bucket):
+            reply = slip_reply(data)
+            if reply is not None:
+                self._send(reply, addr)
+        limited_log.info("rrl", "rate-limiting UDP responses to %s (over %g per second for its prefix)",
+                         addr[0], rrl.rate)
+        return False
 
     def _answer(self, data: bytes, addr: Any) -> None:
         try:
@@ -97,13 +121,20 @@ class FastUdpServer:
             limited_log.error("udp-failure", "failed to answer a UDP query from %s", addr[0], exc_info=True)
             return
         if isinstance(answer, defer.Deferred):
-            answer.addCallback(self._send_later, addr).addErrback(_log_udp_failure, addr)
+            answer.addCallback(self._send_later, data, addr).addErrback(_log_udp_failure, addr)
         elif answer:
-            self._send(answer, addr)
+            self._send_limited(answer, data, addr)
 
-    def _send_later(self, answer: bytes | None, addr: Any) -> None:
+    def _send_later(self, answer: bytes | None, data: bytes, addr: Any) -> None:
         if answer:
-            self._send(answer, addr)
+            self._send_limited(answer, data, addr)
+
+    def _send_limited(self, answer: bytes, data: bytes, addr: Any) -> None:
+        if self.rrl is not None:
+            now = time.monotonic()
+            if not self._admitted(self.rrl.by_client.get(addr[0], _UNSEEN), data, addr, now):
+                return
+        self._send(answer, addr)
 
     def _send(self, answer: bytes, addr: Any) -> None:
         try:
@@ -230,12 +261,15 @@ class DnsTcpFactory(protocol.ServerFactory):
 
 
 def listen(gateway: Gateway, host: str, port: int, reactor: Any, *, max_tcp_connections: int | None = None,
-           max_tcp_per_client: int | None = None, tcp_backlog: int = TCP_BACKLOG) -> tuple[Any, Any]:
+           max_tcp_per_client: int | None = None, tcp_backlog: int = TCP_BACKLOG,
+           rrl_rate: float = DEFAULT_RATE, rrl_slip: int = DEFAULT_SLIP) -> tuple[Any, Any]:
     """Bind UDP and TCP on the same address; with port 0 both get the same free port.
 
     TCP connection caps default to what the descriptor limit allows (default_tcp_limits).
+    UDP responses are rate-limited per client prefix at `rrl_rate` per second (0: off).
     """
-    udp = FastUdpServer(gateway, host, port, reactor)
+    limiter = ResponseRateLimiter(rate=rrl_rate, slip=rrl_slip) if rrl_rate > 0 else None
+    udp = FastUdpServer(gateway, host, port, reactor, rate_limiter=limiter)
     bound = udp.getHost().port
     factory = DnsTcpFactory(gateway, reactor, max_connections=max_tcp_connections, max_per_client=max_tcp_per_client)
     try:
