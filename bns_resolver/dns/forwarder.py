@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import resource
 import secrets
 import socket
 import struct
@@ -91,6 +92,7 @@ class _UdpAttempt:
             self.sock.close()
             raise
         exchange.reactor.addReader(self)
+        exchange.forwarder.open_sockets += 1
 
     def fileno(self) -> int:
         return self.sock.fileno() if self.sock is not None else -1
@@ -123,6 +125,7 @@ class _UdpAttempt:
             self.exchange.reactor.removeReader(self)
             self.sock.close()
             self.sock = None
+            self.exchange.forwarder.open_sockets -= 1
 
 
 class _TcpProtocol(Int16StringReceiver):
@@ -224,6 +227,10 @@ class _Exchange:
         if upstream is None:  # everyone was asked; wait for the attempts still open
             self._timer = self.reactor.callLater(remaining, self._fail)
             return
+        if not self._make_room():
+            self.failures[upstream] = ("too many upstream queries in flight", False)
+            self._fail()
+            return
         fresh = secrets.randbits(16).to_bytes(2, "big") + self.query[2:]
         try:
             self.open.append(_UdpAttempt(self, upstream, fresh))
@@ -233,6 +240,16 @@ class _Exchange:
             self._next_attempt()
             return
         self._timer = self.reactor.callLater(self._attempt_timeout(), self._timed_out, upstream)
+
+    def _make_room(self) -> bool:
+        """Stay under the forwarder's socket budget: give up our oldest open attempt, or say there is no room."""
+        if self.forwarder.open_sockets < self.forwarder.max_sockets:
+            return True
+        oldest = next((a for a in self.open if isinstance(a, _UdpAttempt)), None)
+        if oldest is None:
+            return False
+        self._close(oldest)
+        return True
 
     def _next_upstream(self) -> Address | None:
         for _ in range(len(self.forwarder.upstreams)):
@@ -275,9 +292,19 @@ class _Exchange:
         self._timer = None
 
 
+def default_max_sockets() -> int:
+    """Upstream UDP sockets open at once: half of the descriptors left after a reserve (see server.py)."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        soft = 65536
+    return max(16, min(4096, (soft - 64) // 2))
+
+
 class Forwarder:
+    """Forwards queries; `max_sockets` bounds the UDP sockets open at once (default: by RLIMIT_NOFILE)."""
+
     def __init__(self, upstreams: list[Address], *, reactor: Any = None, attempt_timeout: float = 0.8,
-                 deadline: float = 2.5) -> None:
+                 deadline: float = 2.5, max_sockets: int | None = None) -> None:
         if reactor is None:
             from twisted.internet import reactor as default_reactor
 
@@ -286,6 +313,8 @@ class Forwarder:
         self.reactor = reactor
         self.attempt_timeout = attempt_timeout
         self.deadline = deadline
+        self.max_sockets = max_sockets or default_max_sockets()
+        self.open_sockets = 0
         self._in_flight: dict[bytes, list[defer.Deferred[bytes]]] = {}
 
     def forward(self, query: bytes) -> defer.Deferred[bytes]:
