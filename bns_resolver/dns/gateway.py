@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import logging
 import struct
+import time
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -22,6 +23,7 @@ from bns_resolver.dns.cache import MAX_POSITIVE_TTL, STALE_FOR, AnswerCache, For
 from bns_resolver.dns.forwarder import EDE_NO_REACHABLE_AUTHORITY, Forwarder, UpstreamError, reply_rcode
 from bns_resolver.dns.loglimit import LogLimiter
 from bns_resolver.dns.policy import Mode, NamespacePolicy
+from bns_resolver.dns.ratelimit import Bucket
 from bns_resolver.dns.responses import (
     RCODE_BADVERS,
     authority_response,
@@ -43,7 +45,10 @@ FOREVER = float("inf")  # authoritative answers live until the index changes
 # system resolver (us) stays in charge of its lookups.
 DOH_CANARY = "use-application-dns.net"
 MAX_NAME_LENGTH = 255
-EDE_STALE_ANSWER = 3  # RFC 8914
+EDE_OTHER = 0  # RFC 8914
+EDE_STALE_ANSWER = 3
+# A flood of random names under a namespace shared with an ICANN TLD must not become an upstream flood.
+UNKNOWN_NAME_FETCH_RATE = 100.0
 
 
 class Gateway:
@@ -59,7 +64,7 @@ class Gateway:
                  access: AccessList | None = None, cache_entries: int = 10000,
                  ready: ReadinessCheck | None = None, bns_namespaces: Callable[[], Collection[str]] | None = None,
                  max_cache_ttl: int = MAX_POSITIVE_TTL, stale_for: int = STALE_FOR, doh_canary: bool = True,
-                 web_address: str | None = None) -> None:
+                 web_address: str | None = None, unknown_name_fetch_rate: float = UNKNOWN_NAME_FETCH_RATE) -> None:
         self.authority = authority
         self.forwarder = forwarder
         self.policy = policy or NamespacePolicy()
@@ -75,6 +80,9 @@ class Gateway:
         self.doh_canary = doh_canary
         self.web_address = web_address  # what address-less BNS names answer A/AAAA with, if anything
         self._views: list[Gateway] = []
+        # Upstream fetches per second for names BNS does not know, per namespace (0: no limit).
+        self._fetch_rate = unknown_name_fetch_rate
+        self._fetch_budgets: dict[str, Bucket] = {}
 
     def view_with_web_address(self, web_address: str | None) -> Gateway:
         """This gateway for listeners whose clients reach the web gateway at another address.
@@ -155,11 +163,30 @@ class Gateway:
         if qname == namespace and mode is not Mode.BNS_ONLY:
             return self._forward(packet, request, fast, tcp=tcp)  # a shared TLD's apex is ICANN's
         if mode is Mode.ICANN_FIRST:
+            if not self._may_fetch_unknown(namespace):
+                return self._over_fetch_limit(request, namespace, fast, tcp=tcp)
             return self._icann_first(packet, request, fast, qname, tcp=tcp)
         result = self._lookup(qname, request.q.qtype)
         if mode is Mode.BNS_FIRST and result.outcome is Outcome.NXDOMAIN:
+            if not self._may_fetch_unknown(namespace):
+                return self._over_fetch_limit(request, namespace, fast, tcp=tcp)
             return self._forward(packet, request, fast, tcp=tcp)
         return self._answer(request, result, fast, tcp=tcp)
+
+    def _may_fetch_unknown(self, namespace: str) -> bool:
+        """Spend one of the namespace's upstream fetches for names BNS does not know."""
+        if self._fetch_rate <= 0:
+            return True
+        now = time.monotonic()
+        budget = self._fetch_budgets.get(namespace)
+        if budget is None:
+            budget = self._fetch_budgets[namespace] = Bucket(self._fetch_rate, 2 * self._fetch_rate, now)
+        return budget.admit(now)
+
+    def _over_fetch_limit(self, request: DNSRecord, namespace: str, fast: FastQuery | None, *, tcp: bool) -> bytes:
+        return self._answer(request, AuthorityResult(
+            Outcome.SERVFAIL, namespace, ede_code=EDE_OTHER,
+            ede_text=f"too many upstream queries for unknown names under {namespace}; try again"), fast, tcp=tcp)
 
     def _lookup(self, qname: str, qtype: int) -> AuthorityResult:
         return self.authority.lookup(qname, qtype, web_address=self.web_address)

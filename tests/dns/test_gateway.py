@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import dns.edns
 import dns.message
 import dns.rcode
 import pytest
+from twisted.internet.task import Clock
 
 from bns_resolver.dns.access import AccessList
 from bns_resolver.dns.authority import BnsAuthority
@@ -75,3 +77,24 @@ def test_namespaces_from_the_chain_profile_are_gated_while_not_ready(tmp_path: P
     assert [o.code for o in reply.options if o.otype == dns.edns.EDE] == [14]
     state["not_ready"] = None  # type: ignore[assignment]
     assert not isinstance(gw.handle(query.to_wire(), "127.0.0.1", tcp=False), bytes)  # ready: forwarded
+
+
+def test_random_names_under_a_shared_namespace_have_an_upstream_budget(tmp_path: Path) -> None:
+    """At 5 fetches/s (bursts of 10) for unknown names under `id`, a flood of 30 sends 10 or so upstream."""
+    engine = make_index(tmp_path, IndexSpec(names=[NameSpec("alice.id", b"@ A 192.0.2.1\n")]))
+    reader = IndexReader(engine)
+    upstream = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # silent: forwards stay in flight
+    upstream.bind(("127.0.0.1", 0))
+    forwarder = Forwarder([upstream.getsockname()], reactor=Clock(), max_sockets=1000)
+    forwarder.reactor.addReader = forwarder.reactor.removeReader = lambda _reader: None  # type: ignore[attr-defined]
+    gw = Gateway(BnsAuthority(reader, ZoneCache(reader)), forwarder, unknown_name_fetch_rate=5)
+    gw.policy.configured_shared["id"] = True  # shared with ICANN: bns-first forwards unknown names
+    answers = [gw.handle(dns.message.make_query(f"r{i}.id", "A").to_wire(), "127.0.0.1", tcp=False)
+               for i in range(30)]
+    forwarded = [a for a in answers if not isinstance(a, bytes)]
+    refused = [dns.message.from_wire(a) for a in answers if isinstance(a, bytes)]
+    assert 10 <= len(forwarded) < 15
+    assert all(r.rcode() == dns.rcode.SERVFAIL for r in refused)
+    known = gw.handle(dns.message.make_query("alice.id", "A").to_wire(), "127.0.0.1", tcp=False)
+    assert isinstance(known, bytes) and dns.message.from_wire(known).answer  # BNS names are not limited
+    upstream.close()
