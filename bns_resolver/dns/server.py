@@ -229,53 +229,83 @@ class DnsTcpProtocol(Int16StringReceiver):
         self.sendString(answer)
 
 
-class DnsTcpFactory(protocol.ServerFactory):
-    """Builds client connections, within a total and a per-client cap (over a cap: closed at once)."""
+class TcpConnectionLimits:
+    """Open TCP client connections, against a total and a per-client cap.
 
-    noisy = False
+    Descriptors are a process-wide resource, so one instance is shared by every listener
+    (see listen); over a cap, a new connection is closed at once.
+    """
 
-    def __init__(self, gateway: Gateway, reactor: Any, *, max_connections: int | None = None,
-                 max_per_client: int | None = None, write_limit: int = TCP_WRITE_LIMIT) -> None:
+    def __init__(self, max_connections: int | None = None, max_per_client: int | None = None) -> None:
         default_total, default_per_client = default_tcp_limits()
-        self.gateway = gateway
-        self.reactor = reactor
         self.max_connections = max_connections or default_total
         self.max_per_client = max_per_client or default_per_client
-        self.write_limit = write_limit
         self.open_connections = 0
         self.per_client: dict[str, int] = {}
 
-    def buildProtocol(self, addr: Any) -> DnsTcpProtocol | None:  # noqa: N802
-        client_ip = addr.host
+    def acquire(self, client_ip: str) -> bool:
         held = self.per_client.get(client_ip, 0)
         if self.open_connections >= self.max_connections or held >= self.max_per_client:
             limited_log.warning("tcp-cap", "closed a new TCP connection from %s: %d open in all, %d from it "
                                 "(caps %d and %d)", client_ip, self.open_connections, held,
                                 self.max_connections, self.max_per_client)
-            return None
+            return False
         self.open_connections += 1
         self.per_client[client_ip] = held + 1
-        return DnsTcpProtocol(self, client_ip)
+        return True
 
-    def released(self, client_ip: str) -> None:
+    def release(self, client_ip: str) -> None:
         self.open_connections -= 1
         held = self.per_client.pop(client_ip, 1) - 1
         if held > 0:
             self.per_client[client_ip] = held
 
 
-def listen(gateway: Gateway, host: str, port: int, reactor: Any, *, max_tcp_connections: int | None = None,
-           max_tcp_per_client: int | None = None, tcp_backlog: int = TCP_BACKLOG,
-           rrl_rate: float = DEFAULT_RATE, rrl_slip: int = DEFAULT_SLIP) -> tuple[Any, Any]:
+_process_tcp_limits: TcpConnectionLimits | None = None
+
+
+def process_tcp_limits() -> TcpConnectionLimits:
+    """The limits every listener shares unless given its own (created on first use)."""
+    global _process_tcp_limits
+    if _process_tcp_limits is None:
+        _process_tcp_limits = TcpConnectionLimits()
+    return _process_tcp_limits
+
+
+class DnsTcpFactory(protocol.ServerFactory):
+    """Builds client connections within the connection limits."""
+
+    noisy = False
+
+    def __init__(self, gateway: Gateway, reactor: Any, *, limits: TcpConnectionLimits | None = None,
+                 write_limit: int = TCP_WRITE_LIMIT) -> None:
+        self.gateway = gateway
+        self.reactor = reactor
+        self.limits = limits or TcpConnectionLimits()
+        self.write_limit = write_limit
+
+    def buildProtocol(self, addr: Any) -> DnsTcpProtocol | None:  # noqa: N802
+        if not self.limits.acquire(addr.host):
+            return None
+        return DnsTcpProtocol(self, addr.host)
+
+    def released(self, client_ip: str) -> None:
+        self.limits.release(client_ip)
+
+
+def listen(gateway: Gateway, host: str, port: int, reactor: Any, *, tcp_limits: TcpConnectionLimits | None = None,
+           tcp_backlog: int = TCP_BACKLOG, rrl_rate: float = DEFAULT_RATE,
+           rrl_slip: int = DEFAULT_SLIP) -> tuple[Any, Any]:
     """Bind UDP and TCP on the same address; with port 0 both get the same free port.
 
-    TCP connection caps default to what the descriptor limit allows (default_tcp_limits).
-    UDP responses are rate-limited per client prefix at `rrl_rate` per second (0: off).
+    TCP connections count against `tcp_limits`, by default the process's shared limits (caps
+    from the descriptor limit, see default_tcp_limits). UDP responses are rate-limited per
+    client prefix at `rrl_rate` per second (0: off).
     """
     limiter = ResponseRateLimiter(rate=rrl_rate, slip=rrl_slip) if rrl_rate > 0 else None
     udp = FastUdpServer(gateway, host, port, reactor, rate_limiter=limiter)
     bound = udp.getHost().port
-    factory = DnsTcpFactory(gateway, reactor, max_connections=max_tcp_connections, max_per_client=max_tcp_per_client)
+    factory = DnsTcpFactory(gateway, reactor, limits=tcp_limits or process_tcp_limits())
     try:
         tcp = reactor.listenTCP(bound, factory, interface=host, backlog=tcp_backlog)
     except Exception:

@@ -12,7 +12,7 @@ import dns.message
 import dns.rcode
 import pytest
 
-from tests.support.dns_fixtures import IndexSpec, NameSpec, ServerProcess, bns_only_config, make_index
+from tests.support.dns_fixtures import IndexSpec, NameSpec, ServerProcess, bns_only_config, free_port, make_index
 
 BIG_ZONE = ("$ORIGIN alice.id\n@ A 192.0.2.10\n"
             + "".join(f'big TXT "{"x" * 200}-{i}"\n' for i in range(6))).encode()
@@ -161,3 +161,20 @@ def test_listen_backlog_is_large(server: ServerProcess) -> None:
                              check=True).stdout.split()
     somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
     assert int(listing[2]) == min(1024, somaxconn)
+
+
+def test_connection_caps_are_shared_by_all_listeners(tmp_path: Path) -> None:
+    """Descriptors are per process: 12 connections on one listener use up the client's cap on the other too."""
+    second_port = free_port()
+    server = _start(tmp_path, extra=("--listen", f"127.0.0.1:{second_port}"), nofile=NOFILE)
+    held: list[socket.socket] = []
+    try:
+        for _ in range(12):
+            held.append(_connect(server.port))
+            assert _ask(held[-1]) is not None
+        with _connect(second_port) as other_listener:
+            assert _ask(other_listener) is None
+    finally:
+        for conn in held:
+            conn.close()
+        server.stop()
