@@ -24,7 +24,7 @@ _MAX_TRACKED = 65536
 class Bucket:
     """Tokens for one client prefix; `admit` spends one if there is one."""
 
-    __slots__ = ("tokens", "stamp", "limited", "_rate", "_burst")
+    __slots__ = ("_burst", "_rate", "limited", "stamp", "tokens")
 
     def __init__(self, rate: float, burst: float, now: float) -> None:
         self._rate = rate

@@ -25,7 +25,7 @@ TCP_IDLE_TIMEOUT = 10.0
 # own 64 KiB: past that, the client is cut off (its pipelined queries would pin memory).
 TCP_WRITE_LIMIT = 256 * 1024
 TCP_BACKLOG = 1024
-_UNSEEN = object()  # a client the rate limiter has not placed yet
+_UNSEEN: Any = object()  # a client the rate limiter has not placed yet
 
 
 def default_tcp_limits() -> tuple[int, int]:

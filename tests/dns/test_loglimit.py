@@ -19,4 +19,5 @@ def test_lines_are_limited_per_key_and_held_back_ones_are_counted(caplog: pytest
         assert limiter.warning("a", "after the period")
     assert written == [True, True, False, False, False]
     messages = [r.getMessage() for r in caplog.records]
-    assert messages == ["line 0", "line 1", "other kind", "after the period (3 similar lines held back in the last 60 s)"]
+    assert messages == ["line 0", "line 1", "other kind",
+                        "after the period (3 similar lines held back in the last 60 s)"]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import dns.flags
 import dns.edns
+import dns.flags
 import dns.message
 import dns.opcode
 import pytest
