@@ -81,8 +81,12 @@ class GatewayService:
         forwarder = Forwarder(list(upstreams), reactor=self.reactor)
         self.gateway = Gateway(authority, forwarder, policy=build_policy(self.settings),
                                access=AccessList(self.settings.allow), cache_entries=self.settings.cache_entries,
-                               doh_canary=self.settings.doh_canary)
+                               doh_canary=self.settings.doh_canary, bns_namespaces=self._known_namespaces)
         self._generation = reader.sync_state().get("generation")
+
+    def _known_namespaces(self) -> frozenset[str]:
+        """Namespaces the chain profile knows, for names a fresh sync has not reached yet."""
+        return self.chain_sync.profile.known_namespaces if self.chain_sync is not None else frozenset()
 
     def start(self) -> None:
         bound_web_hosts = self._start_web() if self.settings.web.enabled else set()

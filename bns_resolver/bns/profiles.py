@@ -25,6 +25,12 @@ BLOCKS_PER_YEAR = 52595
 WILDCARD = "*"
 
 
+# The namespaces of the BNS v1 final state, as the Stacks 2.0 migration listed them (stacks-core
+# PR #2307, January 2021).
+MAINNET_V1_NAMESPACES = frozenset({"app", "blockstack", "btc", "graphite", "helloworld", "id", "miner", "mining",
+                                   "podcast", "stacking", "stacks", "stx"})
+
+
 @dataclass(frozen=True)
 class Epoch:
     """One row of the reference's EPOCHS table; end_block None = open-ended."""
@@ -62,6 +68,9 @@ class NetworkProfile:
     # Which generation of reference code to mimic where rules changed without an epoch.
     rules: str = "v22"
     extra: tuple[tuple[str, str], ...] = field(default=())
+    # Namespaces this chain is known to hold before a fresh sync has reached their reveals, so
+    # their names get "not ready" rather than an upstream's false NXDOMAIN meanwhile.
+    known_namespaces: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         generation(self.rules)  # an unknown generation fails when the profile is made
@@ -118,7 +127,8 @@ def mainnet() -> NetworkProfile:
         Epoch(613249, two, grace_period=5000, features=late, integer_prices=True),
         Epoch(None, two, grace_period=5000, features=late, integer_prices=True),
     )
-    return NetworkProfile(name="mainnet", first_block=373601, epochs=epochs, freeze_height=665750)
+    return NetworkProfile(name="mainnet", first_block=373601, epochs=epochs, freeze_height=665750,
+                          known_namespaces=MAINNET_V1_NAMESPACES)
 
 
 def from_corpus_config(config: Mapping[str, Any], version: str) -> NetworkProfile:
