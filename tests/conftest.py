@@ -25,6 +25,15 @@ def upstream() -> Iterator[StubUpstream]:
 
 
 @pytest.fixture
+def stubs() -> Iterator[list[StubUpstream]]:
+    """Stub upstreams a test starts (append them); all stopped afterwards."""
+    started: list[StubUpstream] = []
+    yield started
+    for stub in started:
+        stub.stop()
+
+
+@pytest.fixture
 def genesis_dir() -> Path:
     if not GENESIS_DIR.is_dir():
         pytest.skip(f"shared BNS data not found at {GENESIS_DIR}")

@@ -15,13 +15,13 @@ import enum
 import logging
 from dataclasses import dataclass, field
 
+from bns_resolver.config import NamespaceMode
+
 log = logging.getLogger(__name__)
 
 
-class Mode(enum.Enum):
-    BNS_FIRST = "bns-first"
-    BNS_ONLY = "bns-only"
-    ICANN_FIRST = "icann-first"
+# The namespace modes are the settings' own enum: one definition for config and policy.
+Mode = NamespaceMode
 
 
 class TldStatus(enum.Enum):

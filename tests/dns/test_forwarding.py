@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import dns.edns
 import dns.flags
 import dns.rcode
-import pytest
 
 from tests.support.dns_fixtures import ServerProcess
-from tests.support.upstream_stub import StubUpstream, UpstreamBehaviour
+from tests.support.upstream_stub import StubUpstream, start_stub
 
 RECORDS = {
     ("example.com", "A"): ["example.com. 300 IN A 93.184.216.34"],
@@ -21,15 +19,8 @@ RECORDS = {
 
 
 def _stub(**behaviour: object) -> StubUpstream:
-    return StubUpstream(UpstreamBehaviour(records=dict(RECORDS), tlds={"com"}, **behaviour)).start()  # type: ignore[arg-type]
+    return start_stub(RECORDS, **behaviour)
 
-
-@pytest.fixture
-def stubs() -> Iterator[list[StubUpstream]]:
-    started: list[StubUpstream] = []
-    yield started
-    for stub in started:
-        stub.stop()
 
 
 def _serve(tmp_path: Path, *upstreams: StubUpstream) -> ServerProcess:

@@ -15,7 +15,7 @@ import pytest
 from dnslib import RCODE
 
 from tests.support.dns_fixtures import ServerProcess
-from tests.support.upstream_stub import StubUpstream, UpstreamBehaviour
+from tests.support.upstream_stub import StubUpstream, start_stub
 
 RECORDS = {
     ("example.com", "A"): ["example.com. 300 IN A 93.184.216.34"],
@@ -26,15 +26,8 @@ for _i in range(8):
 
 
 def _stub(**behaviour: object) -> StubUpstream:
-    return StubUpstream(UpstreamBehaviour(records=dict(RECORDS), tlds={"com"}, **behaviour)).start()  # type: ignore[arg-type]
+    return start_stub(RECORDS, **behaviour)
 
-
-@pytest.fixture
-def stubs() -> Iterator[list[StubUpstream]]:
-    started: list[StubUpstream] = []
-    yield started
-    for stub in started:
-        stub.stop()
 
 
 @pytest.fixture

@@ -131,6 +131,11 @@ class StubUpstream:
         return f"{zone}. {ttl} IN SOA ns.{zone}. admin.{zone}. 1 7200 3600 86400 {ttl}"
 
 
+def start_stub(records: dict[tuple[str, str], list[str]], **behaviour: object) -> StubUpstream:
+    """A started stub that knows `records` and the TLD com, misbehaving as `behaviour` says."""
+    return StubUpstream(UpstreamBehaviour(records=dict(records), tlds={"com"}, **behaviour)).start()  # type: ignore[arg-type]
+
+
 def udp_socket_closed(port: int) -> bool:
     probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
