@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from bns_resolver.bns.engine import BnsEngine
 from bns_resolver.bns.expiry import expiry_rule
-from bns_resolver.bns.profiles import NetworkProfile, mainnet
+from bns_resolver.bns.networks import NetworkProfile, mainnet
 from bns_resolver.chain.fetcher import BlockFetcher
 from bns_resolver.chain.rpc import BitcoindRPC
 from bns_resolver.chain.types import ChainBlock

@@ -42,7 +42,7 @@ class NamespaceMode(enum.StrEnum):
 
 
 class Rules(enum.StrEnum):
-    """Which generation of the reference code to mimic (bns/profiles.py `NetworkProfile.rules`)."""
+    """Which generation of the reference code to mimic (bns/networks.py `NetworkProfile.rules`)."""
 
     V22 = "v22"
     V0_14_1 = "0.14.1"
@@ -85,7 +85,7 @@ class ProfileOverrides:
         return cls(**{k: val for k, val in values.items() if val is not _MISSING})
 
     def apply_to(self, profile: P) -> P:
-        """The network profile (a bns.profiles.NetworkProfile) with these overrides."""
+        """The network profile (a bns.networks.NetworkProfile) with these overrides."""
         changes: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)
                                    if getattr(self, f.name) is not None and f.name != "epoch_ends"}
         if self.rules is not None:

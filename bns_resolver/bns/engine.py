@@ -26,7 +26,7 @@ from typing import Callable
 
 from bns_resolver.bns import consensus, ops, rules_v22
 from bns_resolver.bns.effects import Effects
-from bns_resolver.bns.profiles import NetworkProfile
+from bns_resolver.bns.networks import NetworkProfile
 from bns_resolver.bns.rules_names import (
     check_preorder, check_registration, check_revoke, check_transfer, check_update,
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bns_resolver.bns.names import resolvable_until
-from bns_resolver.bns.profiles import NetworkProfile
+from bns_resolver.bns.networks import NetworkProfile
 from bns_resolver.bns.state import Record
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from bns_resolver.hashing import hash128, hash160
 
 if TYPE_CHECKING:
-    from bns_resolver.bns.profiles import NetworkProfile
+    from bns_resolver.bns.networks import NetworkProfile
 
 B40_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz-_.+"
 LIFETIME_INFINITE = 0xFFFFFFFF

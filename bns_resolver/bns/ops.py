@@ -12,7 +12,7 @@ from typing import Union
 
 from bns_resolver.bns import senders as tx_senders
 from bns_resolver.bns.names import is_name_valid, is_namespace_id_valid
-from bns_resolver.bns.profiles import FEATURE_TOKENS, FEATURE_VALUE_HASH_REGISTER, NetworkProfile
+from bns_resolver.bns.networks import FEATURE_TOKENS, FEATURE_VALUE_HASH_REGISTER, NetworkProfile
 from bns_resolver.chain.types import ChainTx, TxOutput
 
 OPCODES = {

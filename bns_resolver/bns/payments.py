@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from bns_resolver.bns.names import split_name
 from bns_resolver.bns.pricing import price_name
-from bns_resolver.bns.profiles import BLOCKS_PER_YEAR, FEATURE_PAY_TO_CREATOR, FEATURE_TOKENS, NetworkProfile
+from bns_resolver.bns.networks import BLOCKS_PER_YEAR, FEATURE_PAY_TO_CREATOR, FEATURE_TOKENS, NetworkProfile
 from bns_resolver.bns.state import Record
 
 BURN_ADDRESS_HASH = "00" * 20

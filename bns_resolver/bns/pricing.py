@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from bns_resolver.bns.profiles import NetworkProfile
+from bns_resolver.bns.networks import NetworkProfile
 
 NAME_COST_UNIT_SATS = 100
 NAME_COST_UNIT_USTX = 1733

@@ -22,7 +22,7 @@ from bns_resolver.bns.names import (
     split_name,
 )
 from bns_resolver.bns.pricing import price_name
-from bns_resolver.bns.profiles import FEATURE_MULTISIG
+from bns_resolver.bns.networks import FEATURE_MULTISIG
 from bns_resolver.bns.senders import script_type
 from bns_resolver.bns.state import Record
 from bns_resolver.bns.view import MAX_NAMES_PER_SENDER, BlockView

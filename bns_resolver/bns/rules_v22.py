@@ -14,7 +14,7 @@ from bns_resolver.bns.effects import Effects
 from bns_resolver.bns.names import hash_name, is_name_valid, split_name
 from bns_resolver.bns.payments import BURN_ADDRESS_HASH, Payment, check_payment
 from bns_resolver.bns.pricing import price_namespace
-from bns_resolver.bns.profiles import (
+from bns_resolver.bns.networks import (
     FEATURE_MULTISIG,
     FEATURE_PAY_TO_CREATOR,
     FEATURE_TOKENS,

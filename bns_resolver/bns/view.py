@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bns_resolver.bns.names import LIFETIME_INFINITE, is_name_registered_at, split_name
-from bns_resolver.bns.profiles import NetworkProfile
+from bns_resolver.bns.networks import NetworkProfile
 from bns_resolver.bns.state import Record, StateStore
 
 CONSENSUS_WINDOW = 24

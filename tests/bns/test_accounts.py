@@ -19,7 +19,7 @@ from bns_resolver.bns.accounts import (
 from bns_resolver.bns.consensus import serialize_op
 from bns_resolver.bns.genesis import load_genesis
 from bns_resolver.bns.ops import decode_tx
-from bns_resolver.bns.profiles import mainnet
+from bns_resolver.bns.networks import mainnet
 from bns_resolver.chain.types import ChainTx, TxInput, TxOutput
 
 STX = 1_000_000

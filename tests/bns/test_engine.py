@@ -63,7 +63,7 @@ def test_frozen_blocks_accept_nothing(scenario) -> None:
 
 def test_empty_chain_block_hash() -> None:
     """A first block without txs hashes to the documented genesis successor."""
-    from bns_resolver.bns.profiles import from_corpus_config
+    from bns_resolver.bns.networks import from_corpus_config
 
     profile = from_corpus_config({"first_block": 256, "epochs": {}}, "0.14")
     block = ChainBlock(height=256, block_hash="00" * 32, prev_hash="00" * 32, txs=())

@@ -13,7 +13,7 @@ from bns_resolver.chain.virtualchain import apply_block
 from bns_resolver.bns import ops
 from bns_resolver.bns.engine import BnsEngine
 from bns_resolver.bns.names import hash_name, name_consensus_hash, name_hash128
-from bns_resolver.bns.profiles import mainnet
+from bns_resolver.bns.networks import mainnet
 from bns_resolver.bns.senders import p2pkh_script, script_to_address
 from bns_resolver.bns.state import MemoryStateStore
 from bns_resolver.chain.types import ChainBlock, ChainTx, TxInput, TxOutput

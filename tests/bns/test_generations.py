@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bns_resolver.bns.generations import GENERATIONS, generation
-from bns_resolver.bns.profiles import mainnet
+from bns_resolver.bns.networks import mainnet
 from bns_resolver.errors import ConfigError
 
 PACKAGE = Path(__file__).resolve().parents[2] / "bns_resolver"

@@ -1,7 +1,7 @@
 """Tests for bns.names: TV1–TV3 hash vectors, b40, syntax and expiry deadlines."""
 
 from bns_resolver.bns import names
-from bns_resolver.bns.profiles import mainnet
+from bns_resolver.bns.networks import mainnet
 from bns_resolver.hashing import hash128, hash160
 
 

@@ -9,7 +9,7 @@ import pytest
 from bitcoin.core import CTransaction, b2lx, x
 
 from bns_resolver.bns import ops
-from bns_resolver.bns.profiles import from_corpus_config, mainnet
+from bns_resolver.bns.networks import from_corpus_config, mainnet
 from bns_resolver.bns.senders import p2pkh_script, parse_pushes
 from bns_resolver.chain.types import ChainTx, TxInput, TxOutput
 from bns_resolver.hashing import hash160

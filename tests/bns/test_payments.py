@@ -1,7 +1,7 @@
 """Tests for bns.payments: v22 payment rules per namespace version."""
 
 from bns_resolver.bns.payments import BURN_ADDRESS_HASH, Payment, check_payment, stacks_price
-from bns_resolver.bns.profiles import mainnet
+from bns_resolver.bns.networks import mainnet
 
 BASE = {"namespace_id": "id", "coeff": 250, "base": 4, "buckets": [6, 5, 4, 3, 2, 1] + [0] * 10,
         "nonalpha_discount": 4, "no_vowel_discount": 4, "reveal_block": 500000, "address_hash": "ab" * 20}

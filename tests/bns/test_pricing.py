@@ -1,7 +1,7 @@
 """Tests for bns.pricing against the .id examples of bns-v1.md §3.7."""
 
 from bns_resolver.bns.pricing import price_name, price_namespace
-from bns_resolver.bns.profiles import mainnet
+from bns_resolver.bns.networks import mainnet
 
 ID = {
     "namespace_id": "id", "version": 1, "coeff": 250, "base": 4,

@@ -29,7 +29,7 @@ from dataclasses import replace
 
 import pytest
 
-from bns_resolver.bns.profiles import NetworkProfile, from_corpus_config
+from bns_resolver.bns.networks import NetworkProfile, from_corpus_config
 from tests.support.bns_ops import (
     BnsChain,
     address,

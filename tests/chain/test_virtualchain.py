@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bns_resolver.bns.engine import BnsEngine
-from bns_resolver.bns.profiles import NetworkProfile, from_corpus_config
+from bns_resolver.bns.networks import NetworkProfile, from_corpus_config
 from bns_resolver.bns.state import MemoryStateStore
 from bns_resolver.chain.fetcher import BlockFetcher, ReorgDetected
 from bns_resolver.chain.rpc import BitcoindRPC

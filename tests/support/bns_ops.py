@@ -38,7 +38,7 @@ from bns_resolver.bns.names import (
     split_name,
 )
 from bns_resolver.bns.pricing import price_name, price_namespace
-from bns_resolver.bns.profiles import NetworkProfile
+from bns_resolver.bns.networks import NetworkProfile
 from bns_resolver.bns.state import MemoryStateStore
 from bns_resolver.chain.types import ChainBlock, ChainTx, TxInput, TxOutput
 from bns_resolver.chainsync import build_profile

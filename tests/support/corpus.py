@@ -17,7 +17,7 @@ from typing import Any
 
 from bitcoin.core import CTransaction, b2lx, x
 
-from bns_resolver.bns.profiles import NetworkProfile, from_corpus_config
+from bns_resolver.bns.networks import NetworkProfile, from_corpus_config
 from bns_resolver.chain.types import ChainBlock, ChainTx, TxInput, TxOutput
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -1,6 +1,6 @@
-"""Tests for bns.profiles: mainnet epochs and corpus-config mapping."""
+"""Tests for bns.networks: mainnet epochs and corpus-config mapping."""
 
-from bns_resolver.bns.profiles import FEATURE_MULTISIG, from_corpus_config, mainnet
+from bns_resolver.bns.networks import FEATURE_MULTISIG, from_corpus_config, mainnet
 
 
 def test_mainnet_epoch_boundaries() -> None:
