@@ -17,6 +17,7 @@ from typing import Any
 from dnslib import QTYPE, RCODE, DNSRecord
 from twisted.internet import defer
 
+from bns_resolver.answers.respond import FORWARD, StoreAnswerer
 from bns_resolver.dns.access import AccessList
 from bns_resolver.dns.authority import AuthorityResult, BnsAuthority, Outcome, ReadinessCheck
 from bns_resolver.dns.cache import MAX_POSITIVE_TTL, STALE_FOR, AnswerCache, ForwardCache, capped_ttls
@@ -64,7 +65,8 @@ class Gateway:
                  access: AccessList | None = None, cache_entries: int = 10000,
                  ready: ReadinessCheck | None = None, bns_namespaces: Callable[[], Collection[str]] | None = None,
                  max_cache_ttl: int = MAX_POSITIVE_TTL, stale_for: int = STALE_FOR, doh_canary: bool = True,
-                 web_address: str | None = None, unknown_name_fetch_rate: float = UNKNOWN_NAME_FETCH_RATE) -> None:
+                 web_address: str | None = None, unknown_name_fetch_rate: float = UNKNOWN_NAME_FETCH_RATE,
+                 store: StoreAnswerer | None = None) -> None:
         self.authority = authority
         self.forwarder = forwarder
         self.policy = policy or NamespacePolicy()
@@ -83,6 +85,7 @@ class Gateway:
         # Upstream fetches per second for names BNS does not know, per namespace (0: no limit).
         self._fetch_rate = unknown_name_fetch_rate
         self._fetch_budgets: dict[str, Bucket] = {}
+        self.store = store  # the compiled answer store, consulted on a cache miss (bns_resolver/answers)
 
     def view_with_web_address(self, web_address: str | None) -> Gateway:
         """This gateway for listeners whose clients reach the web gateway at another address.
@@ -109,6 +112,8 @@ class Gateway:
     def index_changed(self) -> None:
         """Drop every answer that may depend on the index (a block, a zone file, an import)."""
         self.authority.refresh()
+        if self.store is not None:
+            self.store.index_changed()
         self.forwarded.clear()
         for gateway in self.views():
             gateway.answers.clear()
@@ -131,7 +136,25 @@ class Gateway:
                 if not tcp:
                     self._remember_replay(packet, answer, until)
                 return answer
+            if self.store is not None:
+                found = self.store.answer(packet, fast, tcp=tcp, web_address=self.web_address)
+                if found is not None:
+                    return self._from_store(packet, fast, found, tcp=tcp)
         return self._slow_path(packet, fast, tcp=tcp)
+
+    def _from_store(self, packet: bytes, fast: FastQuery, found: Any, *, tcp: bool) -> Answer:
+        """A compiled-store answer, cached like the slow path's; or its NXDOMAIN in a bns-first namespace."""
+        wire, cacheable = found
+        if wire is FORWARD:
+            request, namespace = DNSRecord.parse(packet), cacheable
+            if not self._may_fetch_unknown(namespace):
+                return self._over_fetch_limit(request, namespace, fast, tcp=tcp)
+            return self._forward(packet, request, fast, tcp=tcp)
+        if cacheable:
+            self.answers.put(fast.cache_key(tcp=tcp), wire)
+        else:
+            self.stats["servfail"] += 1
+        return wire
 
     def _remember_replay(self, packet: bytes, answer: bytes, until: float) -> None:
         """Let the UDP reader answer this exact query again by a single lookup."""

@@ -7,8 +7,8 @@ so this runs only on a cache miss.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, func, select, text
@@ -52,6 +52,16 @@ _SUBDOMAIN_SQL = text(
     "SELECT fqn, domain, owner_address, sequence, zonefile_hash FROM subdomains WHERE fqn = :fqn"
 )
 _ZONEFILE_SQL = text("SELECT content FROM zonefiles WHERE zonefile_hash = :h")
+# Whole-index scans for compiling the answer store: each row with the zone file it names, if held.
+_ALL_NAMES_SQL = text(
+    "SELECT n.fqn, n.namespace_id, n.owner_address, n.value_hash, n.revoked, n.expire_block, z.content "
+    "FROM names n LEFT JOIN zonefiles z ON z.zonefile_hash = n.value_hash"
+)
+_ALL_SUBDOMAINS_SQL = text(
+    "SELECT s.fqn, s.domain, s.owner_address, s.sequence, s.zonefile_hash, z.content "
+    "FROM subdomains s LEFT JOIN zonefiles z ON z.zonefile_hash = s.zonefile_hash"
+)
+SCAN_BATCH = 2000
 
 
 class IndexReader:
@@ -87,6 +97,22 @@ class IndexReader:
     def zonefile(self, zonefile_hash: str) -> bytes | None:
         row = self._first(_ZONEFILE_SQL, {"h": zonefile_hash})
         return bytes(row[0]) if row else None
+
+    def names_with_zonefiles(self) -> Iterator[tuple[NameRecord, bytes | None]]:
+        """Every name with the bytes of the zone file its value hash names (None if not held), streamed."""
+        for row in self._scan(_ALL_NAMES_SQL):
+            yield NameRecord(row[0], row[1], row[2], row[3], bool(row[4]), row[5]), _content(row[6])
+
+    def subdomains_with_zonefiles(self) -> Iterator[tuple[SubdomainRecord, bytes | None]]:
+        """Every subdomain with the bytes of its zone file (None if not held), streamed."""
+        for row in self._scan(_ALL_SUBDOMAINS_SQL):
+            yield SubdomainRecord(row[0], row[1], row[2], row[3], row[4]), _content(row[5])
+
+    def _scan(self, statement: Any) -> Iterator[Any]:
+        with self._engine.connect() as conn:
+            result = conn.execution_options(stream_results=True).execute(statement)
+            while rows := result.fetchmany(SCAN_BATCH):
+                yield from rows
 
     def subdomain_domains(self) -> frozenset[str]:
         with self._engine.connect() as conn:
@@ -127,3 +153,7 @@ class IndexReader:
         with self._engine.connect() as conn:
             return conn.execute(select(schema.names.c.fqn).limit(1)).first() is None and \
                 conn.execute(select(schema.namespaces.c.namespace_id).limit(1)).first() is None
+
+
+def _content(value: Any) -> bytes | None:
+    return bytes(value) if value is not None else None

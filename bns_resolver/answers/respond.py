@@ -1,0 +1,192 @@
+"""Answering a plain query from the compiled store: one key lookup, the reply joined from bytes.
+
+The gateway calls `StoreAnswerer.answer` on an answer-cache miss for queries of the
+plain shape (`dns.wire.parse_fast`). The reply is byte for byte what the slow path
+(`dns.authority` + `dns.responses`, through dnslib) sends for the same lower-case
+query. The answerer declines (returns None, and the slow path decides) whenever the
+store cannot vouch for the answer alone: no current store, a namespace apex, an
+icann-first namespace, an index that is not ready, an unusual name, or a binding
+whose zone file was not held when the store was compiled.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import struct
+from typing import Any
+
+from bns_resolver.answers.format import (
+    FLAG_APEX,
+    FLAG_WEB,
+    KIND_MASK,
+    KIND_NODE,
+    KIND_SERVFAIL,
+    decode_servfail,
+    find_entry,
+    is_plain,
+    label_offsets,
+    name_to_wire,
+)
+from bns_resolver.answers.store import CompiledStore
+from bns_resolver.dns.authority import NEGATIVE_TTL, WEB_ADDRESS_TTL, BnsAuthority, apex_records
+from bns_resolver.dns.policy import Mode, NamespacePolicy
+from bns_resolver.dns.wire import FastQuery, MAX_UDP_PAYLOAD
+
+log = logging.getLogger(__name__)
+
+FORWARD = "forward"  # (FORWARD, namespace): a bns-first namespace's NXDOMAIN, the gateway asks upstream
+TYPE_A, TYPE_SOA, TYPE_AAAA, TYPE_OPT, TYPE_IXFR, TYPE_AXFR = 1, 6, 28, 41, 251, 252
+RCODE_SERVFAIL, RCODE_NXDOMAIN = 2, 3
+EDNS_OPTION_EDE = 15
+EDE_TEXT_MAX = 300
+_COUNTS = struct.Struct("!HHHH")
+_RR_FIXED = struct.Struct("!HHIH")
+_CANARY = name_to_wire("use-application-dns.net")  # the gateway's DoH canary: its own rule
+_OPT = {False: b"\x00" + _RR_FIXED.pack(TYPE_OPT, MAX_UDP_PAYLOAD, 0, 0),
+        True: b"\x00" + _RR_FIXED.pack(TYPE_OPT, MAX_UDP_PAYLOAD, 0x8000, 0)}
+
+Reply = tuple[bytes, bool]  # the answer, and whether the gateway may cache it
+
+
+class StoreAnswerer:
+    def __init__(self, authority: BnsAuthority, policy: NamespacePolicy, store: CompiledStore | None = None) -> None:
+        self.authority = authority
+        self.policy = policy
+        self.store: CompiledStore | None = None
+        self._get: Any = None  # store.get while the store matches the index, else None
+        self.changes = 0  # index changes seen; a compile started before the last one is stale
+        self.answered = 0
+        self._soa: dict[tuple[str, int | None], bytes] = {}
+        self._web_rr: dict[str, tuple[int, bytes]] = {}
+        if store is not None:
+            self.attach(store)
+
+    def attach(self, store: CompiledStore) -> CompiledStore | None:
+        """Serve from `store` from now on; returns the store it replaces (the caller closes it)."""
+        previous, self.store, self._get = self.store, store, store.get
+        return previous if previous is not store else None
+
+    @property
+    def active(self) -> bool:
+        return self._get is not None
+
+    def index_changed(self) -> None:
+        """The index moved on: the store no longer speaks for it until a new compile is attached."""
+        self.changes += 1
+        self._get = None
+
+    def answer(self, packet: bytes, fast: FastQuery, *, tcp: bool, web_address: str | None) -> Reply | tuple[str, str] | None:
+        get = self._get
+        qtype = fast.qtype
+        if get is None or fast.qclass != 1 or qtype == TYPE_AXFR or qtype == TYPE_IXFR:
+            return None
+        qname = fast.qname
+        offsets = label_offsets(qname)
+        if len(offsets) < 2 or qname == _CANARY:
+            return None  # a namespace apex, the root, or the canary: the slow path's own rules
+        namespace = qname[offsets[-1] + 1:-1].decode("latin-1")
+        if namespace not in self.authority.namespaces:
+            return None
+        mode = self.policy.effective_mode(namespace)
+        if mode is Mode.ICANN_FIRST or self.authority.not_ready():
+            return None
+        value = get(qname)
+        if value is None:
+            if not is_plain(qname, offsets):
+                return None
+            value, apex_at = self._binding(qname, offsets, get)
+            if value is not None and value[0] & KIND_MASK != KIND_NODE:
+                return self._unusable(packet, fast, tcp, value)
+            if (value is not None and web_address is not None and (qtype == TYPE_A or qtype == TYPE_AAAA)
+                    and offsets[1] == apex_at and qname.startswith(b"\x03www")):
+                return self._web(packet, fast, tcp, offsets, namespace, web_address)
+            if mode is Mode.BNS_FIRST:
+                return FORWARD, namespace
+            return self._reply(packet, fast, tcp, offsets, namespace, RCODE_NXDOMAIN, 0, b""), True
+        if value[0] & KIND_MASK != KIND_NODE:
+            return self._unusable(packet, fast, tcp, value)
+        if web_address is not None and (qtype == TYPE_A or qtype == TYPE_AAAA) and value[0] & FLAG_WEB:
+            return self._web(packet, fast, tcp, offsets, namespace, web_address)
+        rcode, ancount, section = find_entry(value, qtype)
+        if rcode == RCODE_NXDOMAIN and mode is Mode.BNS_FIRST:
+            return FORWARD, namespace
+        return self._reply(packet, fast, tcp, offsets, namespace, rcode, ancount, section), True
+
+    @staticmethod
+    def _binding(qname: bytes, offsets: list[int], get: Any) -> tuple[bytes | None, int]:
+        """The apex entry of the name or subdomain that owns a name the store has no entry for."""
+        if len(offsets) >= 4:
+            value = get(qname[offsets[-3]:])
+            if value is not None and value[0] & FLAG_APEX:
+                return value, offsets[-3]  # a subdomain owns its whole subtree
+        if len(offsets) >= 3:
+            value = get(qname[offsets[-2]:])
+            if value is not None and value[0] & FLAG_APEX:
+                return value, offsets[-2]
+        return None, -1
+
+    def _unusable(self, packet: bytes, fast: FastQuery, tcp: bool, value: bytes) -> Reply | None:
+        if value[0] & KIND_MASK != KIND_SERVFAIL:
+            return None  # deferred: the zone file may have arrived since; the slow path looks
+        code, text = decode_servfail(value)
+        log.warning("SERVFAIL for %s: %s", _text(fast.qname), text.decode(errors="replace"))
+        self.answered += 1
+        opt = b""
+        if fast.edns is not None:
+            option = struct.pack("!HHH", EDNS_OPTION_EDE, 2 + len(text[:EDE_TEXT_MAX]), code) + text[:EDE_TEXT_MAX]
+            opt = b"\x00" + _RR_FIXED.pack(TYPE_OPT, MAX_UDP_PAYLOAD, 0x8000 if fast.edns.do_bit else 0,
+                                           len(option)) + option
+        return _join(packet, fast, tcp, RCODE_SERVFAIL, 0, b"", 0, opt), False
+
+    def _web(self, packet: bytes, fast: FastQuery, tcp: bool, offsets: list[int], namespace: str,
+             web_address: str) -> Reply:
+        """The web gateway's address for an address-less name or its www (`authority._web_answer`)."""
+        family, record = self._web_rr.get(web_address) or self._web_record(web_address)
+        if fast.qtype != family:
+            return self._reply(packet, fast, tcp, offsets, namespace, 0, 0, b""), True
+        return self._reply(packet, fast, tcp, offsets, namespace, 0, 1, record), True
+
+    def _web_record(self, web_address: str) -> tuple[int, bytes]:
+        address = ipaddress.ip_address(web_address)
+        family = TYPE_AAAA if address.version == 6 else TYPE_A
+        record = b"\xc0\x0c" + _RR_FIXED.pack(family, 1, WEB_ADDRESS_TTL, len(address.packed)) + address.packed
+        self._web_rr[web_address] = (family, record)
+        return family, record
+
+    def _reply(self, packet: bytes, fast: FastQuery, tcp: bool, offsets: list[int], namespace: str, rcode: int,
+               ancount: int, section: bytes) -> bytes:
+        self.answered += 1
+        if ancount:
+            authority, nscount = b"", 0
+        else:
+            # NXDOMAIN/NODATA carry the namespace SOA (RFC 2308), its owner pointing into the question.
+            authority, nscount = self._soa_record(namespace, 12 + offsets[-1]), 1
+        opt = _OPT[fast.edns.do_bit] if fast.edns is not None else b""
+        return _join(packet, fast, tcp, rcode, ancount, section + authority, nscount, opt)
+
+    def _soa_record(self, namespace: str, pointer: int) -> bytes:
+        key = (namespace, self.authority.height)
+        rdata = self._soa.get(key)
+        if rdata is None:
+            if len(self._soa) > 1024:
+                self._soa.clear()
+            rdata = self._soa[key] = apex_records(namespace, self.authority.height)[0].rdata.to_wire()
+        return struct.pack("!H", 0xC000 | pointer) + _RR_FIXED.pack(TYPE_SOA, 1, NEGATIVE_TTL, len(rdata)) + rdata
+
+
+def _join(packet: bytes, fast: FastQuery, tcp: bool, rcode: int, ancount: int, records: bytes, nscount: int,
+          opt: bytes) -> bytes:
+    """Header (as dnslib sets it for an authoritative reply), question as asked, records, OPT; TC if too big."""
+    flags = bytes((0x84 | (packet[2] & 0x01), 0x80 | (packet[3] & 0x10) | rcode))
+    question = packet[12:fast.question_end]
+    arcount = 1 if opt else 0
+    wire = b"".join((packet[:2], flags, _COUNTS.pack(1, ancount, nscount, arcount), question, records, opt))
+    if tcp or len(wire) <= fast.udp_limit():
+        return wire
+    flags = bytes((flags[0] | 0x02, flags[1]))
+    return b"".join((packet[:2], flags, _COUNTS.pack(1, 0, 0, arcount), question, opt))
+
+
+def _text(wire: bytes) -> str:
+    return ".".join(wire[o + 1:o + 1 + wire[o]].decode("latin-1") for o in label_offsets(wire))
