@@ -12,10 +12,10 @@ from sqlalchemy import Engine
 from bns_resolver.answers.compile import compile_store
 from bns_resolver.answers.respond import StoreAnswerer
 from bns_resolver.answers.store import CompiledStore, open_current
-from bns_resolver.dns.authority import BnsAuthority
+from bns_resolver.dns.authority import BnsAuthority, ReadinessCheck
 from bns_resolver.dns.forwarder import Forwarder
 from bns_resolver.dns.gateway import Gateway
-from bns_resolver.dns.policy import NamespacePolicy
+from bns_resolver.dns.policy import Mode, NamespacePolicy
 from bns_resolver.dns.zones import ZoneCache
 from bns_resolver.index.lookup import IndexReader
 
@@ -44,13 +44,14 @@ class Ask:
 
 
 class GatewayPair:
-    def __init__(self, engine: Engine, root: Path, *, shared: bool = False) -> None:
+    def __init__(self, engine: Engine, root: Path, *, shared: bool = False, modes: dict[str, Mode] | None = None,
+                 ready: ReadinessCheck | None = None) -> None:
         compile_store(IndexReader(engine), root)
         store = open_current(root)
         assert store is not None
         self.store: CompiledStore = store
-        self.slow = _gateway(engine, shared)
-        self.fast = _gateway(engine, shared)
+        self.slow = _gateway(engine, shared, modes or {}, ready)
+        self.fast = _gateway(engine, shared, modes or {}, ready)
         self.answerer = StoreAnswerer(self.fast.authority, self.fast.policy, store)
         self.fast.store = self.answerer
 
@@ -66,8 +67,8 @@ class GatewayPair:
         self.store.close()
 
 
-def _gateway(engine: Engine, shared: bool) -> Gateway:
+def _gateway(engine: Engine, shared: bool, modes: dict[str, Mode], ready: ReadinessCheck | None) -> Gateway:
     reader = IndexReader(engine)
-    authority = BnsAuthority(reader, ZoneCache(reader))
-    policy = NamespacePolicy(configured_shared={ns: shared for ns in authority.namespaces})
+    authority = BnsAuthority(reader, ZoneCache(reader), ready=ready)
+    policy = NamespacePolicy(configured_shared={ns: shared for ns in authority.namespaces}, modes=dict(modes))
     return Gateway(authority, Forwarder([]), policy=policy)
