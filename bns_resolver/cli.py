@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--bitcoind", metavar="URL", help="e.g. http://user:pass@127.0.0.1:8332")
     sync.add_argument("--network", choices=("mainnet", "testnet", "regtest"))
     sync.add_argument("--zonefile-source", action="append", metavar="SPEC", help="dir:PATH, URL template, ...")
+    _command(commands, "compile", "rebuild the compiled answer store from the index (serve does it when stale)")
     look = _command(commands, "lookup", "show a name's record and zone file, and whether it verifies")
     look.add_argument("name")
     integrate = _command(commands, "integrate", "print a split-DNS snippet for unbound, dnsmasq, resolved or pihole")
@@ -246,6 +247,19 @@ def fetch_zonefiles(engine: Engine, specs: tuple[str, ...]) -> str:
             f"{len(report.still_missing)} still missing")
 
 
+def cmd_compile(settings: Settings, _args: argparse.Namespace) -> int:
+    from bns_resolver.answers.compile import compile_store
+    from bns_resolver.answers.store import store_root
+    from bns_resolver.index.lookup import IndexReader
+    from bns_resolver.service import ensure_embedded_snapshot, open_data
+
+    engine = open_data(settings)
+    ensure_embedded_snapshot(engine, settings)  # as serve would: it then finds the store current
+    path, report = compile_store(IndexReader(engine), store_root(settings.data_dir))
+    print(f"compiled {path}: {report.summary()}")
+    return 0
+
+
 def cmd_lookup(settings: Settings, args: argparse.Namespace) -> int:
     from bns_resolver.index.lookup import IndexReader
     from bns_resolver.lookup_report import describe_name
@@ -311,6 +325,7 @@ COMMANDS = {
     "serve": cmd_serve,
     "import-snapshot": cmd_import_snapshot,
     "sync": cmd_sync,
+    "compile": cmd_compile,
     "lookup": cmd_lookup,
     "status": cmd_status,
     "integrate": cmd_integrate,

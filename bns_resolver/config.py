@@ -169,6 +169,7 @@ class Settings:
     chain: ChainSettings = field(default_factory=ChainSettings)
     web: WebSettings = field(default_factory=WebSettings)
     doh_canary: bool = True  # NXDOMAIN for use-application-dns.net: Firefox keeps the system resolver
+    answer_store: bool = True  # answer cache misses from the compiled store (data_dir/answers)
 
     @property
     def database_url(self) -> str:
@@ -286,6 +287,7 @@ def _dns_table(dns: _Table) -> dict[str, Any]:
         "tld_probe_interval": dns.take("tld_probe_interval", v.number(1.0, unit=" of seconds")),
         "run_as_user": dns.take("run_as_user", v.string),
         "doh_canary": dns.take("doh_canary", v.boolean),
+        "answer_store": dns.take("answer_store", v.boolean),
     }
     dns.refuse_unknown()
     return changes

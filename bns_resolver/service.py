@@ -12,6 +12,9 @@ from typing import Any
 from sqlalchemy import Engine
 from twisted.internet import defer, task
 
+from bns_resolver.answers.keeper import StoreKeeper
+from bns_resolver.answers.respond import StoreAnswerer
+from bns_resolver.answers.store import store_root
 from bns_resolver.config import Settings, effective_upstreams
 from bns_resolver.dns.access import AccessList
 from bns_resolver.dns.authority import BnsAuthority
@@ -68,6 +71,7 @@ class GatewayService:
     http_port: Any = None
     web_ports: list[Any] = field(default_factory=list)
     handed_out: dict[str, str | None] = field(default_factory=dict)  # DNS listener -> synthesized address
+    store_keeper: StoreKeeper | None = None  # the compiled answer store's upkeep, when it is on
 
     def __post_init__(self) -> None:
         reader = IndexReader(self.engine)
@@ -79,14 +83,26 @@ class GatewayService:
             self._not_ready = "the index has not caught up with the chain yet"
         authority = BnsAuthority(reader, ZoneCache(reader), ready=lambda: self._not_ready)
         forwarder = Forwarder(list(upstreams), reactor=self.reactor)
-        self.gateway = Gateway(authority, forwarder, policy=build_policy(self.settings),
+        policy = build_policy(self.settings)
+        answerer = self._answer_store(authority, policy)
+        self.gateway = Gateway(authority, forwarder, policy=policy,
                                access=AccessList(self.settings.allow), cache_entries=self.settings.cache_entries,
-                               doh_canary=self.settings.doh_canary, bns_namespaces=self._known_namespaces)
+                               doh_canary=self.settings.doh_canary, bns_namespaces=self._known_namespaces,
+                               store=answerer)
         self._generation = reader.sync_state().get("generation")
 
     def _known_namespaces(self) -> frozenset[str]:
         """Namespaces the chain profile knows, for names a fresh sync has not reached yet."""
         return self.chain_sync.profile.known_namespaces if self.chain_sync is not None else frozenset()
+
+    def _answer_store(self, authority: BnsAuthority, policy: NamespacePolicy) -> StoreAnswerer | None:
+        """The compiled answer store, opened now if it matches the index (else compiled after start)."""
+        if not self.settings.answer_store:
+            return None
+        answerer = StoreAnswerer(authority, policy)
+        self.store_keeper = StoreKeeper(self.engine, store_root(self.settings.data_dir), answerer, self.reactor)
+        self.store_keeper.open_existing()
+        return answerer
 
     def start(self) -> None:
         bound_web_hosts = self._start_web() if self.settings.web.enabled else set()
@@ -199,6 +215,8 @@ class GatewayService:
             self._generation = generation
             self.gateway.index_changed()
             log.info("index changed (generation %s): answer caches dropped", generation)
+        if self.store_keeper is not None:
+            self.store_keeper.check()  # compile when missing, stale, or switched off by a change
 
     def sync_round(self) -> defer.Deferred[Any]:
         """One catch-up with bitcoind in a worker thread; DNS keeps answering meanwhile."""
