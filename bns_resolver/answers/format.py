@@ -91,7 +91,11 @@ def label_offsets(wire: bytes) -> list[int]:
     return offsets
 
 
-def is_plain(wire: bytes, offsets: Iterable[int]) -> bool:
+def is_plain(wire: bytes, offsets: list[int]) -> bool:
+    # Quick: what is not a plain byte must be exactly the length bytes and the final zero. Lengths
+    # that are themselves plain bytes ('*', '-', digits: 42, 45, 48-57) fail it; then look per label.
+    if wire.translate(None, PLAIN_BYTES) == bytes(map(wire.__getitem__, offsets)) + b"\x00":
+        return True
     return not any(wire[o + 1:o + 1 + wire[o]].translate(None, PLAIN_BYTES) for o in offsets)
 
 
