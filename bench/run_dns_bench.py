@@ -30,7 +30,7 @@ import synth_index  # noqa: E402
 import unbound_conf  # noqa: E402
 from measure import PerfResult, rss_mib, run_dnsperf  # noqa: E402
 from report import CaseResult, Footprint, Report, render  # noqa: E402
-from servers import Processes, Server, ours_argv, ours_config, unbound_argv  # noqa: E402
+from servers import Processes, Server, ours_argv, ours_compile_argv, ours_config, unbound_argv  # noqa: E402
 
 from bns_resolver.config import Settings  # noqa: E402
 
@@ -100,6 +100,15 @@ class Bench:
         return self.procs.start(label, argv, self.ours_port, self.run_dir / f"{label}.log", cpu=SERVER_CPU,
                                 probe=(probe, TYPE_URI))
 
+    def compile_store(self, label: str, data_dir: Path) -> float:
+        """Compile the answer store first, so the measured server answers misses from it at once."""
+        started = time.monotonic()
+        with (self.run_dir / f"{label}.log").open("wb") as out:
+            subprocess.run(ours_compile_argv(data_dir, self.config), stdout=out, stderr=subprocess.STDOUT, check=True)
+        seconds = time.monotonic() - started
+        print(f"[bench] {label}: answer store compiled in {seconds:.1f} s", file=sys.stderr, flush=True)
+        return seconds
+
     def start_unbound(self, label: str, local_data: list[str], static_zones: list[str], probe: str) -> Server:
         conf = self.run_dir / f"{label}.conf"
         conf.write_text(unbound_conf.comparison_conf(
@@ -162,6 +171,7 @@ class Bench:
         probe = "_http._tcp.zone117x.id"
         first = self.start_ours("ours-embedded-first-start", data_dir, probe)
         self.procs.stop(first)
+        self.compile_store("compile-embedded", data_dir)
         ours = self.start_ours("ours-embedded", data_dir, probe)
         queries, local_data = queryfiles.discover_bns_answers(self.ours_port, queryfiles.indexed_names(data_dir))
         static = [ns for ns, shared in ICANN_TLDS.items() if not shared and ns != synth_index.NAMESPACE]
@@ -214,6 +224,7 @@ class Bench:
         data_dir, how = synth_index.ensure_index(OUT_DIR, a.names)
         print(f"[bench] {a.names:,}-name index {how}: {data_dir}", file=sys.stderr, flush=True)
         probe = synth_index.query_name(a.names - 1)
+        compile_seconds = self.compile_store(f"compile-{a.names}", data_dir)
         startups = []
         for attempt in range(3):
             server = self.start_ours(f"ours-{a.names}-start{attempt}", data_dir, probe)
@@ -247,6 +258,8 @@ class Bench:
         self.footprint(f"Unbound, {a.names:,} local-data", unbound, startup=unbound.startup)
         self.report.targets.append((f"RSS with {a.names:,} names", "≤ 64 MiB", f"{rss:.2f} MiB", rss <= 64))
         self.report.targets.append((f"start-up with {a.names:,} names", "≤ 1 s", f"{startup:.3f} s", startup <= 1.0))
+        self.report.targets.append((f"compile the answer store, {a.names:,} names", "≤ 60 s",
+                                    f"{compile_seconds:.1f} s", compile_seconds <= 60))
         self.procs.stop(ours)
         self.procs.stop(unbound)
 

@@ -86,6 +86,13 @@ def ours_argv(data_dir: Path, port: int, upstream_port: int, config: Path) -> li
             "--listen", f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{upstream_port}"]
 
 
+def ours_compile_argv(data_dir: Path, config: Path) -> list[str]:
+    """`bns-resolver compile`: the answer store, built before a server is measured."""
+    exe = shutil.which("bns-resolver")
+    base = [exe] if exe else [sys.executable, "-m", "bns_resolver.cli"]
+    return [*base, "compile", "--config", str(config), "--data-dir", str(data_dir)]
+
+
 def unbound_argv(conf: Path) -> list[str]:
     return [shutil.which("unbound") or "/usr/sbin/unbound", "-d", "-c", str(conf)]
 
