@@ -47,6 +47,8 @@ class StoreKeeper:
         """Compile when the store does not speak for the index and no compile is running."""
         if self.answerer.active or self.compiling is not None or self.reactor.seconds() < self._retry_at:
             return self.compiling
+        if self.answerer.authority.not_ready():
+            return None  # catching up with the chain: the store would not be used, and goes stale per block
         changes = self.answerer.changes
         self.compiling = deferToThreadPool(self.reactor, self.reactor.getThreadPool(), self._compile)
         self.compiling.addCallbacks(self._compiled, self._failed, callbackArgs=(changes,))

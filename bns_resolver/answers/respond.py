@@ -40,6 +40,7 @@ TYPE_A, TYPE_SOA, TYPE_AAAA, TYPE_OPT, TYPE_IXFR, TYPE_AXFR = 1, 6, 28, 41, 251,
 RCODE_SERVFAIL, RCODE_NXDOMAIN = 2, 3
 EDNS_OPTION_EDE = 15
 EDE_TEXT_MAX = 300
+MAX_NAME_LENGTH = 255  # RFC 1035 §2.3.4, in wire form
 _COUNTS = struct.Struct("!HHHH")
 _RR_FIXED = struct.Struct("!HHIH")
 _CANARY = name_to_wire("use-application-dns.net")  # the gateway's DoH canary: its own rule
@@ -82,6 +83,8 @@ class StoreAnswerer:
         if get is None or fast.qclass != 1 or qtype == TYPE_AXFR or qtype == TYPE_IXFR:
             return None
         qname = fast.qname
+        if len(qname) > MAX_NAME_LENGTH:
+            return None  # FORMERR, the slow path's; LMDB keys stop at 511 bytes anyway
         offsets = label_offsets(qname)
         if len(offsets) < 2 or qname == _CANARY:
             return None  # a namespace apex, the root, or the canary: the slow path's own rules
