@@ -30,10 +30,12 @@ from bns_resolver.answers.format import (
 )
 from bns_resolver.answers.store import CompiledStore
 from bns_resolver.dns.authority import NEGATIVE_TTL, WEB_ADDRESS_TTL, BnsAuthority, apex_records
+from bns_resolver.dns.loglimit import LogLimiter
 from bns_resolver.dns.policy import Mode, NamespacePolicy
 from bns_resolver.dns.wire import FastQuery, MAX_UDP_PAYLOAD
 
 log = logging.getLogger(__name__)
+limited_log = LogLimiter(log)  # a SERVFAIL flood must not flood the log (as the slow path's)
 
 FORWARD = "forward"  # (FORWARD, namespace): a bns-first namespace's NXDOMAIN, the gateway asks upstream
 TYPE_A, TYPE_SOA, TYPE_AAAA, TYPE_OPT, TYPE_IXFR, TYPE_AXFR = 1, 6, 28, 41, 251, 252
@@ -133,7 +135,7 @@ class StoreAnswerer:
         if value[0] & KIND_MASK != KIND_SERVFAIL:
             return None  # deferred: the zone file may have arrived since; the slow path looks
         code, text = decode_servfail(value)
-        log.warning("SERVFAIL for %s: %s", _text(fast.qname), text.decode(errors="replace"))
+        limited_log.warning(f"servfail-{code}", "SERVFAIL for %s: %s", _text(fast.qname), text.decode(errors="replace"))
         self.answered += 1
         opt = b""
         if fast.edns is not None:
