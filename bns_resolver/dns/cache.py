@@ -10,10 +10,12 @@ gateway may serve one as a stale answer (RFC 8767).
 
 from __future__ import annotations
 
+import itertools
 import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from dnslib import QTYPE, RCODE, DNSRecord
 
@@ -22,6 +24,18 @@ MAX_NEGATIVE_TTL = 10800  # RFC 2308 §5 suggests at most three hours
 TTL_TOP_BIT = 1 << 31  # RFC 2181 §8: a TTL with the top bit set is treated as zero
 STALE_FOR = 86400  # RFC 8767 §5 suggests keeping expired answers for one to three days
 STALE_TTL = 30  # RFC 8767 §4: the TTL of a stale answer
+
+
+def evict_oldest(entries: dict[Any, Any], max_entries: int) -> None:
+    """Make room in a full insertion-ordered dict by dropping its oldest eighth at once.
+
+    Dropping one entry per insertion (`del d[next(iter(d))]`) costs 5-7 µs at 10,000 entries:
+    each `next(iter(d))` walks over the deleted slots at the front of the dict until it is
+    next resized. One sweep per eighth of the size costs 0.5 µs per insertion instead
+    (bench/profile_store.py, where every query is a new name).
+    """
+    for key in list(itertools.islice(entries, max(len(entries) - max_entries * 7 // 8, 1))):
+        del entries[key]
 
 
 class AnswerCache:
@@ -34,7 +48,7 @@ class AnswerCache:
     def put(self, key: tuple[object, ...], answer: bytes) -> None:
         entries = self.entries
         if key not in entries and len(entries) >= self._max_entries:
-            del entries[next(iter(entries))]
+            evict_oldest(entries, self._max_entries)
         entries[key] = answer
 
     def clear(self) -> None:
@@ -111,7 +125,7 @@ class ForwardCache:
         if lifetime <= 0:
             return
         if key not in self.entries and len(self.entries) >= self._max_entries:
-            del self.entries[next(iter(self.entries))]
+            evict_oldest(self.entries, self._max_entries)
         self.entries[key] = ForwardEntry(reply, self._clock(), lifetime, tuple(ttl_offsets(reply)))
 
     def clear(self) -> None:

@@ -20,7 +20,14 @@ from twisted.internet import defer
 from bns_resolver.answers.respond import FORWARD, StoreAnswerer
 from bns_resolver.dns.access import AccessList
 from bns_resolver.dns.authority import AuthorityResult, BnsAuthority, Outcome, ReadinessCheck
-from bns_resolver.dns.cache import MAX_POSITIVE_TTL, STALE_FOR, AnswerCache, ForwardCache, capped_ttls
+from bns_resolver.dns.cache import (
+    MAX_POSITIVE_TTL,
+    STALE_FOR,
+    AnswerCache,
+    ForwardCache,
+    capped_ttls,
+    evict_oldest,
+)
 from bns_resolver.dns.forwarder import EDE_NO_REACHABLE_AUTHORITY, Forwarder, UpstreamError, reply_rcode
 from bns_resolver.dns.loglimit import LogLimiter
 from bns_resolver.dns.policy import Mode, NamespacePolicy
@@ -160,7 +167,7 @@ class Gateway:
         """Let the UDP reader answer this exact query again by a single lookup."""
         replay = self.replay
         if len(replay) >= self._replay_entries:
-            del replay[next(iter(replay))]
+            evict_oldest(replay, self._replay_entries)
         replay[packet[2:]] = (answer[2:], until)
 
     def _slow_path(self, packet: bytes, fast: FastQuery | None, *, tcp: bool) -> Answer:

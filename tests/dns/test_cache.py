@@ -37,6 +37,14 @@ def test_answer_cache_is_bounded() -> None:
     assert list(cache.entries) == [("b",), ("c",)]
 
 
+def test_a_full_cache_drops_its_oldest_eighth_at_once() -> None:
+    """One sweep per eighth of the size: dropping one per insertion walks the dict's dead slots each time."""
+    cache = AnswerCache(max_entries=16)
+    for key in range(17):
+        cache.put((key,), b"x")
+    assert list(cache.entries) == [(key,) for key in range(2, 17)]
+
+
 def test_forwarded_ttls_count_down_and_expire() -> None:
     """Served TTLs shrink with age; the entry disappears when the smallest TTL runs out."""
     clock = FakeClock()
