@@ -176,7 +176,8 @@ class StoreAnswerer:
         if rdata is None:
             if len(self._soa) > 1024:
                 self._soa.clear()
-            rdata = self._soa[key] = apex_records(namespace, self.authority.height)[0].rdata.to_wire()
+            # to_wire() without a file returns the bytes (typed Optional for the file form).
+            rdata = self._soa[key] = apex_records(namespace, self.authority.height)[0].rdata.to_wire() or b""
         return struct.pack("!H", 0xC000 | pointer) + _RR_FIXED.pack(TYPE_SOA, 1, NEGATIVE_TTL, len(rdata)) + rdata
 
 

@@ -15,7 +15,6 @@ from bns_resolver.answers.format import name_to_wire
 from bns_resolver.dns.policy import Mode
 from bns_resolver.hashing import hash160_hex
 from bns_resolver.index.db import open_index
-from bns_resolver.index.lookup import IndexReader
 from bns_resolver.zonefiles.store import store_verified
 from tests.answers.pair import Ask, GatewayPair
 from tests.support.dns_fixtures import IndexSpec, NameSpec, make_index
