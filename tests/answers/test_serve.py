@@ -53,6 +53,28 @@ def test_serve_compiles_a_missing_store_then_reuses_it(tmp_path: Path) -> None:
         again.stop()
 
 
+def test_serve_recompiles_after_the_index_changes(tmp_path: Path) -> None:
+    """A new generation switches the store off (the slow path answers) until a new one is swapped in."""
+    data = tmp_path / "data"
+    engine = make_index(data, IndexSpec(names=[NameSpec("alice.id", ZONE)]))
+    server = ServerProcess(data, config=bns_only_config(("id",))).start()
+    try:
+        _wait_for(lambda: server.log().count("answer store in use") == 1)
+        bob = b"$ORIGIN bob.id\n_http._tcp URI 10 1 \"https://gaia.example/bob.json\"\n"
+        with engine.begin() as conn:
+            conn.execute(insert(schema.names).values(fqn="bob.id", namespace_id="id", owner_address="1Test",
+                                                     value_hash=hash160_hex(bob), revoked=False))
+            conn.execute(insert(schema.zonefiles).values(zonefile_hash=hash160_hex(bob), content=bob,
+                                                         source="test", fetched_at=0.0))
+            bump_generation(conn)
+        _wait_for(lambda: server.log().count("answer store in use") == 2)
+        reply = server.query("_http._tcp.bob.id", "URI")
+        assert reply.answer and "gaia.example/bob.json" in reply.answer[0].to_text()
+        assert len(list((data / "answers").glob("store-*"))) == 1  # the superseded store is gone
+    finally:
+        server.stop()
+
+
 def test_compile_command_and_staleness(tmp_path: Path) -> None:
     data = tmp_path / "data"
     engine = make_index(data, IndexSpec(names=[NameSpec("alice.id", ZONE)]))
