@@ -98,7 +98,9 @@ def _node_items(zone: VerifiedZone, namespace: str, nodes: list[str]) -> Iterato
     for node in nodes:
         default = _entry(zone, node, UNLISTED_QTYPE, namespace)
         entries = {}
-        for qtype in qtypes:
+        # A name without records of its own (the apex of most zones, empty non-terminals) answers
+        # every type alike: the zone walk stops at once there, before looking at the type.
+        for qtype in qtypes if node in owners else ():
             entry = _entry(zone, node, qtype, namespace)
             if entry != default:
                 entries[qtype] = entry
