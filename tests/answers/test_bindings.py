@@ -132,6 +132,26 @@ def test_bns_first_nxdomain_is_forwarded_without_sql(tmp_path: Path) -> None:
         made.close()
 
 
+def test_bns_first_nxdomain_from_the_store_spends_the_namespace_fetch_budget(tmp_path: Path) -> None:
+    """A flood of unknown names under a shared namespace becomes SERVFAIL (EDE 0), as on the slow path."""
+    made = GatewayPair(make_index(tmp_path, _spec()), tmp_path / "answers", shared=True)
+    try:
+        outcomes = []
+        for i in range(300):
+            answer = made.fast.handle(Ask(f"nobody{i}.id", "A").packet(), "127.0.0.1", tcp=False)
+            if isinstance(answer, defer.Deferred):
+                answer.addErrback(lambda _f: None)
+                outcomes.append("forwarded")
+            else:
+                reply = dns.message.from_wire(answer)  # type: ignore[arg-type]
+                assert reply.rcode() == dns.rcode.SERVFAIL and not reply.options  # no EDNS asked
+                outcomes.append("servfail")
+        assert outcomes[0] == "forwarded" and outcomes[-1] == "servfail"
+        assert 100 <= outcomes.count("forwarded") <= 260
+    finally:
+        made.close()
+
+
 def test_icann_first_and_not_ready_take_the_slow_path(tmp_path: Path) -> None:
     engine = make_index(tmp_path, _spec())
     made = GatewayPair(engine, tmp_path / "answers", modes={"id": Mode.ICANN_FIRST})
