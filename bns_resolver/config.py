@@ -219,7 +219,7 @@ class _Table:
     def take(self, key: str, parse: Callable[[Any], T]) -> T:
         self.known.append(key)
         if key not in self.raw:
-            return _MISSING  # type: ignore[no-any-return]
+            return _MISSING  # type: ignore[no-any-return,unused-ignore]  # strict mode only
         return _checked(f"{self.where}: {self.key(key)}", parse, self.raw.pop(key))
 
     def table(self, key: str) -> _Table:

@@ -9,7 +9,7 @@ def _ripemd160(data: bytes) -> bytes:
     try:
         return hashlib.new("ripemd160", data).digest()
     except ValueError:  # OpenSSL 3 builds may hide legacy digests.
-        from Crypto.Hash import RIPEMD160  # type: ignore[import-not-found]
+        from Crypto.Hash import RIPEMD160  # type: ignore[import-not-found,unused-ignore]  # where not installed
 
         return RIPEMD160.new(data).digest()
 

@@ -55,7 +55,8 @@ def check_payment(
         # NAMESPACE_RECEIVE_FEES_PERIOD (epoch 3+): the creator collects fees for a year
         # after the reveal; afterwards they are burnt.
         if namespace["reveal_block"] + BLOCKS_PER_YEAR >= block:
-            expected_burn, stx_allowed = namespace.get("address_hash"), False
+            # A namespace without a recorded creator hash matches no payment (None != any hash).
+            expected_burn, stx_allowed = namespace.get("address_hash") or "", False
         else:
             expected_burn, stx_allowed = BURN_ADDRESS_HASH, tokens_ok
     elif version == PAY_WITH_STACKS:

@@ -191,7 +191,7 @@ def _web_answer(zone: VerifiedZone, qname: str, qtype: int, namespace: str, web_
     family = TYPE_AAAA if ipaddress.ip_address(web_address).version == 6 else TYPE_A
     if qtype != family:
         return AuthorityResult(Outcome.NODATA, namespace)
-    rdata = dns.rdata.from_text(dns.rdataclass.IN, qtype, web_address)
+    rdata = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.RdataType.make(qtype), web_address)
     return AuthorityResult(Outcome.ANSWER, namespace, (ZoneRecord(qname, qtype, WEB_ADDRESS_TTL, rdata),))
 
 

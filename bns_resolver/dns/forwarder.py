@@ -19,7 +19,7 @@ import resource
 import secrets
 import socket
 import struct
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet import defer, protocol
 from twisted.protocols.basic import Int16StringReceiver
@@ -129,6 +129,12 @@ class _UdpAttempt:
 
 
 class _TcpProtocol(Int16StringReceiver):
+
+    @property
+    def connection(self) -> Any:
+        """The TCP transport. Typed Any: Twisted declares it through zope interfaces mypy cannot read."""
+        return self.transport
+
     def __init__(self, attempt: _TcpAttempt) -> None:
         self.attempt = attempt
 
@@ -136,7 +142,7 @@ class _TcpProtocol(Int16StringReceiver):
         self.sendString(self.attempt.query)
 
     def stringReceived(self, data: bytes) -> None:
-        self.transport.loseConnection()  # type: ignore[union-attr]
+        self.connection.loseConnection()
         if matches_query(data, self.attempt.query):
             self.attempt.exchange.answered(self.attempt, data)
         else:
@@ -155,7 +161,8 @@ class _TcpAttempt:
         self.query = query
         factory = protocol.ClientFactory.forProtocol(lambda: _TcpProtocol(self))
         factory.noisy = False
-        factory.clientConnectionFailed = lambda _c, reason: exchange.failed(  # type: ignore[method-assign]
+        # forProtocol builds a ClientFactory; its type says only Factory.
+        cast(Any, factory).clientConnectionFailed = lambda _c, reason: exchange.failed(
             self, UpstreamError(f"TCP connect failed: {reason.getErrorMessage()}"))
         self.connector = exchange.reactor.connectTCP(upstream[0], upstream[1], factory, timeout=max(timeout, 0.1))
 

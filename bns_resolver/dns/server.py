@@ -170,6 +170,12 @@ class DnsTcpProtocol(Int16StringReceiver):
     (forwarded ones) are counted, and past `write_limit` bytes the connection is aborted.
     """
 
+
+    @property
+    def connection(self) -> Any:
+        """The TCP transport. Typed Any: Twisted declares it through zope interfaces mypy cannot read."""
+        return self.transport
+
     def __init__(self, factory: DnsTcpFactory, client_ip: str) -> None:
         self.factory = factory
         self.gateway = factory.gateway
@@ -193,11 +199,11 @@ class DnsTcpProtocol(Int16StringReceiver):
 
     def _idle_timeout(self) -> None:
         if self.paused:
-            self.transport.abortConnection()  # type: ignore[union-attr] # unread answers would hold it open
+            self.connection.abortConnection() # unread answers would hold it open
             return
-        self.transport.loseConnection()  # type: ignore[union-attr]
+        self.connection.loseConnection()
         # A close waits for unsent answers; a client that reads nothing must not hold it forever.
-        self._idle = self.reactor.callLater(TCP_IDLE_TIMEOUT, self.transport.abortConnection)  # type: ignore[union-attr]
+        self._idle = self.reactor.callLater(TCP_IDLE_TIMEOUT, self.connection.abortConnection)
 
     def stringReceived(self, data: bytes) -> None:
         self._idle.reset(TCP_IDLE_TIMEOUT)
@@ -205,7 +211,7 @@ class DnsTcpProtocol(Int16StringReceiver):
             answer = self.gateway.handle(data, self.client_ip, tcp=True)
         except Exception:
             limited_log.error("tcp-failure", "failed to answer a TCP query from %s", self.client_ip, exc_info=True)
-            self.transport.loseConnection()  # type: ignore[union-attr]
+            self.connection.loseConnection()
             return
         if isinstance(answer, defer.Deferred):
             answer.addCallback(self._send).addErrback(
@@ -213,7 +219,7 @@ class DnsTcpProtocol(Int16StringReceiver):
         else:
             self._send(answer)
             if not self.gateway.access.allows(self.client_ip):
-                self.transport.loseConnection()  # one REFUSED is all an outside client gets
+                self.connection.loseConnection()  # one REFUSED is all an outside client gets
                 self.paused = True  # and no more of its queries are read
 
     def _send(self, answer: bytes | None) -> None:
@@ -224,7 +230,7 @@ class DnsTcpProtocol(Int16StringReceiver):
             if self._queued_while_paused > self.factory.write_limit:
                 limited_log.warning("tcp-unread", "closed the TCP connection of %s: it does not read its answers",
                                     self.client_ip)
-                self.transport.abortConnection()
+                self.connection.abortConnection()
                 return
         self.sendString(answer)
 

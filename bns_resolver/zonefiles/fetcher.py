@@ -24,6 +24,8 @@ from bns_resolver.zonefiles.store import is_zonefile_hash, store_verified_many
 log = logging.getLogger(__name__)
 
 OnStored = Callable[[str], None]
+# Work done in the worker thread for each stored file (e.g. indexing its subdomains); its result is unused.
+InThread = Callable[[str], object]
 
 
 @dataclass(frozen=True)
@@ -244,7 +246,7 @@ def _store_batch(source: ZoneFileSource, found: list[tuple[str, bytes]], state: 
         _run_hook(state.on_stored, zonefile_hash)
 
 
-def _run_hook(on_stored: OnStored | None, zonefile_hash: str) -> None:
+def _run_hook(on_stored: InThread | None, zonefile_hash: str) -> None:
     if on_stored is None:
         return
     try:
@@ -296,7 +298,7 @@ class FetchService:
         fetcher: ZoneFileFetcher,
         *,
         on_stored: OnStored | None = None,
-        in_thread: OnStored | None = None,
+        in_thread: InThread | None = None,
         interval: float = 30.0,
         reactor: Any = None,
     ) -> None:

@@ -164,6 +164,7 @@ def _parse_line(line: str, cursor: _Cursor) -> ZoneRecord | None:
     ttl, rdtype, rdata_at = _ttl_class_type(tokens, cursor.ttl)
     rdata_text = line[tokens[rdata_at][1]:].strip() if rdata_at < len(tokens) else ""
     strings: tuple[bytes, ...] = ()
+    rdtype = dns.rdatatype.RdataType.make(rdtype)
     if rdtype in _TEXT_TYPES:
         strings = _text_strings(rdata_text)
         rdata: dns.rdata.Rdata = _TEXT_TYPES[rdtype](dns.rdataclass.IN, rdtype, _dns_sized(strings))

@@ -293,7 +293,7 @@ class _TimeoutTransport(xmlrpc.client.Transport):
         conn.timeout = self._timeout
         return conn
 
-    def parse_response(self, response: http.client.HTTPResponse) -> Any:  # type: ignore[override]
+    def parse_response(self, response: http.client.HTTPResponse) -> Any:  # type: ignore[override,unused-ignore]
         parser, unmarshaller = self.getparser()
         received = 0
         while chunk := response.read(65536):

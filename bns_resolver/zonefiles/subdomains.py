@@ -160,7 +160,7 @@ def _subdomain_txts(parent: ParentZoneFile) -> tuple[list[tuple[str, tuple[str, 
     for record in zone.records:
         written = _written_name(record, parent.domain)
         if record.rdtype == dns.rdatatype.URI and written == "_resolver" and resolver is None:
-            resolver = _as_text(record.rdata.target)
+            resolver = _as_text(record.rdata.target)  # type: ignore[attr-defined]  # a URI rdata
         elif record.rdtype == dns.rdatatype.TXT and written not in RESERVED_NAMES:
             strings = tuple(_as_text(s) for s in record.strings)
             if _is_subdomain_txt(strings):
