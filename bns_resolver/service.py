@@ -7,7 +7,8 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from twisted.internet import defer, task
@@ -28,6 +29,13 @@ from bns_resolver.index.lookup import IndexReader
 from bns_resolver.index.snapshot import EMBEDDED_DIR, ExportFiles, import_export
 from bns_resolver.index.sync_state import save_state
 from bns_resolver.web.listeners import bind_web, web_address_for, web_listen_addresses
+
+if TYPE_CHECKING:  # imported at run time only when a chain or zone-file sources are configured
+    from twisted.python.failure import Failure
+
+    from bns_resolver.chain.virtualchain import SyncResult
+    from bns_resolver.chainsync import ChainSync
+    from bns_resolver.zonefiles.fetcher import FetchService
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +70,11 @@ class GatewayService:
     reactor: Any
     engine: Engine
     gateway: Gateway = field(init=False)
-    ports: list[Any] = field(default_factory=list)
+    ports: list[Any] = field(default_factory=list)  # Twisted listening ports (zope-typed, opaque to mypy)
     _generation: str | None = None
     _loops: list[task.LoopingCall] = field(default_factory=list)
-    chain_sync: Any = None  # ChainSync when a bitcoind is configured
-    fetch_service: Any = None  # zonefiles.fetcher.FetchService when sources are configured
+    chain_sync: ChainSync | None = None  # when a bitcoind is configured
+    fetch_service: FetchService | None = None  # when zone-file sources are configured
     _not_ready: str | None = None
     http_port: Any = None
     web_ports: list[Any] = field(default_factory=list)
@@ -202,7 +210,7 @@ class GatewayService:
                 loop.stop()
         return defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in self.ports])
 
-    def _every(self, seconds: float, job: Any) -> None:
+    def _every(self, seconds: float, job: Callable[[], object]) -> None:
         loop = task.LoopingCall(job)
         loop.clock = self.reactor
         loop.start(seconds, now=True).addErrback(lambda f: log.error("periodic job failed: %s", f.getTraceback()))
@@ -225,15 +233,18 @@ class GatewayService:
         def block_done(_block: Any) -> None:
             self.reactor.callFromThread(self.check_index)  # answers switch per committed block
 
-        self.chain_sync.on_block = block_done
-        deferred = deferToThreadPool(self.reactor, self.reactor.getThreadPool(), self.chain_sync.sync)
-        deferred.addCallbacks(self._synced, self._sync_failed)
+        chain_sync = self.chain_sync
+        if chain_sync is None:  # only scheduled when a bitcoind is configured
+            return defer.succeed(None)
+        chain_sync.on_block = block_done
+        deferred = deferToThreadPool(self.reactor, self.reactor.getThreadPool(), chain_sync.sync)
+        deferred.addCallbacks(self._synced, self._sync_failed, callbackArgs=(chain_sync,))
         return deferred
 
-    def _synced(self, result: Any) -> None:
+    def _synced(self, result: SyncResult, chain_sync: ChainSync) -> None:
         if result.processed and self.fetch_service is not None:
             self.fetch_service.run_soon()  # new value hashes: fetch their zone files now
-        tip = self.chain_sync.virtualchain.fetcher.tip_height()
+        tip = chain_sync.virtualchain.fetcher.tip_height()
         height = result.last_block
         lag = tip - height if height is not None else None
         if result.reached_end or (lag is not None and lag <= self.settings.chain.max_lag):
@@ -242,7 +253,7 @@ class GatewayService:
             self._not_ready = f"the index is at block {height}, {lag} blocks behind the chain tip {tip}"
         self.check_index()
 
-    def _sync_failed(self, failure: Any) -> None:
+    def _sync_failed(self, failure: Failure) -> None:
         # Keep serving what we have; a lagging index turns into SERVFAIL, never a false NXDOMAIN.
         log.error("chain sync failed (will retry): %s", failure.getErrorMessage())
 
@@ -289,14 +300,14 @@ class GatewayService:
                 # NOERROR, with the SOA or even without data: the name exists upstream.
                 self.gateway.policy.record_probe(namespace, TldStatus.SHARED)
 
-        def failed(failure: Any) -> None:
+        def failed(failure: Failure) -> None:
             log.info("could not ask upstream whether TLD %s exists: %s", namespace, failure.getErrorMessage())
 
         deferred = self.gateway.forwarder.forward(build_query(namespace + ".", TYPE_SOA))
         return deferred.addCallbacks(classify, failed)
 
 
-def subdomain_first_block(chain_sync: Any) -> int:
+def subdomain_first_block(chain_sync: ChainSync | None) -> int:
     """Mainnet indexes subdomains from block 478872 as the reference did; test chains from the start."""
     from bns_resolver.zonefiles.subdomains import SUBDOMAINS_FIRST_BLOCK
 
