@@ -22,11 +22,15 @@ class AccessList:
         return decided
 
     def _check(self, client_ip: str) -> bool:
-        try:
-            address = ipaddress.ip_address(client_ip.split("%", 1)[0])
-        except ValueError:
-            return False
-        mapped = getattr(address, "ipv4_mapped", None)
-        if mapped is not None:
-            address = mapped
-        return any(address in network for network in self.networks)
+        address = client_address(client_ip)
+        return address is not None and any(address in network for network in self.networks)
+
+
+def client_address(client_ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The client's address as an IP object (scope id dropped, IPv4-mapped IPv6 unwrapped), or None."""
+    try:
+        address = ipaddress.ip_address(client_ip.split("%", 1)[0])
+    except ValueError:
+        return None
+    mapped = getattr(address, "ipv4_mapped", None)
+    return mapped if mapped is not None else address

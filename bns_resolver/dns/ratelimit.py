@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 
+from bns_resolver.dns.access import client_address
 from bns_resolver.dns.wire import skip_plain_name
 
 DEFAULT_RATE = 1000.0  # responses per second per prefix: a whole home LAN shares one /24
@@ -79,14 +80,8 @@ class ResponseRateLimiter:
         return self.slip > 0 and bucket.limited % self.slip == 0
 
     def _prefix(self, client_ip: str) -> str | None:
-        try:
-            address = ipaddress.ip_address(client_ip.split("%", 1)[0])
-        except ValueError:
-            return None
-        mapped = getattr(address, "ipv4_mapped", None)
-        if mapped is not None:
-            address = mapped
-        if any(address in network for network in self._exempt):
+        address = client_address(client_ip)
+        if address is None or any(address in network for network in self._exempt):
             return None
         return str(ipaddress.ip_network(f"{address}/{self._prefixes[address.version]}", strict=False))
 

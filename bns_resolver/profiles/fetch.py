@@ -36,7 +36,6 @@ class FetchError(Exception):
 @dataclass(frozen=True)
 class Fetched:
     url: str  # the URL asked for (before mirror rewriting)
-    fetched_from: str
     body: bytes | None
     error: str | None
     at: float  # wall-clock time of the fetch
@@ -133,12 +132,11 @@ class ProfileFetcher:
         return finished
 
     def _done(self, outcome: Any, url: str) -> None:
-        target = self.rewrite(url)
         if isinstance(outcome, bytes):
-            entry = Fetched(url, target, outcome, None, time.time())
+            entry = Fetched(url, outcome, None, time.time())
         else:
             self.stats["failures"] += 1
-            entry = Fetched(url, target, None, _describe(outcome), time.time())
+            entry = Fetched(url, None, _describe(outcome), time.time())
             log.info("profile %s not fetched: %s", url, entry.error)
         self._remember(url, entry)
         for waiter in self._in_flight.pop(url, []):

@@ -6,7 +6,7 @@ verified against it; the profile is fetched and judged separately (profiles/).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import dns.rdatatype
@@ -40,7 +40,6 @@ class NameFacts:
     provenance: dict[str, str]
     records: tuple[str, ...] = ()
     profile_url: str | None = None
-    skipped_lines: tuple[str, ...] = field(default=())
 
     def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "owner": self.owner,
@@ -70,8 +69,7 @@ class NameDirectory:
         except ZoneUnavailable as exc:
             raise NameUnavailable(HTTP_UNAVAILABLE, exc.reason, exc.info_code) from None
         return NameFacts(binding.fqn, binding.kind, binding.owner_address, binding.value_hash, self.provenance(),
-                         tuple(_record_text(r) for r in zone.records), profile_url(zone, binding.fqn),
-                         zone.skipped)
+                         tuple(_record_text(r) for r in zone.records), profile_url(zone, binding.fqn))
 
     def provenance(self) -> dict[str, str]:
         state = self._index.sync_state()

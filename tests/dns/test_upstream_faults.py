@@ -29,7 +29,6 @@ def _stub(**behaviour: object) -> StubUpstream:
     return start_stub(RECORDS, **behaviour)
 
 
-
 @pytest.fixture
 def servers() -> Iterator[list[ServerProcess]]:
     started: list[ServerProcess] = []
