@@ -34,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--zonefile-source", action="append", metavar="SPEC", help="dir:PATH, URL template, ...")
     serve.add_argument("--web-listen", action="append", metavar="ADDR[:PORT]",
                        help="web gateway address (repeatable); default port 80 of each --listen address")
+    serve.add_argument("--query-log", action="store_true", default=None,
+                       help="log one line per query (client, name, type, rcode, EDE, source, µs)")
+    serve.add_argument("--metrics-listen", action="append", metavar="ADDR[:PORT]",
+                       help="/metrics, /healthz and /status.json here (repeatable); default 127.0.0.1, any free port")
     imp = _command(commands, "import-snapshot", "load the BNS v1 final-state export into the index")
     imp.add_argument("source", nargs="?", help="export folder or export-data.tar.gz (default: embedded)")
     sync = _command(commands, "sync", "build the index from Bitcoin through bitcoind, once to the tip")
@@ -48,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     integrate.add_argument("--listen", action="append", metavar="ADDR:PORT", help="bns-resolver's DNS address")
     integrate.add_argument("--upstream", action="append", metavar="ADDR[:PORT]",
                            help="resolver asked whether each namespace is an ICANN TLD; default: system")
-    status = _command(commands, "status", "show what the index holds")
+    status = _command(commands, "status", "show the running server (if any) and what the index holds")
     status.add_argument("--json", action="store_true", help="print one JSON object")
     config = commands.add_parser("config", help="check a configuration file",
                                  description="check a configuration file")
@@ -92,7 +96,7 @@ def _one_line(message: str) -> str:
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
     names = ("data_dir", "db", "listen", "upstream", "allow", "log_level", "zonefile_source", "bitcoind",
-             "network", "web_listen")
+             "network", "web_listen", "query_log", "metrics_listen")
     return {name: getattr(args, name, None) for name in names}
 
 
@@ -282,13 +286,16 @@ def cmd_lookup(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
-    from bns_resolver.lookup_report import index_status
+    from bns_resolver.lookup_report import index_status, running_server_lines, running_server_status
     from bns_resolver.service import open_data
 
+    server = running_server_status(settings.data_dir)
     status = index_status(open_data(settings), settings)
     if args.json:
-        print(json.dumps(status, sort_keys=True))
+        print(json.dumps(status | {"server": server}, sort_keys=True))
         return 0
+    for line in running_server_lines(server):
+        print(line)
     for key, value in status.items():
         print(f"{key:>16}: {value}")
     if status["source"] == "empty":

@@ -22,6 +22,9 @@ from bns_resolver import config_values as v
 from bns_resolver.errors import ConfigError
 
 DEFAULT_LISTEN = ("127.0.0.1", 5354)
+# The status endpoint `bns-resolver status` asks: loopback, on a port the kernel picks (the running
+# server records it in its data dir), so it works unprivileged and never collides with another instance.
+DEFAULT_METRICS_LISTEN = (("127.0.0.1", 0),)
 DNS_PORT = 53
 HTTP_PORT = 80
 ZONEFILE_HTTP_PORT = 6270
@@ -170,6 +173,9 @@ class Settings:
     web: WebSettings = field(default_factory=WebSettings)
     doh_canary: bool = True  # NXDOMAIN for use-application-dns.net: Firefox keeps the system resolver
     answer_store: bool = True  # answer cache misses from the compiled store (data_dir/answers)
+    query_log: bool = False  # [log] queries: one line per query (dns/querylog.py)
+    query_log_lines_per_second: int = 1000  # past this, query lines are counted, not written
+    metrics_listen: tuple[tuple[str, int], ...] = DEFAULT_METRICS_LISTEN  # /metrics, /healthz, /status.json
 
     @property
     def database_url(self) -> str:
@@ -271,6 +277,8 @@ def _from_file(settings: Settings, path: Path, origins: dict[str, str]) -> Setti
     changes |= _dns_table(top.table("dns"))
     changes |= _namespaces_table(top.table("namespaces"))
     changes |= _zonefiles_table(top.table("zonefiles"))
+    changes |= _log_table(top.table("log"))
+    changes |= _metrics_table(top.table("metrics"))
     chain, web = top.table("chain"), top.table("web")
     top.refuse_unknown()
     changes["chain"] = _chain_table(chain, settings.chain)
@@ -309,6 +317,22 @@ def _zonefiles_table(zonefiles: _Table) -> dict[str, Any]:
         "zonefile_http": zonefiles.take("serve_http", v.address(ZONEFILE_HTTP_PORT, allow_port_zero=True)),
     }
     zonefiles.refuse_unknown()
+    return changes
+
+
+def _log_table(log_table: _Table) -> dict[str, Any]:
+    changes: dict[str, Any] = {
+        "query_log": log_table.take("queries", v.boolean),
+        "query_log_lines_per_second": log_table.take("queries_per_second", v.integer(minimum=1)),
+    }
+    log_table.refuse_unknown()
+    return changes
+
+
+def _metrics_table(metrics: _Table) -> dict[str, Any]:
+    # [] turns the endpoint off; `status` then reports only what the database says.
+    changes = {"metrics_listen": metrics.take("listen", v.list_of(v.address(HTTP_PORT, allow_port_zero=True)))}
+    metrics.refuse_unknown()
     return changes
 
 
@@ -421,6 +445,11 @@ def _from_flags(settings: Settings, flags: Mapping[str, Any], origins: dict[str,
     for key, flag in (("data_dir", "data_dir"), ("db_url", "db")):
         if changes[key] is not None:
             origins[key] = f"--{flag.replace('_', '-')} {flags[flag]!r}"
+    if flags.get("query_log"):
+        changes["query_log"] = True
+    metrics_listen = _flags(flags, "metrics_listen", v.address(HTTP_PORT, allow_port_zero=True))
+    if metrics_listen is not None:
+        changes["metrics_listen"] = metrics_listen
     web_listen = _flags(flags, "web_listen", v.address(HTTP_PORT, allow_port_zero=True))
     if web_listen is not None:
         changes["web"] = replace(settings.web, listen=web_listen)

@@ -30,6 +30,8 @@ def render_settings(settings: Settings) -> str:
         ("chain", {"bitcoind": chain.bitcoind, "cookie_file": chain.cookie_file, "network": chain.network,
                    "confirmations": chain.confirmations, "max_lag": chain.max_lag,
                    "poll_interval": chain.poll_interval, **overrides}),
+        ("log", {"queries": settings.query_log, "queries_per_second": settings.query_log_lines_per_second}),
+        ("metrics", {"listen": addresses(settings.metrics_listen)}),
         ("web", {"enabled": web.enabled, "listen": web.listen and addresses(web.listen), "address": web.address,
                  "redirect_to_website": web.redirect_to_website, "profile_mirrors": web.profile_mirrors,
                  "profile_timeout": web.profile_timeout, "profile_max_bytes": web.profile_max_bytes,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 from typing import Any
 
 from bns_resolver.config import Settings
@@ -77,3 +79,45 @@ def index_status(engine: Engine, settings: Settings) -> dict[str, Any]:
         # Written by a running `serve` after it asked its upstreams about each namespace.
         "namespace_policy": json.loads(state["namespace_policy"]) if state.get("namespace_policy") else None,
     }
+
+
+def running_server_status(data_dir: Path) -> dict[str, Any]:
+    """What the data dir's running server says of itself, or why nothing can be said ({"running": False})."""
+    from bns_resolver.runtime import ask_running, find_running
+
+    server, why_not = find_running(data_dir)
+    if server is None:
+        return {"running": False, "reason": why_not}
+    try:
+        return {"running": True} | ask_running(server)
+    except OSError as exc:
+        return {"running": True, "pid": server.pid, "reason": str(exc)}
+
+
+def running_server_lines(server: dict[str, Any]) -> list[str]:
+    """The running server's part of `status`, a few aligned lines."""
+    if not server["running"] or "uptime_seconds" not in server:
+        return [f"{'server':>16}: {server['reason']}"]
+    last_probe = server.get("last_probe_at")
+    probed = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(last_probe)) if last_probe else "not yet"
+    namespaces = ", ".join(f"{ns} ({d['mode']}, {d['tld']})" for ns, d in server.get("namespaces", {}).items())
+    return [
+        f"{'server':>16}: running, pid {server['pid']}, up {_duration(server['uptime_seconds'])}, "
+        f"version {server.get('version')}",
+        f"{'serving':>16}: " + ("ready" if server.get("ready") else f"not ready: {server.get('not_ready')}")
+        + f" at block {server.get('height')}",
+        f"{'dns':>16}: {', '.join(server.get('dns', [])) or 'none'}",
+        f"{'web gateway':>16}: {', '.join(server.get('web', [])) or 'not listening'}",
+        f"{'upstreams':>16}: {', '.join(server.get('upstreams', [])) or 'none (BNS only)'}",
+        f"{'tld probes':>16}: {probed}; {namespaces or 'no namespaces'}",
+        f"{'queries':>16}: " + ", ".join(f"{k} {v}" for k, v in sorted(server.get("queries", {}).items())),
+    ]
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d {hours}h {minutes}m"
+    return f"{hours}h {minutes}m {secs}s" if hours else f"{minutes}m {secs}s"

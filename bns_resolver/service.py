@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Callable
@@ -22,13 +23,16 @@ from bns_resolver.dns.authority import BnsAuthority
 from bns_resolver.dns.forwarder import Forwarder, build_query, reply_rcode
 from bns_resolver.dns.gateway import Gateway
 from bns_resolver.dns.policy import Mode, NamespacePolicy, TldStatus
+from bns_resolver.dns.querylog import QueryLog
 from bns_resolver.dns.server import listen
 from bns_resolver.dns.zones import ZoneCache
 from bns_resolver.index.db import open_index
 from bns_resolver.index.lookup import IndexReader
 from bns_resolver.index.snapshot import EMBEDDED_DIR, ExportFiles, import_export
 from bns_resolver.index.sync_state import save_state
+from bns_resolver.runtime import remove_runtime, write_runtime
 from bns_resolver.web.listeners import bind_web, web_address_for, web_listen_addresses
+from bns_resolver.web.metrics import MetricsSource
 
 if TYPE_CHECKING:  # imported at run time only when a chain or zone-file sources are configured
     from twisted.python.failure import Failure
@@ -80,6 +84,10 @@ class GatewayService:
     web_ports: list[Any] = field(default_factory=list)
     handed_out: dict[str, str | None] = field(default_factory=dict)  # DNS listener -> synthesized address
     store_keeper: StoreKeeper | None = None  # the compiled answer store's upkeep, when it is on
+    ops_ports: list[Any] = field(default_factory=list)  # [metrics] listen: /metrics, /healthz, /status.json
+    started_at: float = field(default_factory=time.time)
+    last_probe_at: float | None = None
+    _profile_stats: Callable[[], dict[str, int]] = dict  # the web gateway's profile fetcher, once it runs
 
     def __post_init__(self) -> None:
         reader = IndexReader(self.engine)
@@ -114,10 +122,13 @@ class GatewayService:
 
     def start(self) -> None:
         bound_web_hosts = self._start_web() if self.settings.web.enabled else set()
+        query_log = QueryLog(self.settings.query_log_lines_per_second) if self.settings.query_log else None
         for host, port in self.settings.listen:
             web_address = web_address_for(host, bound_web_hosts, self.settings.web.address)
             self.handed_out[f"{host}:{port}"] = web_address
-            self.ports.extend(listen(self.gateway.view_with_web_address(web_address), host, port, self.reactor))
+            self.ports.extend(listen(self.gateway.view_with_web_address(web_address), host, port, self.reactor,
+                                     query_log=query_log))
+        self._start_ops()
         self._every(INDEX_POLL_SECONDS, self.check_index)
         self._every(self.settings.tld_probe_interval, self.probe_namespaces)
         if self.chain_sync is not None:
@@ -147,8 +158,10 @@ class GatewayService:
             f"{status['subdomains']} subdomains, {status['zonefiles']} zone files",
             f"namespaces: {namespaces}",
             f"serving DNS on {', '.join(self.addresses())}; upstreams "
-            + (upstreams or "none: BNS only, no forwarding ([dns] upstreams = [])"),
+            + (upstreams or "none: BNS only, no forwarding ([dns] upstreams = [])")
+            + ("; query log on" if self.settings.query_log else ""),
             self._web_summary(),
+            f"status endpoint: {', '.join(self.ops_endpoints()) or 'off ([metrics] listen = [])'}",
         ]
 
     def _web_summary(self) -> str:
@@ -163,7 +176,6 @@ class GatewayService:
         """Bind the web gateway; the hosts it got decide where DNS may hand out its address."""
         from bns_resolver.profiles.fetch import ProfileFetcher
         from bns_resolver.profiles.judge import ProfileJudge
-        from bns_resolver.web.metrics import MetricsSource
         from bns_resolver.web.names import NameDirectory
         from bns_resolver.web.site import PAGE_CACHE_SECONDS, make_gateway_site
 
@@ -172,11 +184,9 @@ class GatewayService:
                                  cache_ttl=web.profile_cache_ttl, concurrency=web.profile_concurrency,
                                  mirrors=web.profile_mirrors)
         authority = self.gateway.authority
-        metrics = MetricsSource(dns_stats=lambda: dict(self.gateway.stats), cache_sizes=self._cache_sizes,
-                                index_height=lambda: authority.height, not_ready=authority.not_ready,
-                                profile_stats=lambda: dict(fetcher.stats))
+        self._profile_stats = lambda: dict(fetcher.stats)
         site = make_gateway_site(NameDirectory(authority, IndexReader(self.engine)), ProfileJudge(fetcher),
-                                 authority, access=self.gateway.access, metrics=metrics,
+                                 authority, access=self.gateway.access, metrics=self.metrics_source(),
                                  redirect_to_website=web.redirect_to_website,
                                  # a page never outlives the profile copy it shows
                                  page_cache_seconds=min(PAGE_CACHE_SECONDS, web.profile_cache_ttl))
@@ -184,6 +194,50 @@ class GatewayService:
         for port in self.web_ports:
             log.info("web gateway on http://%s:%s/", port.getHost().host, port.getHost().port)
         return {port.getHost().host for port in self.web_ports}
+
+    def metrics_source(self) -> MetricsSource:
+        """What /metrics, /healthz and /status.json read, at request time."""
+        authority = self.gateway.authority
+        return MetricsSource(dns_stats=lambda: dict(self.gateway.stats), cache_sizes=self._cache_sizes,
+                             index_height=lambda: authority.height, not_ready=authority.not_ready,
+                             profile_stats=lambda: self._profile_stats(), started_at=self.started_at,
+                             server_status=self.server_status)
+
+    def _start_ops(self) -> None:
+        """The operations endpoint on [metrics] listen, and the runtime file that lets `status` find it."""
+        from bns_resolver.web.ops import make_ops_site
+
+        site = make_ops_site(self.metrics_source(), self.gateway.access)
+        for host, port in self.settings.metrics_listen:
+            try:
+                self.ops_ports.append(self.reactor.listenTCP(port, site, interface=host))
+            except Exception as exc:  # noqa: BLE001 - Twisted's CannotListenError; DNS must still start
+                log.warning("status endpoint: cannot listen on %s:%s (%s); `bns-resolver status` will only report "
+                            "the database", host, port, getattr(exc, "socketError", exc))
+        write_runtime(self.settings.data_dir, self.ops_endpoints())
+
+    def ops_endpoints(self) -> list[str]:
+        urls = []
+        for port in self.ops_ports:
+            host = port.getHost()
+            urls.append(f"http://[{host.host}]:{host.port}" if ":" in host.host else f"http://{host.host}:{host.port}")
+        return urls
+
+    def server_status(self) -> dict[str, Any]:
+        """The running server as `bns-resolver status` shows it (GET /status.json)."""
+        from bns_resolver import __version__
+
+        authority, policy = self.gateway.authority, self.gateway.policy
+        return {
+            "pid": os.getpid(), "version": __version__, "started_at": round(self.started_at, 3),
+            "uptime_seconds": round(time.time() - self.started_at, 1),
+            "dns": self.addresses(), "web": self.web_addresses(), "status_endpoint": self.ops_endpoints(),
+            "upstreams": [f"{h}:{p}" for h, p in self.gateway.forwarder.upstreams],
+            "height": authority.height, "ready": not authority.not_ready(), "not_ready": authority.not_ready(),
+            "last_probe_at": self.last_probe_at,
+            "namespaces": policy.describe(self.gateway.authority.namespaces),
+            "queries": dict(self.gateway.stats), "query_log": self.settings.query_log,
+        }
 
     def _cache_sizes(self) -> dict[str, int]:
         views = self.gateway.views()
@@ -203,8 +257,9 @@ class GatewayService:
             self.fetch_service.stop()
         if self.http_port is not None:
             self.ports.append(self.http_port)
-        self.ports.extend(self.web_ports)
-        self.web_ports = []
+        self.ports.extend(self.web_ports + self.ops_ports)
+        self.web_ports, self.ops_ports = [], []
+        remove_runtime(self.settings.data_dir)
         for loop in self._loops:
             if loop.running:
                 loop.stop()
@@ -289,6 +344,7 @@ class GatewayService:
 
     def _record_policy(self, _results: Any) -> None:
         """Leave the probe results where `bns-resolver status` can read them."""
+        self.last_probe_at = round(time.time(), 3)
         described = self.gateway.policy.describe(self.gateway.authority.namespaces)
         save_state(self.engine, {"namespace_policy": json.dumps(described, sort_keys=True)})
 

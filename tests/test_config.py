@@ -120,6 +120,11 @@ BROKEN_FILES = [
     ("[web]\nprofile_max_bytes = 0", "[web] profile_max_bytes", "at least 1"),
     ("[web]\nprofile_cache_ttl = -1", "[web] profile_cache_ttl", "at least 0"),
     ("[web]\nprofile_concurrency = 0", "[web] profile_concurrency", "at least 1"),
+    ('[log]\nqueries = "yes"', "[log] queries", "true or false"),
+    ("[log]\nqueries_per_second = 0", "[log] queries_per_second", "at least 1"),
+    ("[log]\nquery = true", "[log] query", "did you mean 'queries'"),
+    ('[metrics]\nlisten = "127.0.0.1:9153"', "[metrics] listen", "must be a list"),
+    ('[metrics]\nlisten = ["localhost:9153"]', "[metrics] listen", "not an IP address"),
     ('db = "not a url"', "db", "not a database URL"),
     ('db = "postgresql+nosuchdriver://u@h/db"', "db", "unknown database kind"),
     ('db = "mysql+pymysql://u@h/db"', "db", "driver pymysql is not installed"),
@@ -209,7 +214,8 @@ def test_rendered_settings_load_back_the_same(tmp_path: Path) -> None:
     config.write_text('[dns]\nlisten = ["[::1]:5354", "127.0.0.1:53"]\nupstreams = []\n'
                       '[namespaces]\nicann_tlds = { podcast = false }\n[zonefiles]\nserve_http = "127.0.0.1"\n'
                       '[chain]\nnetwork = "regtest"\nmagic = "id"\nepoch_ends = [300, 400]\n'
-                      '[web]\nprofile_mirrors = { "https://gaia.blockstack.org/hub/" = "http://127.0.0.1:9/" }\n')
+                      '[web]\nprofile_mirrors = { "https://gaia.blockstack.org/hub/" = "http://127.0.0.1:9/" }\n'
+                      '[log]\nqueries = true\nqueries_per_second = 50\n[metrics]\nlisten = ["[::1]:9153"]\n')
     first = load_settings(config, env={}, data_dir=str(tmp_path))
     rendered = tmp_path / "rendered.toml"
     rendered.write_text(render_settings(first))

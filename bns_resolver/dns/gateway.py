@@ -93,6 +93,8 @@ class Gateway:
         self._fetch_rate = unknown_name_fetch_rate
         self._fetch_budgets: dict[str, Bucket] = {}
         self.store = store  # the compiled answer store, consulted on a cache miss (bns_resolver/answers)
+        # Which part answered the last query (see dns/querylog.py): set as it is decided, read by the log.
+        self.last_source = "policy"
 
     def view_with_web_address(self, web_address: str | None) -> Gateway:
         """This gateway for listeners whose clients reach the web gateway at another address.
@@ -130,6 +132,8 @@ class Gateway:
         self.stats["queries"] += 1
         if not self.access.allows(client_ip):
             self.stats["refused"] += 1
+            self.last_source = "policy"
+            limited_log.info("refused", "refused a query from %s: not in the allow-list ([dns] allow)", client_ip)
             return _header_reply(packet, RCODE.REFUSED)
         fast = parse_fast(packet)
         if fast is not None:
@@ -139,6 +143,7 @@ class Gateway:
                 stored, until = self.forwarded.get_with_deadline(key)
             if stored is not None:
                 self.stats["cache_hits"] += 1
+                self.last_source = "cache"
                 answer = patch_answer(stored, packet, fast.question_end)
                 if not tcp:
                     self._remember_replay(packet, answer, until)
@@ -146,6 +151,7 @@ class Gateway:
             if self.store is not None:
                 found = self.store.answer(packet, fast, tcp=tcp, web_address=self.web_address)
                 if found is not None:
+                    self.last_source = "store"
                     return self._from_store(packet, fast, found, tcp=tcp)
         return self._slow_path(packet, fast, tcp=tcp)
 
@@ -171,6 +177,7 @@ class Gateway:
         replay[packet[2:]] = (answer[2:], until)
 
     def _slow_path(self, packet: bytes, fast: FastQuery | None, *, tcp: bool) -> Answer:
+        self.last_source = "policy"  # until the query is known to be well-formed and served
         try:
             request = DNSRecord.parse(packet)
         except Exception as exc:  # noqa: BLE001 - dnslib raises several types for garbage
@@ -183,6 +190,7 @@ class Gateway:
         problem = _unsupported(request)
         if problem is not None:
             return problem
+        self.last_source = "index"
         qname = str(request.q.qname).rstrip(".").lower()
         if self.doh_canary and qname == DOH_CANARY:
             return self._answer(request, AuthorityResult(Outcome.NXDOMAIN), fast, tcp=tcp)
@@ -255,6 +263,7 @@ class Gateway:
 
     def _forward(self, packet: bytes, request: DNSRecord, fast: FastQuery | None, *, tcp: bool) -> Answer:
         self.stats["forwarded"] += 1
+        self.last_source = "forward"
         deferred = self.forwarder.forward(packet)
         deferred.addCallback(self._forwarded, request, fast, tcp)
         deferred.addErrback(self._upstream_failed, request, fast, tcp)
@@ -295,6 +304,7 @@ class Gateway:
 
     def _icann_first(self, packet: bytes, request: DNSRecord, fast: FastQuery | None, qname: str, *,
                      tcp: bool) -> Answer:
+        self.last_source = "forward"
         deferred = self.forwarder.forward(packet)
 
         def decide(reply: bytes) -> bytes:

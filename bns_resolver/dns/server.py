@@ -15,6 +15,7 @@ from twisted.protocols.basic import Int16StringReceiver
 
 from bns_resolver.dns.gateway import Gateway
 from bns_resolver.dns.loglimit import LogLimiter
+from bns_resolver.dns.querylog import QueryLog
 from bns_resolver.dns.ratelimit import DEFAULT_RATE, DEFAULT_SLIP, Bucket, ResponseRateLimiter, slip_reply
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ class FastUdpServer:
     MAX_BATCH = 512  # datagrams per wake-up, so TCP clients and timers still get turns
 
     def __init__(self, gateway: Gateway, host: str, port: int, reactor: Any,
-                 rate_limiter: ResponseRateLimiter | None = None) -> None:
+                 rate_limiter: ResponseRateLimiter | None = None, query_log: QueryLog | None = None) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
         self.sock.setblocking(False)
@@ -65,6 +66,7 @@ class FastUdpServer:
         self.gateway = gateway
         self.reactor = reactor
         self.rrl = rate_limiter
+        self.query_log = query_log
         reactor.addReader(self)
 
     def fileno(self) -> int:
@@ -74,6 +76,9 @@ class FastUdpServer:
         return "dns-udp"
 
     def doRead(self) -> None:  # noqa: N802
+        if self.query_log is not None:
+            self._read_logged(self.query_log)
+            return
         # Locals, not attributes: this loop runs once per datagram.
         recvfrom, sendto = self.sock.recvfrom, self.sock.sendto
         replayed, allowed = self.gateway.replay.get, self.gateway.access.decided.get
@@ -103,6 +108,28 @@ class FastUdpServer:
             except OSError:
                 pass  # a full send buffer drops the reply, as UDP may
 
+    def _read_logged(self, query_log: QueryLog) -> None:
+        """doRead with one query-log line per datagram: the same decisions, timed and attributed."""
+        for _ in range(self.MAX_BATCH):
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                continue
+            started = query_log.started()
+            now = time.monotonic()
+            entry = self.gateway.replay.get(data[2:])
+            if entry is None or entry[1] <= now or not self.gateway.access.decided.get(addr[0]):
+                self._answer(data, addr, query_log, started)
+                continue
+            reply = data[:2] + entry[0]
+            if self.rrl is not None and not self._admitted(self.rrl.by_client.get(addr[0], _UNSEEN), data, addr, now):
+                reply = b""
+            else:
+                self._send(reply, addr)
+            query_log.record(addr[0], data, reply or None, "replay", started)
+
     def _admitted(self, bucket: Bucket | object, data: bytes, addr: Any, now: float) -> bool:
         """Spend a response token of this client's prefix; when there is none, slip or drop."""
         rrl = self.rrl
@@ -118,20 +145,28 @@ class FastUdpServer:
                          addr[0], rrl.rate)
         return False
 
-    def _answer(self, data: bytes, addr: Any) -> None:
+    def _answer(self, data: bytes, addr: Any, query_log: QueryLog | None = None, started: float = 0.0) -> None:
         try:
             answer = self.gateway.handle(data, addr[0], tcp=False)
         except Exception:  # noqa: BLE001 - one bad packet must never stop the server
             limited_log.error("udp-failure", "failed to answer a UDP query from %s", addr[0], exc_info=True)
             return
         if isinstance(answer, defer.Deferred):
-            answer.addCallback(self._send_later, data, addr).addErrback(_log_udp_failure, addr)
-        elif answer:
-            self._send_limited(answer, data, addr)
-
-    def _send_later(self, answer: bytes | None, data: bytes, addr: Any) -> None:
+            source = self.gateway.last_source
+            answer.addCallback(self._send_later, data, addr, query_log, source, started)
+            answer.addErrback(_log_udp_failure, addr)
+            return
         if answer:
             self._send_limited(answer, data, addr)
+        if query_log is not None:
+            query_log.record(addr[0], data, answer, self.gateway.last_source, started)
+
+    def _send_later(self, answer: bytes | None, data: bytes, addr: Any, query_log: QueryLog | None = None,
+                    source: str = "forward", started: float = 0.0) -> None:
+        if answer:
+            self._send_limited(answer, data, addr)
+        if query_log is not None:
+            query_log.record(addr[0], data, answer, source, started)
 
     def _send_limited(self, answer: bytes, data: bytes, addr: Any) -> None:
         if self.rrl is not None:
@@ -207,6 +242,8 @@ class DnsTcpProtocol(Int16StringReceiver):
 
     def stringReceived(self, data: bytes) -> None:
         self._idle.reset(TCP_IDLE_TIMEOUT)
+        query_log = self.factory.query_log
+        started = query_log.started() if query_log is not None else 0.0
         try:
             answer = self.gateway.handle(data, self.client_ip, tcp=True)
         except Exception:
@@ -214,13 +251,22 @@ class DnsTcpProtocol(Int16StringReceiver):
             self.connection.loseConnection()
             return
         if isinstance(answer, defer.Deferred):
+            if query_log is not None:
+                answer.addCallback(self._logged, query_log, data, self.gateway.last_source, started)
             answer.addCallback(self._send).addErrback(
                 lambda f: limited_log.error("tcp-failure", "TCP answer failed: %s", f.getTraceback()))
         else:
+            if query_log is not None:
+                query_log.record(self.client_ip, data, answer, self.gateway.last_source, started)
             self._send(answer)
             if not self.gateway.access.allows(self.client_ip):
                 self.connection.loseConnection()  # one REFUSED is all an outside client gets
                 self.paused = True  # and no more of its queries are read
+
+    def _logged(self, answer: bytes | None, query_log: QueryLog, query: bytes, source: str,
+                started: float) -> bytes | None:
+        query_log.record(self.client_ip, query, answer, source, started)
+        return answer
 
     def _send(self, answer: bytes | None) -> None:
         if not answer or self.transport is None or not self.connected:
@@ -284,9 +330,10 @@ class DnsTcpFactory(protocol.ServerFactory):
     noisy = False
 
     def __init__(self, gateway: Gateway, reactor: Any, *, limits: TcpConnectionLimits | None = None,
-                 write_limit: int = TCP_WRITE_LIMIT) -> None:
+                 write_limit: int = TCP_WRITE_LIMIT, query_log: QueryLog | None = None) -> None:
         self.gateway = gateway
         self.reactor = reactor
+        self.query_log = query_log
         self.limits = limits or TcpConnectionLimits()
         self.write_limit = write_limit
 
@@ -301,17 +348,17 @@ class DnsTcpFactory(protocol.ServerFactory):
 
 def listen(gateway: Gateway, host: str, port: int, reactor: Any, *, tcp_limits: TcpConnectionLimits | None = None,
            tcp_backlog: int = TCP_BACKLOG, rrl_rate: float = DEFAULT_RATE,
-           rrl_slip: int = DEFAULT_SLIP) -> tuple[Any, Any]:
+           rrl_slip: int = DEFAULT_SLIP, query_log: QueryLog | None = None) -> tuple[Any, Any]:
     """Bind UDP and TCP on the same address; with port 0 both get the same free port.
 
     TCP connections count against `tcp_limits`, by default the process's shared limits (caps
     from the descriptor limit, see default_tcp_limits). UDP responses are rate-limited per
-    client prefix at `rrl_rate` per second (0: off).
+    client prefix at `rrl_rate` per second (0: off). With a `query_log`, every query gets a line.
     """
     limiter = ResponseRateLimiter(rate=rrl_rate, slip=rrl_slip) if rrl_rate > 0 else None
-    udp = FastUdpServer(gateway, host, port, reactor, rate_limiter=limiter)
+    udp = FastUdpServer(gateway, host, port, reactor, rate_limiter=limiter, query_log=query_log)
     bound = udp.getHost().port
-    factory = DnsTcpFactory(gateway, reactor, limits=tcp_limits or process_tcp_limits())
+    factory = DnsTcpFactory(gateway, reactor, limits=tcp_limits or process_tcp_limits(), query_log=query_log)
     try:
         tcp = reactor.listenTCP(bound, factory, interface=host, backlog=tcp_backlog)
     except Exception:

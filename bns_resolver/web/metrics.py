@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 Sample = tuple[str, str, str, dict[str, str], float]  # name, type, help, labels, value
 
@@ -22,7 +23,9 @@ class MetricsSource:
     index_height: Callable[[], int | None]
     not_ready: Callable[[], str | None]
     profile_stats: Callable[[], dict[str, int]]
-    started_at: float = time.time()
+    started_at: float = field(default_factory=time.time)
+    # The running server's self-description for `bns-resolver status` (GET /status.json).
+    server_status: Callable[[], dict[str, Any]] | None = None
 
 
 def render_metrics(source: MetricsSource) -> str:

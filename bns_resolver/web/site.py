@@ -2,8 +2,7 @@
 
     GET /                         (Host: <name> or www.<name>) the name page
     GET /.well-known/bns/<name>.json  the same facts as JSON, on any Host
-    GET /healthz                  200 ready / 503 and why
-    GET /metrics                  Prometheus text format
+    GET /healthz, /metrics, /status.json   the operations endpoint (web/ops.py)
 
 Clients outside the DNS allow-list get 403: the gateway is no more open than the resolver.
 
@@ -29,7 +28,8 @@ from bns_resolver.dns.authority import BnsAuthority
 from bns_resolver.profiles.judge import ProfileJudge
 from bns_resolver.profiles.tokens import ProfileVerdict
 from bns_resolver.web.names import NameDirectory, NameFacts, NameUnavailable
-from bns_resolver.web.metrics import MetricsSource, render_metrics
+from bns_resolver.web.metrics import MetricsSource
+from bns_resolver.web.ops import OPS_PATHS, ops_response
 from bns_resolver.web.page import CONTENT_SECURITY_POLICY, error_page, name_page, website_of
 
 log = logging.getLogger(__name__)
@@ -65,11 +65,10 @@ class NameGateway(Resource):
         if path.startswith(WELL_KNOWN_PREFIX) and path.endswith(b".json"):
             name = path[len(WELL_KNOWN_PREFIX):-len(b".json")].decode("utf-8", "replace")
             return self._with_profile(request, name, self._json)
-        if path == b"/healthz":
-            return _health(request, self._authority.not_ready())
-        if path == b"/metrics" and self._metrics is not None:
-            request.setHeader(b"Content-Type", b"text/plain; version=0.0.4; charset=utf-8")
-            return render_metrics(self._metrics).encode("utf-8")
+        if path in OPS_PATHS:
+            answer = ops_response(request, self._metrics or self._health_only())
+            if answer is not None:
+                return answer
         host = (request.getRequestHostname() or b"").decode("ascii", "replace")
         if path != b"/":
             request.setResponseCode(404)
@@ -78,6 +77,11 @@ class NameGateway(Resource):
         if cached is not None:
             return _html_bytes(request, cached)
         return self._with_profile(request, host, self._html_page)
+
+    def _health_only(self) -> MetricsSource:
+        """Without the service's metrics (a bare gateway), /healthz still tells readiness."""
+        return MetricsSource(dns_stats=dict, cache_sizes=dict, index_height=lambda: self._authority.height,
+                             not_ready=self._authority.not_ready, profile_stats=dict)
 
     def _cached_page(self, host: str) -> bytes | None:
         entry = self._pages.get(host)
@@ -143,13 +147,6 @@ def _html(request: Request, page: str) -> bytes:
 def _html_bytes(request: Request, page: bytes) -> bytes:
     request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
     return page
-
-
-def _health(request: Request, not_ready: str | None) -> bytes:
-    request.setHeader(b"Content-Type", b"application/json")
-    if not_ready:
-        request.setResponseCode(503)
-    return json.dumps({"ready": not not_ready, "reason": not_ready}).encode("utf-8")
 
 
 def _finish(request: Request, body: bytes) -> None:
