@@ -201,6 +201,7 @@ class GatewayService:
         return MetricsSource(dns_stats=lambda: dict(self.gateway.stats), cache_sizes=self._cache_sizes,
                              index_height=lambda: authority.height, not_ready=authority.not_ready,
                              profile_stats=lambda: self._profile_stats(), started_at=self.started_at,
+                             upstream_stats=lambda: dict(self.gateway.forwarder.stats),
                              server_status=self.server_status)
 
     def _start_ops(self) -> None:

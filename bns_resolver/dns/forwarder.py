@@ -19,6 +19,7 @@ import resource
 import secrets
 import socket
 import struct
+import time
 from typing import Any, cast
 
 from twisted.internet import defer, protocol
@@ -323,6 +324,9 @@ class Forwarder:
         self.max_sockets = max_sockets or default_max_sockets()
         self.open_sockets = 0
         self._in_flight: dict[bytes, list[defer.Deferred[bytes]]] = {}
+        # Read by /metrics: upstream exchanges (one per distinct query in flight), how many found no
+        # answer, and the seconds they took in all (latency = seconds / exchanges).
+        self.stats: dict[str, float] = {"exchanges": 0, "failures": 0, "seconds": 0.0}
 
     def forward(self, query: bytes) -> defer.Deferred[bytes]:
         """Resolve `query` upstream; the reply carries the query's own ID.
@@ -335,10 +339,16 @@ class Forwarder:
             self._in_flight[key].append(waiting)
         else:
             self._in_flight[key] = [waiting]
-            _Exchange(self, query).start().addBoth(self._deliver, key, query[0:2])
+            started = time.monotonic()
+            _Exchange(self, query).start().addBoth(self._deliver, key, query[0:2], started)
         return waiting
 
-    def _deliver(self, result: Any, key: bytes, original_id: bytes) -> None:
+    def _deliver(self, result: Any, key: bytes, original_id: bytes, started: float) -> None:
+        stats = self.stats
+        stats["exchanges"] += 1
+        stats["seconds"] += time.monotonic() - started
+        if not isinstance(result, bytes):
+            stats["failures"] += 1
         for waiting in self._in_flight.pop(key, []):
             if isinstance(result, bytes):
                 waiting.callback(original_id + result[2:])

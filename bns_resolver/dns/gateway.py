@@ -82,7 +82,8 @@ class Gateway:
         self.forwarded = ForwardCache(cache_entries, max_ttl=max_cache_ttl, stale_for=stale_for)
         self._not_ready: ReadinessCheck = ready if ready is not None else authority.not_ready
         self._bns_namespaces = bns_namespaces or frozenset
-        self.stats = {"queries": 0, "cache_hits": 0, "refused": 0, "forwarded": 0, "servfail": 0, "stale": 0}
+        self.stats = {"queries": 0, "cache_hits": 0, "refused": 0, "forwarded": 0, "servfail": 0, "stale": 0,
+                      "rate_limited": 0}
         # Query bytes after the ID -> (answer bytes after the ID, monotonic deadline).
         self.replay: dict[bytes, tuple[bytes, float]] = {}
         self._replay_entries = cache_entries

@@ -137,6 +137,7 @@ class FastUdpServer:
             bucket = rrl.bucket_for(addr[0], now)
         if not isinstance(bucket, Bucket) or rrl is None or bucket.admit(now):
             return True  # not limited (loopback), or a token was there
+        self.gateway.stats["rate_limited"] += 1
         if rrl.slips(bucket):
             reply = slip_reply(data)
             if reply is not None:

@@ -24,6 +24,7 @@ class MetricsSource:
     not_ready: Callable[[], str | None]
     profile_stats: Callable[[], dict[str, int]]
     started_at: float = field(default_factory=time.time)
+    upstream_stats: Callable[[], dict[str, float]] = dict  # exchanges, failures, seconds (dns/forwarder.py)
     # The running server's self-description for `bns-resolver status` (GET /status.json).
     server_status: Callable[[], dict[str, Any]] | None = None
 
@@ -41,6 +42,16 @@ def render_metrics(source: MetricsSource) -> str:
                     0 if source.not_ready() else 1))
     for key, value in sorted(source.profile_stats().items()):
         samples.append((f"bns_web_profile_{key}_total", "counter", f"profile storage {key}", {}, value))
+    upstream = source.upstream_stats()
+    if upstream:
+        samples += [
+            ("bns_upstream_exchanges_total", "counter", "queries sent upstream (distinct, in flight)", {},
+             upstream["exchanges"]),
+            ("bns_upstream_failures_total", "counter", "upstream exchanges no upstream answered", {},
+             upstream["failures"]),
+            ("bns_upstream_seconds_total", "counter", "seconds upstream exchanges took, in all", {},
+             upstream["seconds"]),
+        ]
     samples.append(("bns_process_start_time_seconds", "gauge", "Unix time the server started", {},
                     source.started_at))
     return _exposition(samples)

@@ -81,6 +81,7 @@ def test_flood_from_one_prefix_is_limited_with_slipped_tc_replies(gateway: Gatew
     assert all(not r.answer and r.rcode() == dns.rcode.NOERROR and r.question for r in slipped)
     assert abs(len(slipped) - (200 - len(answers)) / 2) <= 1
     assert len(replies) == len(answers) + len(slipped)
+    assert gateway.stats["rate_limited"] == 200 - len(answers)  # what /metrics reports as rate-limited
 
 
 def test_loopback_clients_are_not_limited_by_default(gateway: Gateway, client: socket.socket) -> None:
