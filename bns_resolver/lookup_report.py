@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bns_resolver.bns.accounts import describe_supply
 from bns_resolver.config import Settings
 from bns_resolver.errors import VerificationError, ZoneFileError
 from bns_resolver.index.db import Engine
@@ -71,6 +72,7 @@ def index_status(engine: Engine, settings: Settings) -> dict[str, Any]:
         "tip": tip,
         "lag": (tip - height) if tip is not None and height is not None else None,
         "consensus_hash": state.get("consensus_hash"),
+        "stx_supply": describe_supply(state.get("network", settings.chain.network), height),
         "namespaces": counts.namespaces,
         "names": counts.names,
         "subdomains": counts.subdomains,

@@ -97,6 +97,11 @@ def test_status_json(tmp_path: Path) -> None:
     status = json.loads(_run("status", "--json", "--data-dir", str(tmp_path)).stdout)
     assert {"network", "height", "tip", "consensus_hash", "names", "zonefiles"} <= set(status)
     assert (status["names"], status["height"], status["source"]) == (12, 665750, "snapshot")
+    # Vesting only moves STX from locked to liquid, so the total at the freeze is the genesis
+    # block's 1,320,000,000 + the patches' net 249,998.790556 (599865 and 613249 add rows and
+    # delete unallocated labels) + 322,146 airdrop lines x 100 = 32,214,600.
+    assert status["stx_supply"] == ("1,352,464,598.790556 STX at 665750 "
+                                    "(liquid 1,006,381,700.653151 + vesting 346,082,898.137405)")
 
 
 def test_bad_snapshot_path_is_reported(tmp_path: Path) -> None:

@@ -28,7 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bns_resolver.bns import ops
-from bns_resolver.bns.genesis import GenesisAllocation, GenesisRow
+from bns_resolver.bns.genesis import GenesisAllocation, GenesisRow, load_genesis
+from bns_resolver.bns.networks import mainnet
 
 
 @dataclass
@@ -232,3 +233,20 @@ def token_transfer_values(ledger: TokenLedger, op: ops.CandidateOp, height: int,
         return None
     return (ctx.sender, ctx.address, payload.recipient, payload.recipient_address, payload.token_units,
             str(payload.amount), height, "$", ctx.txid, ctx.vtxindex, ch, payload.scratch_area)
+
+
+def describe_supply(network: str, height: int | None) -> str | None:
+    """`status`'s line: total STX of the genesis allocation usable at `height` on mainnet.
+
+    total = liquid (held by accounts: genesis values, unlocked vesting, patches, airdrop grants)
+    + vesting (scheduled unlocks still ahead).  Name-payment burns are not subtracted."""
+    if network != "mainnet" or height is None:
+        return None
+    profile = mainnet()
+    supply = supply_at(load_genesis(), profile.first_block, height)
+    return (f"{_stx(supply.liquid + supply.unvested)} STX at {height} "
+            f"(liquid {_stx(supply.liquid)} + vesting {_stx(supply.unvested)})")
+
+
+def _stx(micro: int) -> str:
+    return f"{micro // 1_000_000:,}.{micro % 1_000_000:06d}"
