@@ -39,9 +39,9 @@ def build_profile(chain: ChainSettings) -> NetworkProfile:
     profile = mainnet()
     if chain.network == "regtest":
         profile = replace(profile, name="regtest", first_block=REGTEST_FIRST_BLOCK, freeze_height=None,
-                          **TESTNET_VERSIONS)
+                          genesis=None, **TESTNET_VERSIONS)  # no STX allocation off mainnet
     elif chain.network == "testnet":
-        profile = replace(profile, name="testnet", freeze_height=None, **TESTNET_VERSIONS)
+        profile = replace(profile, name="testnet", freeze_height=None, genesis=None, **TESTNET_VERSIONS)
     return chain.profile.apply_to(profile)
 
 

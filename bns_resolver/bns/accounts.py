@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from bns_resolver.bns import ops
 from bns_resolver.bns.genesis import GenesisAllocation, GenesisRow, load_genesis
@@ -213,7 +214,11 @@ TOKEN_TRANSFER_FIELDS = ("sender", "address", "recipient", "recipient_address", 
 ZERO_CONSENSUS_HASH = "00" * 16
 
 
-def token_transfer_values(ledger: TokenLedger, op: ops.CandidateOp, height: int,
+class TransferJudge(Protocol):
+    def transfer_refusal(self, sender: str, recipient: str, amount: int, height: int) -> str | None: ...
+
+
+def token_transfer_values(ledger: TransferJudge, op: ops.CandidateOp, height: int,
                           consensus_hash_valid: Callable[[str], bool], zero_ch_allowed: bool) -> tuple | None:
     """The hashed field values of an acceptable TOKEN_TRANSFER (tokentransfer.check), else None.
 

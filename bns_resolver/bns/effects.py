@@ -24,6 +24,9 @@ class Effects:
     history: tuple[tuple[str, Record], ...] = field(default=())
     import_keychain: tuple[str, tuple[str, ...]] | None = None  # (namespace_id, addresses)
     is_registration: bool = False
+    # STX moved by the op (address, µSTX): the engine applies them through its ledger.
+    token_debit: tuple[str, int] | None = None
+    token_credit: tuple[str, int] | None = None
 
     def apply(self, store: StateStore) -> None:
         if self.delete_name_preorder is not None:

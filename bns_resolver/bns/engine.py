@@ -9,11 +9,10 @@ check and commit ops one at a time; finally hash the accepted ops (§4).
 Which reference code generation to mimic is `profile.generation` (bns/generations.py:
 0.14.0, 0.14.0-sqlite, 0.14.1, v22), chosen once per network profile.
 
-Limits (mainnet): the engine does not yet keep STX balances of epoch 4+ (the
-genesis allocation and the v22 ledger are in bns/genesis.py and bns/accounts.py,
-not yet wired in), so STX-paid registrations/renewals are accepted on price alone
-and TOKEN_TRANSFERs are never accepted; consensus hashes from 547922 on can
-therefore differ from the reference's.  From the freeze height (665750) no op
+STX (epoch 4+, networks with a genesis allocation): the ledger (bns/ledger.py) opens
+the genesis accounts at the first block, debits STX-paid preorders and renewals,
+moves TOKEN_TRANSFERs, and after each block applies the next block's genesis patch
+and unlocks, as v22's db_save does.  From the freeze height (665750) no op
 is accepted; the block still gets an (empty-ops) consensus hash so callers
 always receive a BlockOutcome.
 """
@@ -26,6 +25,7 @@ from typing import Callable
 
 from bns_resolver.bns import consensus, ops, rules_v22
 from bns_resolver.bns.effects import Effects
+from bns_resolver.bns.ledger import StoredLedger
 from bns_resolver.bns.networks import NetworkProfile
 from bns_resolver.bns.rules_names import (
     check_preorder, check_registration, check_revoke, check_transfer, check_update,
@@ -59,6 +59,7 @@ _V22_CHECKS: dict[str, Check] = {
     "?": rules_v22.check_preorder,
     ":": rules_v22.check_registration,
     "*": rules_v22.check_namespace_preorder,
+    "$": rules_v22.check_token_transfer,
 }
 
 
@@ -88,6 +89,7 @@ class BnsEngine:
         self._checks = dict(_CHECKS)
         if profile.generation.v22_rules:
             self._checks.update(_V22_CHECKS)
+        self._ledger = StoredLedger(store, profile.genesis()) if profile.genesis is not None else None
 
     @property
     def _legacy(self) -> bool:
@@ -99,10 +101,14 @@ class BnsEngine:
         self._check_sequence(height)
         if height == self.profile.first_block:
             self._seed_genesis()
+            if self._ledger is not None:
+                self._ledger.seed()
         accepted: list[AcceptedOp] = []
         if not self.profile.is_frozen(height):
             candidates = self.decode_block(block)
             accepted = self._run_ops(height, candidates)
+        if self._ledger is not None:
+            self._ledger.end_block(height)
         return self._snapshot(height, accepted)
 
     def decode_block(self, block: ChainBlock) -> list[ops.CandidateOp]:
@@ -134,7 +140,7 @@ class BnsEngine:
 
     def _run_ops(self, height: int, candidates: list[ops.CandidateOp]) -> list[AcceptedOp]:
         collided = self._collisions(height, candidates)
-        view = BlockView(self.store, self.profile, height)
+        view = BlockView(self.store, self.profile, height, ledger=self._ledger)
         imported: dict[str, Record] = {}
         created: set[str] = set()
         accepted = []
@@ -154,12 +160,21 @@ class BnsEngine:
             if key is not None:
                 created.add(key)
             effects.apply(self.store)
+            self._move_tokens(effects)
             if effects.is_registration and effects.name_record is not None:
                 view.registrations.append(effects.name_record)
             if op.opchar == ";" and effects.name_record is not None:
                 imported[effects.name_record["name"]] = effects.name_record
             accepted.append(_accepted(op, effects))
         return accepted
+
+    def _move_tokens(self, effects: Effects) -> None:
+        if self._ledger is None:
+            return
+        if effects.token_debit is not None:
+            self._ledger.debit(*effects.token_debit)
+        if effects.token_credit is not None:
+            self._ledger.credit(*effects.token_credit)
 
     def _check(self, view: BlockView, op: ops.CandidateOp, imported: dict[str, Record]) -> Effects | None:
         if op.opchar == ";":

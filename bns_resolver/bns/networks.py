@@ -9,9 +9,10 @@ differences come from data, never from scenario names.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from bns_resolver.bns.generations import RuleGeneration, generation
+from bns_resolver.bns.genesis import GenesisAllocation, load_genesis
 from bns_resolver.errors import ConfigError
 
 FEATURE_MULTISIG = "multisig"
@@ -71,6 +72,9 @@ class NetworkProfile:
     # Namespaces this chain is known to hold before a fresh sync has reached their reveals, so
     # their names get "not ready" rather than an upstream's false NXDOMAIN meanwhile.
     known_namespaces: frozenset[str] = frozenset()
+    # The STX allocation whose accounts open at first_block (epoch 4+ ledger); None: no accounts,
+    # so every STX payment and TOKEN_TRANSFER is refused, as the reference does without one.
+    genesis: Callable[[], GenesisAllocation] | None = None
 
     def __post_init__(self) -> None:
         generation(self.rules)  # an unknown generation fails when the profile is made
@@ -128,7 +132,7 @@ def mainnet() -> NetworkProfile:
         Epoch(None, two, grace_period=5000, features=late, integer_prices=True),
     )
     return NetworkProfile(name="mainnet", first_block=373601, epochs=epochs, freeze_height=665750,
-                          known_namespaces=MAINNET_V1_NAMESPACES)
+                          known_namespaces=MAINNET_V1_NAMESPACES, genesis=load_genesis)
 
 
 def from_corpus_config(config: Mapping[str, Any], version: str) -> NetworkProfile:

@@ -9,7 +9,10 @@ a new owner, preorder expiry and namespace versions (bns-v1.md §3.4, §3.7).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bns_resolver.bns import ops
+from bns_resolver.bns.accounts import token_transfer_values
 from bns_resolver.bns.effects import Effects
 from bns_resolver.bns.names import hash_name, is_name_valid, split_name
 from bns_resolver.bns.payments import BURN_ADDRESS_HASH, Payment, check_payment
@@ -19,6 +22,7 @@ from bns_resolver.bns.networks import (
     FEATURE_PAY_TO_CREATOR,
     FEATURE_TOKENS,
     FEATURE_VALUE_HASH_REGISTER,
+    FEATURE_ZERO_CH_TOKEN_TRANSFER,
 )
 from bns_resolver.bns.rules_names import registration_effects, renewal_effects, stamp
 from bns_resolver.bns.senders import script_hash160, script_type
@@ -46,8 +50,11 @@ def check_preorder(view: BlockView, op: ops.CandidateOp) -> Effects | None:
         return None
     token_fee, units = 0, "BTC"
     if view.profile.has_feature(view.height, FEATURE_TOKENS) and payload.token_units != "BTC":
-        # Balance unverifiable here (no genesis allocation); burn target and units are.
+        # preorder.check: the sender's STACKS account must hold the fee, burnt to the burn
+        # address; it is debited when the preorder commits.
         if fee[1] != BURN_ADDRESS_HASH or payload.token_units != "STACKS":
+            return None
+        if not _can_pay(view, ctx.address, payload.token_fee):
             return None
         token_fee, units = payload.token_fee, "STACKS"
     record = {
@@ -58,7 +65,13 @@ def check_preorder(view: BlockView, op: ops.CandidateOp) -> Effects | None:
     }
     keys = ("preorder_hash", "consensus_hash", "sender", "sender_pubkey", "address", "block_number", "op",
             "txid", "vtxindex", "op_fee")
-    return Effects("?", tuple(record[k] for k in keys), put_name_preorder=record)
+    return Effects("?", tuple(record[k] for k in keys), put_name_preorder=record,
+                   token_debit=(ctx.address, token_fee) if units == "STACKS" else None)
+
+
+def _can_pay(view: BlockView, address: str, amount: int) -> bool:
+    """namedb account balance check of payments (the send lock does not apply to burns)."""
+    return view.ledger is not None and view.ledger.can_pay(address, amount, view.height)
 
 
 def _name_gate(view: BlockView, fqn: str, recipient: str) -> dict | None:
@@ -123,6 +136,10 @@ def check_renewal(view: BlockView, op: ops.CandidateOp) -> Effects | None:
     payment = Payment(fee[0], fee[1], token_fee, "STACKS" if token_fee else "BTC")
     if not check_payment(fqn, namespace, payment, view.height, view.height, profile):
         return None
+    # check_renewal: a renewal paid in STX (token_fee > 0) is debited from the owner's account.
+    paid_in_stacks = token_fee > 0 and profile.has_feature(view.height, FEATURE_TOKENS)
+    if paid_in_stacks and not _can_pay(view, ctx.address, token_fee):
+        return None
     record = view.record(fqn)
     assert record is not None
     record = stamp(record, op, "::")
@@ -130,7 +147,10 @@ def check_renewal(view: BlockView, op: ops.CandidateOp) -> Effects | None:
                   address=payload.recipient_address)
     if payload.value_hash is not None and new_owner_ok:
         record["value_hash"] = payload.value_hash
-    return renewal_effects(view, fqn, record)
+    effects = renewal_effects(view, fqn, record)
+    if paid_in_stacks:
+        effects = replace(effects, token_debit=(ctx.address, token_fee))
+    return effects
 
 
 def check_namespace_preorder(view: BlockView, op: ops.CandidateOp) -> Effects | None:
@@ -144,6 +164,13 @@ def check_namespace_preorder(view: BlockView, op: ops.CandidateOp) -> Effects | 
         return None
     if not view.is_consensus_hash_valid(payload.consensus_hash):
         return None
+    debit = None
+    if view.profile.has_feature(view.height, FEATURE_TOKENS):
+        # namespacepreorder.check (STACKS_BUY_NAMESPACES): tokens must be paid, from an account
+        # that holds them; debited when the preorder commits.
+        if payload.token_fee is None or not _can_pay(view, ctx.address, payload.token_fee):
+            return None
+        debit = (ctx.address, payload.token_fee)
     record = {
         "preorder_hash": payload.preorder_hash, "consensus_hash": payload.consensus_hash, "op": "*",
         "op_fee": fee[0], "txid": ctx.txid, "vtxindex": ctx.vtxindex, "block_number": view.height,
@@ -152,7 +179,21 @@ def check_namespace_preorder(view: BlockView, op: ops.CandidateOp) -> Effects | 
     }
     keys = ("preorder_hash", "consensus_hash", "op", "op_fee", "txid", "vtxindex", "block_number", "sender",
             "sender_pubkey", "address")
-    return Effects("*", tuple(record[k] for k in keys), put_namespace_preorder=record)
+    return Effects("*", tuple(record[k] for k in keys), put_namespace_preorder=record, token_debit=debit)
+
+
+def check_token_transfer(view: BlockView, op: ops.CandidateOp) -> Effects | None:
+    """tokentransfer.check (epoch 4+): STX from the sender's account to the recipient's."""
+    if view.ledger is None or not view.profile.has_feature(view.height, FEATURE_TOKENS):
+        return None
+    payload = op.payload
+    assert isinstance(payload, ops.TokenTransfer)
+    zero_ch = view.profile.has_feature(view.height, FEATURE_ZERO_CH_TOKEN_TRANSFER)
+    values = token_transfer_values(view.ledger, op, view.height, view.is_consensus_hash_valid, zero_ch)
+    if values is None:
+        return None
+    return Effects("$", values, token_debit=(op.ctx.address, payload.amount),
+                   token_credit=(payload.recipient_address, payload.amount))
 
 
 def namespace_version_allowed(view: BlockView, version: int) -> bool:

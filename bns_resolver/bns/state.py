@@ -6,10 +6,9 @@ opens or closes blocks: the virtualchain does (`chain.virtualchain.BlockStore`),
 and every read and write of the engine happens inside the block it opened.  A
 store must be able to undo a whole block exactly, newest first, for reorgs.
 
-Token (STX) accounts of epoch 4+ are not in the store yet: the genesis allocation
-(bns/genesis.py) and the v22 ledger (bns/accounts.py) exist, but persisting the
-ledger per block (with undo) is still to do, so the engine cannot yet validate
-STX-paid operations or accept TOKEN_TRANSFERs.
+Token (STX) accounts of epoch 4+ and the vesting schedule are records too
+(bns/ledger.py reads and writes them), so a block's debits, credits and unlocks
+commit and undo with the rest of the block.
 """
 
 from __future__ import annotations
@@ -24,9 +23,10 @@ Record = dict[str, Any]
 # Tables a store keeps.  Keys: names → fqn; namespaces → namespace_id;
 # name_preorders / namespace_preorders → preorder_hash; consensus → height;
 # keychains → namespace_id; history → fqn or namespace_id (list of records);
-# block_hashes → height (the virtualchain's reorg anchors).
+# block_hashes → height (the virtualchain's reorg anchors); accounts → address (STX account);
+# vesting → height ({address: µSTX unlocked at the end of the block before}).
 TABLES = ("names", "namespaces", "name_preorders", "namespace_preorders", "consensus", "keychains", "history",
-          "block_hashes")
+          "block_hashes", "accounts", "vesting")
 
 
 class StateStore(Protocol):
@@ -76,6 +76,12 @@ class StateStore(Protocol):
     # key "name:<fqn>", an append-only list of {"op": <opchar>, "block": <height>}.
     def get_history(self, key: str) -> list[Record]: ...
     def append_history(self, key: str, record: Record) -> None: ...
+
+    # STX accounts (bns/ledger.py's shape) by address, and unlocks by height; None deletes.
+    def get_account(self, address: str) -> Record | None: ...
+    def put_account(self, address: str, record: Record | None) -> None: ...
+    def get_vesting(self, height: int) -> Record | None: ...
+    def put_vesting(self, height: int, unlocks: Record | None) -> None: ...
 
 
 class MemoryStateStore:
@@ -257,3 +263,16 @@ class MemoryStateStore:
 
     def append_history(self, key: str, record: Record) -> None:
         self._set("history", key, self.get_history(key) + [record])
+
+    # -- STX accounts and vesting ------------------------------------------
+    def get_account(self, address: str) -> Record | None:
+        return self._get("accounts", address)
+
+    def put_account(self, address: str, record: Record | None) -> None:
+        self._set("accounts", address, record)
+
+    def get_vesting(self, height: int) -> Record | None:
+        return self._get("vesting", height)
+
+    def put_vesting(self, height: int, unlocks: Record | None) -> None:
+        self._set("vesting", height, unlocks)

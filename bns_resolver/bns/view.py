@@ -7,10 +7,14 @@ otherwise (bns-v1.md §3.1); expiry predicates mirror db.py's SQL.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from bns_resolver.bns.names import LIFETIME_INFINITE, is_name_registered_at, split_name
 from bns_resolver.bns.networks import NetworkProfile
 from bns_resolver.bns.state import Record, StateStore
+
+if TYPE_CHECKING:
+    from bns_resolver.bns.ledger import StoredLedger
 
 CONSENSUS_WINDOW = 24
 MAX_NAMES_PER_SENDER = 25
@@ -24,6 +28,7 @@ class BlockView:
     profile: NetworkProfile
     height: int
     registrations: list[Record] = field(default_factory=list)  # accepted this block
+    ledger: StoredLedger | None = None  # STX accounts, on networks with a genesis allocation
 
     @property
     def lastblock(self) -> int:

@@ -238,6 +238,19 @@ class SqlStateStore:
     def append_history(self, key: str, record: Record) -> None:
         self._put_record("history", key, self.get_history(key) + [record])
 
+    # STX accounts and the vesting schedule (epoch 4+), journaled like every engine record.
+    def get_account(self, address: str) -> Record | None:
+        return self._get_record("account", address)
+
+    def put_account(self, address: str, record: Record | None) -> None:
+        self._put_record("account", address, record)
+
+    def get_vesting(self, height: int) -> Record | None:
+        return self._get_record("vesting", str(height))
+
+    def put_vesting(self, height: int, unlocks: Record | None) -> None:
+        self._put_record("vesting", str(height), unlocks)
+
     # -- consensus hashes ------------------------------------------------------------------
     def get_consensus_hash(self, height: int) -> str | None:
         if height not in self._consensus_memo:
