@@ -123,8 +123,7 @@ class Announce:
 
 @dataclass(frozen=True)
 class TokenTransfer:
-    """Epoch 4+ STX transfer.  Decoded for completeness; the engine cannot validate it
-    (account balances need the Stacks genesis allocation) and so never accepts one."""
+    """Epoch 4+ STX transfer (checked by rules_v22.check_token_transfer against the ledger)."""
 
     consensus_hash: str
     token_units: str

@@ -3,9 +3,9 @@
 Only used under the mainnet ("v22") rules; the 2016–17 corpus code compared the
 preorder's burn-output value with the price and nothing else.
 
-Limit: STX payments (epoch 4+) are checked against the price only.  Whether the
-payer's account held the tokens needs the Stacks genesis allocation, which this
-project cannot rebuild (see state.py); such payments are assumed funded.
+STX payments (epoch 4+) are checked here against the price only; whether the
+payer's account holds the tokens is the ledger's question (rules_v22 asks
+bns/ledger.py, which debits the account when the op commits).
 """
 
 from __future__ import annotations
