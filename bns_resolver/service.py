@@ -30,6 +30,7 @@ from bns_resolver.index.db import open_index
 from bns_resolver.index.lookup import IndexReader
 from bns_resolver.index.snapshot import EMBEDDED_DIR, ExportFiles, import_export
 from bns_resolver.index.sync_state import save_state
+from bns_resolver.periodic import every
 from bns_resolver.runtime import remove_runtime, write_runtime
 from bns_resolver.web.listeners import bind_web, web_address_for, web_listen_addresses
 from bns_resolver.web.metrics import MetricsSource
@@ -267,10 +268,7 @@ class GatewayService:
         return defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in self.ports])
 
     def _every(self, seconds: float, job: Callable[[], object]) -> None:
-        loop = task.LoopingCall(job)
-        loop.clock = self.reactor
-        loop.start(seconds, now=True).addErrback(lambda f: log.error("periodic job failed: %s", f.getTraceback()))
-        self._loops.append(loop)
+        self._loops.append(every(seconds, job, self.reactor))
 
     def check_index(self) -> None:
         """Drop cached answers when another writer (sync, fetcher, import) changed the index."""

@@ -53,6 +53,7 @@ FOREVER = float("inf")  # authoritative answers live until the index changes
 # system resolver (us) stays in charge of its lookups.
 DOH_CANARY = "use-application-dns.net"
 MAX_NAME_LENGTH = 255
+MAX_LABEL_LENGTH = 63
 EDE_OTHER = 0  # RFC 8914
 EDE_STALE_ANSWER = 3
 # A flood of random names under a namespace shared with an ICANN TLD must not become an upstream flood.
@@ -186,7 +187,7 @@ class Gateway:
             return _header_reply(packet, RCODE.FORMERR)
         if request.header.qr:
             return None  # a response sent to us: never answer it
-        if any(_wire_length(q.qname.label) > MAX_NAME_LENGTH for q in request.questions):
+        if not all(_legal_name(q.qname.label) for q in request.questions):
             return _header_reply(packet, RCODE.FORMERR)  # RFC 1035 §2.3.4; it cannot even be echoed
         problem = _unsupported(request)
         if problem is not None:
@@ -341,8 +342,11 @@ def _unsupported(request: DNSRecord) -> bytes | None:
     return None
 
 
-def _wire_length(labels: tuple[bytes, ...]) -> int:
-    return sum(len(label) + 1 for label in labels) + 1
+def _legal_name(labels: tuple[bytes, ...]) -> bool:
+    """RFC 1035 §2.3.4 sizes. dnslib reads a byte 0x40-0xBF (the extended label types of RFC 6891
+    §5, unused) as a label length over 63, which it then cannot pack again."""
+    return (all(len(label) <= MAX_LABEL_LENGTH for label in labels)
+            and sum(len(label) + 1 for label in labels) + 1 <= MAX_NAME_LENGTH)
 
 
 def _not_implemented(request: DNSRecord) -> bytes:

@@ -32,7 +32,9 @@ def sqlite_url(data_dir: Path) -> str:
 
 def open_index(url: str, *, migrate: bool = True) -> Engine:
     """Connect to the index at `url` and bring its schema to the head revision."""
-    engine = create_engine(url, future=True)
+    # A server (PostgreSQL) may restart under us: check a pooled connection before use, so the
+    # first query after a restart reconnects instead of failing.
+    engine = create_engine(url, future=True, pool_pre_ping=not url.startswith("sqlite"))
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     try:

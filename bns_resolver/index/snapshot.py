@@ -125,12 +125,29 @@ def verify_digests(files: ExportFiles, report: ImportReport) -> None:
         expected_raw = files.get(name + ".sha256")
         if content is None or expected_raw is None:
             continue
-        expected = expected_raw.decode("ascii", "replace").split()[0].lower()
+        words = expected_raw.decode("ascii", "replace").split()
+        if not words:
+            raise SnapshotError(f"{name}.sha256 is empty")
+        expected = words[0].lower()
         actual = hashlib.sha256(content).hexdigest()
         if actual != expected:
             raise SnapshotError(f"{name}: sha256 {actual} does not match the expected {expected}")
         note = " (production export)" if PRODUCTION_DIGESTS.get(name) == actual else ""
         report.verified_digests.append(f"{name}{note}")
+
+
+def _text(content: bytes, name: str) -> str:
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SnapshotError(f"{name} is not UTF-8 text (byte {exc.start})") from None
+
+
+def _csv_rows(text: str, what: str) -> list[dict[str, str]]:
+    try:
+        return list(csv.DictReader(io.StringIO(text)))
+    except csv.Error as exc:
+        raise SnapshotError(f"{what} is not readable CSV: {exc}") from None
 
 
 def iter_sections(text: str) -> Iterator[tuple[str, list[dict[str, str]]]]:
@@ -141,7 +158,7 @@ def iter_sections(text: str) -> Iterator[tuple[str, list[dict[str, str]]]]:
         if line.startswith("-----BEGIN ") and line.endswith("-----"):
             section, lines = line[len("-----BEGIN "):-5], []
         elif line.startswith("-----END ") and section is not None:
-            yield section, list(csv.DictReader(io.StringIO("\n".join(lines))))
+            yield section, _csv_rows("\n".join(lines), f"chainstate section {section}")
             section = None
         elif section is not None:
             lines.append(line)
@@ -167,10 +184,10 @@ def import_export(engine: Engine, files: ExportFiles) -> ImportReport:
     chainstate = files.get("chainstate.txt")
     if chainstate is None:
         raise SnapshotError(f"{files.origin} has no chainstate.txt")
-    sections = dict(iter_sections(chainstate.decode("utf-8")))
+    sections = dict(iter_sections(_text(chainstate, "chainstate.txt")))
     with reported(engine, f"import {files.origin} into", outcome="the index was left as it was"), \
             engine.begin() as conn:
-        _load_all(conn, files, sections, report)
+        _load_all_checked(conn, files, sections, report)
         write_sync_state(conn, {
             "source": "snapshot", "network": "mainnet", "height": str(FROZEN_HEIGHT),
             "snapshot_origin": files.origin, "imported_at": str(int(time.time())),
@@ -194,6 +211,23 @@ def _load_all(conn: Connection, files: ExportFiles, sections: dict[str, list[dic
     report.subdomains = _load_subdomains(conn, files.get("subdomains.csv"), verified, report)
 
 
+def _load_all_checked(conn: Connection, files: ExportFiles, sections: dict[str, list[dict[str, str]]],
+                      report: ImportReport) -> None:
+    """_load_all with a malformed export (a number that is not one, an unreadable CSV) reported as such."""
+    try:
+        _load_all(conn, files, sections, report)
+    except (ValueError, OverflowError) as exc:  # OverflowError: a number past the database's integers
+        raise SnapshotError(f"{files.origin} holds a malformed value: {exc}") from None
+
+
+def _require(rows: list[dict[str, str]], columns: tuple[str, ...], what: str) -> None:
+    # csv.DictReader leaves absent columns out, or None in a short row: say which row lacks what.
+    for number, row in enumerate(rows, start=1):
+        missing = [column for column in columns if not isinstance(row.get(column), str)]
+        if missing:
+            raise SnapshotError(f"{what} row {number} has no {', '.join(missing)}")
+
+
 def _clear(conn: Connection) -> None:
     for table in (schema.subdomains, schema.subdomain_history, schema.zonefiles, schema.names, schema.namespaces,
                   schema.blocks):
@@ -201,6 +235,8 @@ def _clear(conn: Connection) -> None:
 
 
 def _load_namespaces(conn: Connection, rows: list[dict[str, str]]) -> int:
+    _require(rows, ("namespace_id", "lifetime", "coeff", "base", "buckets", "nonalpha_discount",
+                    "no_vowel_discount", "address"), "chainstate.txt NAMESPACES")
     records = [
         {
             "namespace_id": row["namespace_id"], "version": 1, "lifetime": int(row["lifetime"]),
@@ -218,6 +254,7 @@ def _load_namespaces(conn: Connection, rows: list[dict[str, str]]) -> int:
 
 def _load_names(conn: Connection, rows: list[dict[str, str]]) -> int:
     # The export lists live names only; after the freeze nothing renews or expires them here.
+    _require(rows, ("name", "address", "zonefile_hash"), "chainstate.txt NAMES")
     records = [
         {
             "fqn": row["name"].lower(), "namespace_id": row["name"].rsplit(".", 1)[-1].lower(),
@@ -246,7 +283,10 @@ def _load_subdomains(conn: Connection, content: bytes | None, verified: set[str]
     if content is None:
         return 0
     current, history = [], []
-    for row in csv.DictReader(io.StringIO(content.decode("utf-8"))):
+    rows = _csv_rows(_text(content, "subdomains.csv"), "subdomains.csv")
+    _require(rows, ("fully_qualified_subdomain", "owner", "zonefile_hash", "parent_zonefile_hash",
+                    "parent_zonefile_index", "block_height"), "subdomains.csv")
+    for row in rows:
         values = _subdomain_values(row)
         if values["zonefile_hash"] not in verified:
             report.rejected.append(f"subdomain {values['fqn']}: zone file {values['zonefile_hash']} "
@@ -262,6 +302,8 @@ def _load_subdomains(conn: Connection, content: bytes | None, verified: set[str]
 
 def _subdomain_values(row: dict[str, str]) -> dict[str, Any]:
     fqn = row["fully_qualified_subdomain"].lower()
+    if "." not in fqn:
+        raise SnapshotError(f"subdomains.csv: {fqn!r} is not a subdomain of a name")
     return {
         "fqn": fqn, "domain": fqn.split(".", 1)[1], "owner_address": row["owner"],
         "zonefile_hash": row["zonefile_hash"].lower(), "sequence": 0,

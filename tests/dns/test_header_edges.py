@@ -75,3 +75,14 @@ def test_names_over_255_bytes_are_formerr_without_a_traceback(server: ServerProc
         assert reply[:2] == b"\x42\x42" and reply[3] & 0x0F == dns.rcode.FORMERR
     assert "Traceback" not in server.log()
     assert server.query("alice.id", "A").rcode() == dns.rcode.NOERROR
+
+
+@pytest.mark.parametrize("length", [0x40, 0x42, 0xBF])
+def test_labels_over_63_bytes_are_formerr(server: ServerProcess, length: int) -> None:
+    """A length byte of 0x40-0xBF (an extended label type, RFC 6891 §5, in no use) read as a long
+    label: found by fuzzing, it once raised while the error reply was packed and the client got nothing."""
+    name = bytes([length]) + b"b" * length + b"\x05alice\x02id\x00"
+    packet = struct.pack("!HHHHHH", 0x4343, 0x0100, 1, 0, 0, 0) + name + b"\x00\x01\x00\x03"  # class CH
+    reply = _exchange(server, packet)
+    assert reply[:2] == b"\x43\x43" and reply[3] & 0x0F == dns.rcode.FORMERR
+    assert "Traceback" not in server.log()

@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Engine, event, func, select
 
 from bns_resolver.errors import IndexStoreError, SnapshotError
 from bns_resolver.index.db import open_index
 from bns_resolver.index.lookup import IndexReader
 from bns_resolver.hashing import hash160
-from bns_resolver.index.schema import subdomain_history, subdomains
+from bns_resolver.index.schema import names, subdomain_history, subdomains
 from bns_resolver.index.snapshot import EMBEDDED_DIR, ExportFiles, import_export, iter_sections
 from bns_resolver.zonefiles.store import MAX_ZONEFILE_BYTES, get_zonefile
 from tests.support.zonefile_data import read_csv
@@ -162,3 +162,34 @@ def test_full_disk_during_import_keeps_the_old_index(engine: Engine, tmp_path: P
     event.remove(engine, "begin", full_disk)
     reader = IndexReader(engine)
     assert reader.sync_state() == before and reader.counts().names == 12 and reader.counts().zonefiles == 1681
+
+
+_NAMES_HEADER = b"-----BEGIN NAMES-----\nname,address,zonefile_hash\n"
+
+
+@pytest.mark.parametrize(("files", "message"), [
+    ({"chainstate.txt": b"\xcb\xff"}, "chainstate.txt is not UTF-8 text"),
+    ({"chainstate.txt": b"", "chainstate.txt.sha256": b"  \n"}, "chainstate.txt.sha256 is empty"),
+    ({"chainstate.txt": _NAMES_HEADER + b"alice.id\n-----END NAMES-----\n"}, "NAMES row 1 has no address"),
+    ({"chainstate.txt": b"-----BEGIN NAMESPACES-----\nnamespace_id,lifetime,coeff,base,buckets,"
+      b"nonalpha_discount,no_vowel_discount,address\nid,x,1,1,1,1,1,a\n-----END NAMESPACES-----\n"},
+     "malformed value"),
+    ({"chainstate.txt": b"-----BEGIN NAMESPACES-----\nnamespace_id,lifetime,coeff,base,buckets,"
+      b"nonalpha_discount,no_vowel_discount,address\nid,1" + b"0" * 30 + b",1,1,1,1,1,a\n-----END NAMESPACES-----\n"},
+     "malformed value: Python int too large"),
+    ({"chainstate.txt": b"", "subdomains.csv": b"fully_qualified_subdomain\nbob\n"},
+     "subdomains.csv row 1 has no owner"),
+])
+def test_malformed_exports_are_one_line_errors(engine: Engine, files: dict[str, bytes], message: str) -> None:
+    """Found by fuzzing the import: each was a KeyError, IndexError or UnicodeDecodeError; the index stays as it was."""
+    import_export(engine, ExportFiles.open(EMBEDDED_DIR))
+    before = _name_count(engine)
+    with pytest.raises(SnapshotError, match=message) as raised:
+        import_export(engine, ExportFiles(files, "fuzz"))
+    assert "\n" not in str(raised.value)
+    assert _name_count(engine) == before > 0
+
+
+def _name_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(names)).scalar_one())
