@@ -10,16 +10,26 @@ it has `confirmations` confirmations (the tip has one).
 `raw=True` asks for serialized blocks instead (verbosity 0, a fraction of the bytes and
 of bitcoind's work), scans them locally and fetches only candidate transactions, with
 their prevouts, through `getrawtransaction <txid> 2 <blockhash>` (Bitcoin Core >= 25).
+When the node refuses that path (an RPC error that is not about transport, auth, warm-up
+or pruning), the fetcher logs it once and fetches verbose blocks from then on.
+
+`prefetch=N` fetches and decodes on a worker thread up to N requests ahead of the
+consumer (chain/prefetch.py), so RPC waits and the raw scan overlap the engine's work.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import logging
+from collections.abc import Generator, Iterator, Sequence
 from typing import Any, Protocol
 
 from bns_resolver.chain.blocks import MAGIC, BlockDecoder
+from bns_resolver.chain.prefetch import prefetched
+from bns_resolver.chain.rpc import TxIndexRequiredError
 from bns_resolver.chain.types import ChainBlock
-from bns_resolver.errors import ChainError
+from bns_resolver.errors import ChainError, RpcError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CONFIRMATIONS = 6
 DEFAULT_BATCH = 64
@@ -49,12 +59,12 @@ class BlockFetcher:
     def __init__(self, rpc: BlockSource, *, magic: bytes = MAGIC,
                  confirmations: int = DEFAULT_CONFIRMATIONS, batch_size: int = DEFAULT_BATCH,
                  blocks_per_request: int = DEFAULT_BLOCKS_PER_REQUEST, keep_all: bool = False,
-                 raw: bool = False) -> None:
+                 raw: bool = False, prefetch: int = 0) -> None:
         if confirmations < 1:
             raise ValueError("confirmations counts the block itself, so it is at least 1")
         if raw and keep_all:
             raise ValueError("raw mode keeps only candidate transactions")
-        self.raw = raw
+        self.raw, self.prefetch = raw, max(0, prefetch)
         self.rpc, self.confirmations, self.batch_size = rpc, confirmations, max(1, batch_size)
         self.blocks_per_request = max(1, blocks_per_request)
         self._decoder = BlockDecoder(rpc, magic=magic, keep_all=keep_all)
@@ -80,22 +90,50 @@ class BlockFetcher:
         """Blocks start..stop inclusive; `prev_hash` is the hash we hold for start - 1."""
         return list(self.iter_blocks(start, stop, prev_hash=prev_hash))
 
-    def iter_blocks(self, start: int, stop: int, *, prev_hash: str | None = None) -> Iterator[ChainBlock]:
-        """Like fetch, one batch at a time, so a caller can commit as blocks arrive."""
+    def iter_blocks(self, start: int, stop: int, *, prev_hash: str | None = None) -> Generator[ChainBlock, None, None]:
+        """Like fetch, one batch at a time, so a caller can commit as blocks arrive.
+
+        With `prefetch`, close the iterator (or exhaust it) before using the fetcher again."""
+        if not self.prefetch:
+            yield from self._iter_blocks(start, stop, prev_hash)
+            return
+        for blocks in prefetched(self._iter_batches(start, stop, prev_hash), self.prefetch):
+            yield from blocks
+
+    def _iter_blocks(self, start: int, stop: int, prev_hash: str | None) -> Iterator[ChainBlock]:
+        for blocks in self._iter_batches(start, stop, prev_hash):
+            yield from blocks
+
+    def _iter_batches(self, start: int, stop: int, prev_hash: str | None) -> Iterator[list[ChainBlock]]:
+        """One decoded, link-checked request's worth of blocks at a time."""
         for first in range(start, stop + 1, self.batch_size):
             hashes = self.block_hashes(first, min(first + self.batch_size - 1, stop))
             for offset in range(0, len(hashes), self.blocks_per_request):
                 wanted = hashes[offset: offset + self.blocks_per_request]
                 blocks = self._fetch(wanted, first + offset)
                 check_links(blocks, wanted, first + offset, prev_hash)
-                yield from blocks
+                yield blocks
                 prev_hash = blocks[-1].block_hash
 
     def _fetch(self, hashes: Sequence[str], first: int) -> list[ChainBlock]:
         if self.raw:
-            heights = range(first, first + len(hashes))
-            return self._decoder.decode_raw(self.rpc.getblocks(hashes, 0), list(heights))
+            heights = list(range(first, first + len(hashes)))
+            try:
+                return self._decoder.decode_raw(self.rpc.getblocks(hashes, 0), heights)
+            except RpcError as exc:
+                if not refuses_raw(exc):
+                    raise
+                self.raw = False
+                log.warning("bitcoind refused the raw-block path at block %d (%s); fetching verbose "
+                            "blocks (getblock verbosity 3, or 2 with prevout lookups) from now on",
+                            first, exc)
         return self._decoder.decode(self.rpc.getblocks(hashes, 3))
+
+
+def refuses_raw(exc: RpcError) -> bool:
+    """An answer meaning "this node cannot serve the raw path" rather than "cannot serve at all":
+    transport, auth, warm-up and pruning failures (its subclasses) would fail verbose fetches too."""
+    return type(exc) in (RpcError, TxIndexRequiredError)
 
 
 def check_links(blocks: Sequence[ChainBlock], hashes: Sequence[str], first: int,

@@ -15,10 +15,11 @@ blocks newest first through the store's undo journal, and replays the new branch
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -202,8 +203,13 @@ class VirtualChain:
         if start > stop or self._stop.is_set():
             return
         prev_hash = self.store.get_block_hash(start - 1) if start > self.first_block else None
+        # closing(): a prefetching fetcher's worker stops before we touch the RPC again.
+        with contextlib.closing(self.fetcher.iter_blocks(start, stop, prev_hash=prev_hash)) as blocks:
+            self._apply_all(blocks, stop, progress)
+
+    def _apply_all(self, blocks: Iterator[ChainBlock], stop: int, progress: _Progress) -> None:
         batch = _Batch(self.flush_policy)
-        for block in self.fetcher.iter_blocks(start, stop, prev_hash=prev_hash):
+        for block in blocks:
             outcome = apply_block(self.store, self.engine, block)
             progress.processed += 1
             if block.height >= stop:

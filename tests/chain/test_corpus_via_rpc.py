@@ -57,7 +57,8 @@ def sync_scenario(node: BitcoindServer, scenario: Scenario, *,
     heights = scenario.replayable_heights()
     node.serve_builder(corpus_chain(scenario.data))
     rpc = BitcoindRPC(node.url)
-    fetcher = BlockFetcher(rpc, magic=scenario.profile.magic, confirmations=1, raw=raw)
+    fetcher = BlockFetcher(rpc, magic=scenario.profile.magic, confirmations=1, raw=raw,
+                           prefetch=4 if raw else 0)  # raw as ChainSync wires it: prefetched
     store = MemoryStateStore()
     got: dict[int, tuple[str, str]] = {}
 

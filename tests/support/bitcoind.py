@@ -126,6 +126,9 @@ class BitcoindServer:
         self.jsonrpc2_strict = jsonrpc2_strict
         self.version = version or (CORE_VERSION if verbosity3 else OLD_CORE_VERSION)
         self.pruned_heights: set[int] = set()
+        # False: refuse getblock verbosity 0 (-8), as a restricting RPC proxy in front of a node
+        # can; Core itself always serves raw blocks. Exercises the fetcher's verbose fallback.
+        self.raw_blocks = True
         self.warmup_requests = 0
         self.busy_requests = 0  # answer 503 "Work queue depth exceeded" (text/html), as a busy bitcoind
         self.allow_client = True  # False: answer 403 as bitcoind does for addresses outside rpcallowip
@@ -379,6 +382,8 @@ class BitcoindServer:
         if height in self.pruned_heights:
             raise RpcFailure(-1, "Block not available (pruned data)")
         if verbosity <= 0:
+            if not self.raw_blocks:
+                raise RpcFailure(-8, "getblock verbosity 0 is not allowed by this endpoint")
             return block.serialize().hex()
         if not self.verbosity3:
             verbosity = min(verbosity, 2)
