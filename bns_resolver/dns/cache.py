@@ -1,9 +1,10 @@
 """Bounded answer caches: finished wire answers, keyed on what changes their bytes.
 
 `AnswerCache` holds authoritative BNS answers; they stay valid until the index
-changes, when the whole cache is dropped. `ForwardCache` holds upstream answers
-with their TTLs (RFC 2308 for negative answers) and serves them with TTLs
-counted down, rewriting the bytes at most once per second of age. Expired
+changes, when the whole cache is dropped. `ForwardCache` holds upstream answers,
+one per question whatever shape clients asked it in (see forward_shape.py), with
+their TTLs (RFC 2308 for negative answers), and serves them with TTLs counted
+down, rewriting the bytes at most once per second of age. Expired
 answers are kept for `stale_for` seconds more: when every upstream fails, the
 gateway may serve one as a stale answer (RFC 8767).
 """

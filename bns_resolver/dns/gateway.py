@@ -28,6 +28,7 @@ from bns_resolver.dns.cache import (
     capped_ttls,
     evict_oldest,
 )
+from bns_resolver.dns.forward_shape import client_reply, core_reply, shared_key, upstream_query
 from bns_resolver.dns.forwarder import EDE_NO_REACHABLE_AUTHORITY, Forwarder, UpstreamError, reply_rcode
 from bns_resolver.dns.loglimit import LogLimiter
 from bns_resolver.dns.policy import Mode, NamespacePolicy
@@ -39,7 +40,6 @@ from bns_resolver.dns.responses import (
     error_response,
     finish,
     request_edns,
-    truncated,
 )
 from bns_resolver.dns.wire import CLASS_IN, FastQuery, parse_fast, patch_answer
 from bns_resolver.dns.zones import EDE_NOT_READY
@@ -139,23 +139,25 @@ class Gateway:
             return _header_reply(packet, RCODE.REFUSED)
         fast = parse_fast(packet)
         if fast is not None:
-            key = fast.cache_key(tcp=tcp)
-            stored, until = self.answers.entries.get(key), FOREVER
-            if stored is None:
-                stored, until = self.forwarded.get_with_deadline(key)
+            stored = self.answers.entries.get(fast.cache_key(tcp=tcp))
             if stored is not None:
-                self.stats["cache_hits"] += 1
-                self.last_source = "cache"
-                answer = patch_answer(stored, packet, fast.question_end)
-                if not tcp:
-                    self._remember_replay(packet, answer, until)
-                return answer
+                return self._cache_hit(packet, patch_answer(stored, packet, fast.question_end), FOREVER, tcp=tcp)
+            core, until = self.forwarded.get_with_deadline(shared_key(fast))
+            if core is not None:
+                return self._cache_hit(packet, client_reply(core, packet, fast, tcp=tcp), until, tcp=tcp)
             if self.store is not None:
                 found = self.store.answer(packet, fast, tcp=tcp, web_address=self.web_address)
                 if found is not None:
                     self.last_source = "store"
                     return self._from_store(packet, fast, found, tcp=tcp)
         return self._slow_path(packet, fast, tcp=tcp)
+
+    def _cache_hit(self, packet: bytes, answer: bytes, until: float, *, tcp: bool) -> bytes:
+        self.stats["cache_hits"] += 1
+        self.last_source = "cache"
+        if not tcp:
+            self._remember_replay(packet, answer, until)
+        return answer
 
     def _from_store(self, packet: bytes, fast: FastQuery, found: Any, *, tcp: bool) -> Answer:
         """A compiled-store answer, cached like the slow path's; or its NXDOMAIN in a bns-first namespace."""
@@ -266,21 +268,34 @@ class Gateway:
     def _forward(self, packet: bytes, request: DNSRecord, fast: FastQuery | None, *, tcp: bool) -> Answer:
         self.stats["forwarded"] += 1
         self.last_source = "forward"
-        deferred = self.forwarder.forward(packet)
-        deferred.addCallback(self._forwarded, request, fast, tcp)
+        deferred = self._ask_upstream(packet, fast)
+        deferred.addCallback(self._forwarded, packet, request, fast, tcp)
         deferred.addErrback(self._upstream_failed, request, fast, tcp)
         return deferred
 
-    def _forwarded(self, reply: bytes, request: DNSRecord, fast: FastQuery | None, tcp: bool) -> bytes:
+    def _ask_upstream(self, packet: bytes, fast: FastQuery | None) -> defer.Deferred[bytes]:
+        """Plain queries go upstream in one canonical shape (see forward_shape), so clients that ask
+        the same question differently share one fetch; anything unusual goes as the client sent it."""
+        return self.forwarder.forward(upstream_query(fast) if fast is not None else packet)
+
+    def _forwarded(self, reply: bytes, packet: bytes, request: DNSRecord, fast: FastQuery | None, tcp: bool) -> bytes:
         reply = capped_ttls(reply, self.forwarded.max_ttl)
-        limit = fast.udp_limit() if fast is not None else 512
-        if not tcp and len(reply) > limit:
-            # Fetched whole over TCP, but too big for this client's UDP: it must ask over TCP.
-            # (A truncated reply is never cached, so the full one cannot leak into UDP later.)
-            reply = truncated(DNSRecord.parse(reply))
-        if fast is not None:
-            self.forwarded.put(fast.cache_key(tcp=tcp), reply)
-        return reply
+        core = core_reply(reply) if fast is not None else None
+        if fast is not None and core is not None:
+            self.forwarded.put(shared_key(fast), core)
+            return client_reply(core, packet, fast, tcp=tcp)
+        return self._reshaped(reply, request, tcp)
+
+    def _reshaped(self, reply: bytes, request: DNSRecord, tcp: bool) -> bytes:
+        """An upstream reply the bytes-only path cannot reshape, rebuilt for this client by the library
+        (the client's ID, question and EDNS; RA set, AA clear; TC when it does not fit its UDP)."""
+        record = DNSRecord.parse(reply)
+        record.header.id = request.header.id
+        record.header.rd, record.header.cd = request.header.rd, request.header.cd
+        record.header.ra, record.header.aa = 1, 0
+        record.questions = list(request.questions)
+        record.ar = [rr for rr in record.ar if rr.rtype != QTYPE.OPT]
+        return finish(record, request, tcp=tcp)
 
     def _upstream_failed(self, failure: Any, request: DNSRecord, fast: FastQuery | None, tcp: bool) -> bytes:
         ede_code = getattr(failure.value, "ede_code", EDE_NO_REACHABLE_AUTHORITY)
@@ -288,7 +303,7 @@ class Gateway:
             limited_log.error("forward-bug", "forwarding %s failed: %s", request.q.qname, failure.getTraceback())
         else:
             limited_log.warning("upstream", "forwarding %s failed: %s", request.q.qname, failure.getErrorMessage())
-        stale = self.forwarded.stale(fast.cache_key(tcp=tcp)) if fast is not None else None
+        stale = self.forwarded.stale(shared_key(fast)) if fast is not None else None
         if stale is not None:
             return self._stale_answer(stale, request, tcp)
         self.stats["servfail"] += 1
@@ -307,12 +322,12 @@ class Gateway:
     def _icann_first(self, packet: bytes, request: DNSRecord, fast: FastQuery | None, qname: str, *,
                      tcp: bool) -> Answer:
         self.last_source = "forward"
-        deferred = self.forwarder.forward(packet)
+        deferred = self._ask_upstream(packet, fast)
 
         def decide(reply: bytes) -> bytes:
             if reply_rcode(reply) == RCODE.NXDOMAIN:
                 return self._answer(request, self._lookup(qname, request.q.qtype), fast, tcp=tcp)
-            return self._forwarded(reply, request, fast, tcp)
+            return self._forwarded(reply, packet, request, fast, tcp)
 
         def upstream_down(failure: Any) -> bytes:
             failure.trap(UpstreamError, defer.TimeoutError)
