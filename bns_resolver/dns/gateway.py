@@ -94,6 +94,7 @@ class Gateway:
         # Upstream fetches per second for names BNS does not know, per namespace (0: no limit).
         self._fetch_rate = unknown_name_fetch_rate
         self._fetch_budgets: dict[str, Bucket] = {}
+        self.clock: Callable[[], float] = time.monotonic  # the fetch budgets' clock (tests freeze it)
         self.store = store  # the compiled answer store, consulted on a cache miss (bns_resolver/answers)
         # Which part answered the last query (see dns/querylog.py): set as it is decided, read by the log.
         self.last_source = "policy"
@@ -219,7 +220,7 @@ class Gateway:
         """Spend one of the namespace's upstream fetches for names BNS does not know."""
         if self._fetch_rate <= 0:
             return True
-        now = time.monotonic()
+        now = self.clock()
         budget = self._fetch_budgets.get(namespace)
         if budget is None:
             budget = self._fetch_budgets[namespace] = Bucket(self._fetch_rate, 2 * self._fetch_rate, now)
