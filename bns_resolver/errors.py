@@ -45,3 +45,7 @@ class SnapshotError(GatewayError):
 
 class IndexStoreError(GatewayError):
     """The local index is missing, corrupt or of an unknown schema version."""
+
+
+class IndexUnavailable(IndexStoreError):
+    """The index database cannot be reached (a server restarting, a file gone)."""

@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from twisted.internet import defer
 from twisted.internet.threads import deferToThreadPool
 
 from bns_resolver.answers.compile import CompileReport, compile_store
 from bns_resolver.answers.respond import StoreAnswerer
 from bns_resolver.answers.store import CompiledStore, index_state, open_fresh
+from bns_resolver.errors import IndexUnavailable
 from bns_resolver.index.lookup import IndexReader
 
 log = logging.getLogger(__name__)
@@ -64,7 +66,7 @@ class StoreKeeper:
             log.info("the index changed while compiling; compiling again")
             return  # the next check() starts over
         store = CompiledStore(path)
-        if not store.matches(index_state(IndexReader(self.engine))):
+        if not self._speaks_for_index(store):
             store.close()
             return
         previous = self.answerer.attach(store)
@@ -72,9 +74,28 @@ class StoreKeeper:
             previous.close()
         log.info("answer store in use: %s", report.summary())
 
+    def _speaks_for_index(self, store: CompiledStore) -> bool:
+        """Whether the new store is the index's current state.
+
+        If the database went away while compiling, the store still holds the index as it was when
+        the compile began, with no change seen since: serving it beats the slow path, which cannot
+        answer without the database; the index check drops it once the database is back, if the
+        index moved on meanwhile.
+        """
+        try:
+            return store.matches(index_state(IndexReader(self.engine)))
+        except (IndexUnavailable, SQLAlchemyError) as exc:
+            log.warning("the index database went away while compiling; serving the new answer store: %s",
+                        str(exc).splitlines()[0])
+            return True
+
     def _failed(self, failure: Any) -> None:
         self.compiling = None
         self._retry_at = self.reactor.seconds() + RETRY_SECONDS
+        if failure.check(IndexUnavailable, SQLAlchemyError):
+            log.error("compiling the answer store failed, the index database is unavailable (retrying in %d s): %s",
+                      RETRY_SECONDS, str(failure.value).splitlines()[0])
+            return
         log.error("compiling the answer store failed; the slow path answers meanwhile: %s", failure.getTraceback())
 
     def close(self) -> None:

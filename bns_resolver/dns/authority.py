@@ -17,6 +17,7 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 
+from bns_resolver.errors import IndexUnavailable
 from bns_resolver.dns.zones import (
     EDE_NOT_READY,
     VerifiedZone,
@@ -110,6 +111,9 @@ class BnsAuthority:
             zone = self._zone_for(qname)
         except ZoneUnavailable as exc:
             return _servfail(namespace, exc.info_code, exc.reason)
+        except IndexUnavailable as exc:
+            # The database is away (restarting): say so to the client, and try again next query.
+            return _servfail(namespace, EDE_NOT_READY, str(exc))
         if zone is None:
             return AuthorityResult(Outcome.NXDOMAIN, namespace)
         if web_address is not None and qtype in (TYPE_A, TYPE_AAAA) and qname in (zone.name, "www." + zone.name):

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from bns_resolver.errors import IndexUnavailable
 from bns_resolver.index import schema
 from bns_resolver.index.sync_state import read_sync_state
 
@@ -77,14 +78,17 @@ class IndexReader:
         self._conn: Connection | None = None
 
     def _first(self, statement: Any, params: dict[str, str]) -> Any:
-        if self._conn is None:
-            self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        """One row; IndexUnavailable (one line, no SQL) when the database cannot answer."""
         try:
+            if self._conn is None:
+                self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             return self._conn.execute(statement, params).first()
-        except SQLAlchemyError:
-            self._conn.close()
-            self._conn = None
-            raise
+        except SQLAlchemyError as exc:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise IndexUnavailable(f"the index database is unavailable: {reason}") from exc
 
     def name(self, fqn: str) -> NameRecord | None:
         row = self._first(_NAME_SQL, {"fqn": fqn})
