@@ -29,6 +29,7 @@ from dataclasses import replace
 
 import pytest
 
+from bns_resolver.bns.names import name_consensus_hash
 from bns_resolver.bns.networks import NetworkProfile, from_corpus_config
 from tests.support.bns_ops import (
     BnsChain,
@@ -98,8 +99,11 @@ def _launch(chain: BnsChain) -> None:
     chain.mine()
 
 
-def _interleaving(rules: str) -> tuple[BnsChain, dict[str, list[Wallet]], dict[str, str]]:
+def _interleaving(rules: str, *, update_back: int = 0,
+                  transfer_back: int = 0) -> tuple[BnsChain, dict[str, list[Wallet]], dict[str, str]]:
     """Preorder and register the six names, then send all 18 ops in one block.
+    Updates and transfers quote the consensus hash of the block `*_back` blocks before the newest
+    (0: the newest, as the reference test's wallets did).
     Returns the chain, each name's [owner, other] wallets after the block, and the txid -> name."""
     chain = BnsChain(profile=_profile(rules))
     _launch(chain)
@@ -112,15 +116,17 @@ def _interleaving(rules: str) -> tuple[BnsChain, dict[str, list[Wallet]], dict[s
         register(chain, buyer, fqn, owner)
     chain.mine()
     names: dict[str, str] = {}
+    update_ch = chain.consensus_hash(chain.height - update_back)
+    transfer_ch = chain.consensus_hash(chain.height - transfer_back)
     for fqn, wallets in pairs.items():
         for i, op in enumerate(fqn.split(".")[0]):
             current, other = wallets
             if op == "u":
-                names[update(chain, current, fqn, f"{i}{i}" * 20)] = fqn
+                names[update(chain, current, fqn, f"{i}{i}" * 20, consensus_hash=update_ch)] = fqn
             elif op == "r":
                 names[renew(chain, current, fqn)] = fqn
             else:
-                names[transfer(chain, current, fqn, other)] = fqn
+                names[transfer(chain, current, fqn, other, consensus_hash=transfer_ch)] = fqn
                 wallets.reverse()
     chain.mine()
     return chain, pairs, names
@@ -165,6 +171,35 @@ def test_interleaved_ops_hash_the_record_each_op_left(rules: str) -> None:
             assert record["last_renewed"] == str(height if renewed else height - 1), (fqn, op)
             assert record["op_fee"] == registered[fqn]["op_fee"], (fqn, op)
             assert record["op"] == {"u": "+", "t": ">>", "r": "::"}[op]
+
+
+@pytest.mark.parametrize("rules", RULES)
+def test_interleaved_ops_quoting_different_consensus_hashes(rules: str) -> None:
+    """The same 18 ops, but each update quotes CH(h-3) and each transfer CH(h-1), so the hashed
+    consensus hashes tell the rules apart (with one shared hash, as in the reference test, they
+    cannot).  Reference: blockstack-core of Sept 2016 (commit 9cd931dcf, the SQLite namedb) and
+    0.14.x `operations/transfer.py`: `check` stores `find_last_transfer_consensus_hash(name_rec,
+    ...)` (the record's consensus_hash once any non-transfer state follows the creation, i.e. the
+    consensus hash of the name's last update, since a registration clears it and transfers keep
+    it) and `snv_consensus_extras` hashes that value, or the transfer's own consensus hash (its
+    `transfer_send_block_id`) when there is none; `update.py` `check` stores the consensus hash it
+    matched and `snv_consensus_extras` hashes hash128(name + that).  The records are read back after
+    each commit (`commit_state_transition`), so an update earlier in the same block counts."""
+    chain, _, _ = _interleaving(rules, update_back=2, transfer_back=0)
+    height = chain.height
+    update_ch, transfer_ch = chain.consensus_hash(height - 3), chain.consensus_hash(height - 1)
+    assert update_ch != transfer_ch
+    seen: dict[str, str] = {}
+    for a in chain.outcomes[height].accepted:
+        assert a.fqn is not None
+        order, fields = a.fqn.split(".")[0], _fields(a.serialized)
+        seen[a.fqn] = seen.get(a.fqn, "") + {"+": "u", ">": "t", ":": "r"}[a.opchar]
+        if a.opchar == "+":
+            assert fields[-2:] == [name_consensus_hash(a.fqn, update_ch), update_ch], a.fqn
+        elif a.opchar == ">":
+            updated_before = order.index("u") < order.index("t")
+            assert fields[-2] == (update_ch if updated_before else transfer_ch), a.fqn
+    assert seen == {fqn: fqn.split(".")[0] for fqn in seen} and len(seen) == 6
 
 
 def _double_renewal(rules: str) -> tuple[BnsChain, str, str]:
