@@ -3,16 +3,18 @@
 Heights 0..255 are the test builder's coinbase-only premine; from the regtest first BNS
 block (256) on, each block holds about `txs` real, signed p2pkh transactions (~1 MB):
 1-in/10-out and 2-in/6-out spends among 16 keys, signed with libsecp256k1 (coincurve)
-over the legacy SIGHASH_ALL digest, plus a few BNS ops made by `tests/support/bns_ops`
-(namespace launch, then per block a wallet funding, a name preorder, the previous
-block's registration and the one before's update) that the rules accept.  The in-memory
-engine that followed the build gives the consensus hash a synced index must end with.
+over the legacy SIGHASH_ALL digest, plus BNS ops made by `tests/support/bns_ops` that the
+rules accept: the namespace launch, then one op every `op_every` blocks (a name's preorder,
+its registration, its update, in turn; mainnet 2016-2020 carried about one per 50 blocks),
+or with `--op-every 1` the old dense shape (per block a preorder, the previous block's
+registration and the one before's update).  The in-memory engine that followed the build
+gives the consensus hash a synced index must end with.
 
 Cache: bench/out/sync-chain-<blocks>x<txs>/ with blocks.hex (one serialized block per
-line, genesis first), v3/<height>.json (`getblock <hash> 3` replies, pre-encoded once:
-the test server needs ~1.5 ms per tx to build them) and meta.json.
+line, genesis first), v3/<height>.json (`getblock <hash> 3` replies, pre-encoded once with
+`--v3`: the test server needs ~1.5 ms per tx to build them) and meta.json.
 
-    python bench/sync_chain.py [--blocks 40] [--txs 2000]
+    python bench/sync_chain.py [--blocks 40] [--txs 2000] [--op-every 50] [--v3]
 """
 
 from __future__ import annotations
@@ -39,14 +41,14 @@ from tests.support import bns_ops
 from tests.support.bitcoind import BitcoindServer, _encode_json
 
 OUT = REPO / "bench" / "out"
-FORMAT = 1  # bump when the chain's shape changes, so old caches are not reused
+FORMAT = 2  # bump when the chain's shape changes, so old caches are not reused
 FUNDING_HEIGHTS = range(140, 150)  # premined 50 BTC coinbases the filler economy starts from
 RICH_OUTPUTS = 2_400  # fan-out outputs: every block's spends come from earlier blocks
 FEE = 2_000
 
 
-def cache_dir(blocks: int, txs: int) -> Path:
-    return OUT / f"sync-chain-{blocks}x{txs}-v{FORMAT}"
+def cache_dir(blocks: int, txs: int, op_every: int) -> Path:
+    return OUT / f"sync-chain-{blocks}x{txs}-e{op_every}-v{FORMAT}"
 
 
 def dsha256(data: bytes) -> bytes:
@@ -185,7 +187,31 @@ def _queue_bns_ops(chain: bns_ops.BnsChain, step: int, owners: list[tuple[str, A
     owners.append((label, owner))
 
 
-def build(blocks: int, txs: int) -> dict[str, Any]:
+def _queue_sparse_op(chain: bns_ops.BnsChain, step: int, owners: list[tuple[str, Any]]) -> None:
+    """One op per call, in turn: preorder a new name, register it, update it."""
+    ns = bns_ops.NAMESPACE
+    if step % 3 == 0:
+        label = f"bench{step // 3:04d}x"
+        owner = chain.wallet(f"bench-owner{step // 3}", 5_000_000)
+        bns_ops.preorder(chain, owner, f"{label}.{ns}")
+        owners.append((label, owner))
+        return
+    label, owner = owners[-1]
+    if step % 3 == 1:
+        bns_ops.register(chain, owner, f"{label}.{ns}")
+    else:
+        content = bns_ops.zonefile(f"{label}.{ns}", "192.0.2.7")
+        bns_ops.update(chain, owner, f"{label}.{ns}", bns_ops.zonefile_hash(content))
+
+
+def _queue_ops(chain: bns_ops.BnsChain, index: int, op_every: int, owners: list[tuple[str, Any]]) -> None:
+    if op_every <= 1:
+        _queue_bns_ops(chain, index, owners)
+    elif (index - 3) % op_every == 0:
+        _queue_sparse_op(chain, (index - 3) // op_every, owners)
+
+
+def build(blocks: int, txs: int, op_every: int) -> dict[str, Any]:
     started = time.monotonic()
     chain = bns_ops.BnsChain()
     builder = chain.chain
@@ -208,7 +234,7 @@ def build(blocks: int, txs: int) -> dict[str, Any]:
         elif index == 2:
             bns_ops.namespace_ready(chain, revealer, bns_ops.NAMESPACE)
         else:
-            _queue_bns_ops(chain, index, owners)
+            _queue_ops(chain, index, op_every, owners)
         for tx in builder.mempool:
             assert not any((i.prevout.hash, i.prevout.n) in reserved for i in tx.vin), "BNS spent a reserved coinbase"
         raws = economy.fan_out(coinbases) if index == 0 else []
@@ -236,7 +262,7 @@ def _encode_v3(args: tuple[str, Path]) -> int:
     return len(data)
 
 
-def write_cache(built: dict[str, Any], folder: Path, txs: int) -> dict[str, Any]:
+def write_cache(built: dict[str, Any], folder: Path, txs: int, with_v3: bool) -> dict[str, Any]:
     chain, first, tip = built["chain"], built["first_block"], built["tip"]
     folder.mkdir(parents=True, exist_ok=True)
     all_blocks = chain.blocks
@@ -245,14 +271,16 @@ def write_cache(built: dict[str, Any], folder: Path, txs: int) -> dict[str, Any]
     global _SERVER
     _SERVER = BitcoindServer(chain="regtest")
     _SERVER.set_chain(all_blocks)
-    (folder / "v3").mkdir(exist_ok=True)
-    jobs = [(b2lx(all_blocks[h].GetHash()), folder / "v3" / f"{h}.json") for h in range(first, tip + 1)]
     started = time.monotonic()
-    with multiprocessing.get_context("fork").Pool(2) as pool:
-        v3_sizes = pool.map(_encode_v3, jobs, chunksize=1)
+    v3_sizes: list[int] = []
+    if with_v3:
+        (folder / "v3").mkdir(exist_ok=True)
+        jobs = [(b2lx(all_blocks[h].GetHash()), folder / "v3" / f"{h}.json") for h in range(first, tip + 1)]
+        with multiprocessing.get_context("fork").Pool(2) as pool:
+            v3_sizes = pool.map(_encode_v3, jobs, chunksize=1)
     accepted = sum(len(chain.accepted(h)) for h in range(first, tip + 1))
     meta = {
-        "format": FORMAT, "first_block": first, "tip": tip, "txs_per_block": txs,
+        "format": FORMAT, "first_block": first, "tip": tip, "txs_per_block": txs, "v3": with_v3,
         "blocks": tip - first + 1,
         "block_bytes": sum(len(all_blocks[h].serialize()) for h in range(first, tip + 1)),
         "tx_count": sum(len(all_blocks[h].vtx) for h in range(first, tip + 1)),
@@ -265,13 +293,17 @@ def write_cache(built: dict[str, Any], folder: Path, txs: int) -> dict[str, Any]
     return meta
 
 
-def ensure_chain(blocks: int, txs: int) -> tuple[Path, dict[str, Any]]:
-    """The cached chain's folder and meta, building it first if needed."""
-    folder = cache_dir(blocks, txs)
+def ensure_chain(blocks: int, txs: int, op_every: int = 50, with_v3: bool = False) -> tuple[Path, dict[str, Any]]:
+    """The cached chain's folder and meta, building it first if needed (again when the cached one
+    lacks the verbosity-3 replies asked for)."""
+    folder = cache_dir(blocks, txs, op_every)
     if (folder / "meta.json").exists():
-        return folder, json.loads((folder / "meta.json").read_text())
-    print(f"building the synthetic chain ({blocks} blocks x {txs} txs) into {folder} ...", file=sys.stderr)
-    meta = write_cache(build(blocks, txs), folder, txs)
+        meta = json.loads((folder / "meta.json").read_text())
+        if meta.get("v3") or not with_v3:
+            return folder, meta
+    print(f"building the synthetic chain ({blocks} blocks x {txs} txs, a BNS op every {op_every}) into "
+          f"{folder} ...", file=sys.stderr)
+    meta = write_cache(build(blocks, txs, op_every), folder, txs, with_v3)
     return folder, meta
 
 
@@ -279,8 +311,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--blocks", type=int, default=40)
     parser.add_argument("--txs", type=int, default=2000)
+    parser.add_argument("--op-every", type=int, default=50, help="blocks per BNS op (1: the old dense shape)")
+    parser.add_argument("--v3", action="store_true", help="also pre-encode the verbosity-3 replies")
     args = parser.parse_args()
-    folder, meta = ensure_chain(args.blocks, args.txs)
+    folder, meta = ensure_chain(args.blocks, args.txs, args.op_every, args.v3)
     print(folder)
     print(json.dumps(meta, indent=2))
 
