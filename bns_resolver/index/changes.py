@@ -86,9 +86,7 @@ def changes_since(conn: Connection, since: int, *, until: int | None = None) -> 
         query = query.where(_table.c.seq <= until)
     rows = conn.execute(query).all()
     if not rows:
-        if since > latest_seq(conn) and until is None:
-            return ChangeSet(since, latest_seq(conn), frozenset(), complete=False)  # another index now
-        return None
+        return None  # the common case, once per poll: one indexed range query that found nothing
     names = frozenset(name for _, name in rows if name != STATE_ONLY)
     oldest = min(seq for seq, _ in rows)
     # Numbers are dense (taken under the lock, only committed ones exist): a gap before the
