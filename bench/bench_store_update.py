@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import lmdb  # noqa: E402
 from synth_index import NAMESPACE, ensure_index  # noqa: E402
 
 from bns_resolver.answers.compile import compile_store  # noqa: E402
@@ -72,7 +74,36 @@ def main() -> int:
         per_poll = (time.process_time() - started) / args.polls
     print(f"\none poll of the change log with nothing new: {per_poll * 1e6:.0f} µs CPU "
           f"(twice a second: {per_poll * 2 * 100:.4f} % of one core)")
+    lookups(root)
     return 0
+
+
+def lookups(root: Path, count: int = 200_000, reps: int = 5) -> None:
+    """ns of process CPU per `get` of a random stored key: read-only/lock-free vs writable/locked."""
+    copies = {"read-only, lock=False (before)": root / "copy-ro", "writable, lock=True (now)": root / "copy-rw"}
+    for path in copies.values():
+        shutil.rmtree(path, ignore_errors=True)
+        shutil.copytree((root / "current").resolve(), path)
+        (path / "lock.mdb").unlink(missing_ok=True)
+    size = (copies["read-only, lock=False (before)"] / "data.mdb").stat().st_size
+    ro = lmdb.open(str(copies["read-only, lock=False (before)"]), readonly=True, lock=False, readahead=False,
+                   map_size=size)
+    rw = lmdb.open(str(copies["writable, lock=True (now)"]), readahead=False, map_size=1 << 36)
+    with ro.begin() as txn:
+        keys = [bytes(key) for key, _ in txn.cursor()]
+    sample = [random.Random(2).choice(keys) for _ in range(count)]
+    gets = {label: env.begin().get for label, env in zip(copies, (ro, rw))}
+    runs: dict[str, list[float]] = {label: [] for label in copies}
+    for _ in range(reps):
+        for label, get in gets.items():
+            started = time.process_time()
+            for key in sample:
+                get(key)
+            runs[label].append((time.process_time() - started) / count * 1e9)
+    print()
+    for label, values in runs.items():
+        print(f"lookup, {label}: median {sorted(values)[reps // 2]:.0f} ns CPU per get "
+              f"({', '.join(f'{v:.0f}' for v in values)})")
 
 
 if __name__ == "__main__":
