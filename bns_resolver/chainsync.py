@@ -24,7 +24,8 @@ from bns_resolver.config import ChainSettings
 from bns_resolver.errors import ConfigError
 from bns_resolver.index.chainstore import SqlStateStore
 from bns_resolver.index.db import Engine, reported
-from bns_resolver.index.sync_state import load_state, save_state
+from bns_resolver.index.changes import save_state_noted
+from bns_resolver.index.sync_state import load_state
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ class ChainSync:
 
     def record_tip(self) -> int:
         tip = self.virtualchain.fetcher.tip_height()
-        save_state(self.db_engine, {"tip": str(tip)})
+        save_state_noted(self.db_engine, {"tip": str(tip)})  # servers learn the tip from the change feed
         return tip
 
 

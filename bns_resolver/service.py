@@ -17,6 +17,7 @@ from twisted.internet import defer, task
 from bns_resolver.answers.keeper import StoreKeeper
 from bns_resolver.answers.respond import StoreAnswerer
 from bns_resolver.answers.store import store_root
+from bns_resolver.answers.update import affected_bindings
 from bns_resolver.config import Settings, effective_upstreams
 from bns_resolver.dns.access import AccessList
 from bns_resolver.dns.authority import BnsAuthority
@@ -26,6 +27,7 @@ from bns_resolver.dns.policy import Mode, NamespacePolicy, TldStatus
 from bns_resolver.dns.querylog import QueryLog
 from bns_resolver.dns.server import listen
 from bns_resolver.dns.zones import ZoneCache
+from bns_resolver.index.changes import IndexEvents, IndexUpdate
 from bns_resolver.index.db import open_index
 from bns_resolver.index.lookup import IndexReader
 from bns_resolver.index.snapshot import EMBEDDED_DIR, ExportFiles, import_export
@@ -46,7 +48,9 @@ log = logging.getLogger(__name__)
 
 TYPE_SOA = 6
 RCODE_NXDOMAIN = 3
-INDEX_POLL_SECONDS = 2.0
+# How often the change feed is read: one indexed query, so a fleet of servers on one database
+# follows a commit within about this long.
+INDEX_POLL_SECONDS = 0.5
 
 
 def open_data(settings: Settings) -> Engine:
@@ -76,11 +80,10 @@ class GatewayService:
     engine: Engine
     gateway: Gateway = field(init=False)
     ports: list[Any] = field(default_factory=list)  # Twisted listening ports (zope-typed, opaque to mypy)
-    _generation: str | None = None
+    events: IndexEvents = field(init=False)  # the index's change feed: height, tip, readiness, names
     _loops: list[task.LoopingCall] = field(default_factory=list)
     chain_sync: ChainSync | None = None  # when a bitcoind is configured
     fetch_service: FetchService | None = None  # when zone-file sources are configured
-    _not_ready: str | None = None
     http_port: Any = None
     web_ports: list[Any] = field(default_factory=list)
     handed_out: dict[str, str | None] = field(default_factory=dict)  # DNS listener -> synthesized address
@@ -93,12 +96,13 @@ class GatewayService:
     def __post_init__(self) -> None:
         reader = IndexReader(self.engine)
         upstreams = effective_upstreams(self.settings)
+        self.events = IndexEvents(self.engine)
         if self.settings.chain.bitcoind:
             from bns_resolver.chainsync import ChainSync
 
             self.chain_sync = ChainSync(self.engine, self.settings.chain)
-            self._not_ready = "the index has not caught up with the chain yet"
-        authority = BnsAuthority(reader, ZoneCache(reader), ready=lambda: self._not_ready)
+            self.events.not_ready = "the index has not caught up with the chain yet"
+        authority = BnsAuthority(reader, ZoneCache(reader), ready=lambda: self.events.not_ready)
         forwarder = Forwarder(list(upstreams), reactor=self.reactor)
         policy = build_policy(self.settings)
         answerer = self._answer_store(authority, policy)
@@ -106,7 +110,7 @@ class GatewayService:
                                access=AccessList(self.settings.allow), cache_entries=self.settings.cache_entries,
                                doh_canary=self.settings.doh_canary, bns_namespaces=self._known_namespaces,
                                store=answerer)
-        self._generation = reader.sync_state().get("generation")
+        self.events.subscribe(self._index_moved)
 
     def _known_namespaces(self) -> frozenset[str]:
         """Namespaces the chain profile knows, for names a fresh sync has not reached yet."""
@@ -117,7 +121,9 @@ class GatewayService:
         if not self.settings.answer_store:
             return None
         answerer = StoreAnswerer(authority, policy)
-        self.store_keeper = StoreKeeper(self.engine, store_root(self.settings.data_dir), answerer, self.reactor)
+        # Answers cached from a store entry an update then rewrote are dropped once it is in.
+        self.store_keeper = StoreKeeper(self.engine, store_root(self.settings.data_dir), answerer, self.reactor,
+                                        on_applied=lambda names: self.gateway.names_changed(names, height_moved=False))
         self.store_keeper.open_existing()
         return answerer
 
@@ -271,21 +277,30 @@ class GatewayService:
         self._loops.append(every(seconds, job, self.reactor))
 
     def check_index(self) -> None:
-        """Drop cached answers when another writer (sync, fetcher, import) changed the index."""
-        generation = IndexReader(self.engine).sync_state().get("generation")
-        if generation != self._generation:
-            self._generation = generation
+        """Read the change feed (a timer, and nudges from the sync and the fetcher); start the store's
+        compile when it does not serve yet."""
+        self.events.poll()
+        if self.store_keeper is not None and self.store_keeper.needs_work:
+            self.store_keeper.check()
+
+    def _index_moved(self, update: IndexUpdate) -> None:
+        """The feed's subscriber: drop the answers of what changed, and update the store."""
+        changes, height_moved = update.changes, update.height != update.previous_height
+        if not changes.complete:
             self.gateway.index_changed()
-            log.info("index changed (generation %s): answer caches dropped", generation)
+            log.info("index changed as a whole (change %s): answer caches dropped", changes.seq)
+        elif changes.names or height_moved:
+            self.gateway.names_changed(affected_bindings(changes.names), height_moved=height_moved)
+            log.debug("index change %s: %d names, height %s", changes.seq, len(changes.names), update.height)
         if self.store_keeper is not None:
-            self.store_keeper.check()  # compile when missing, stale, or switched off by a change
+            self.store_keeper.check()
 
     def sync_round(self) -> defer.Deferred[Any]:
         """One catch-up with bitcoind in a worker thread; DNS keeps answering meanwhile."""
         from twisted.internet.threads import deferToThreadPool
 
         def block_done(_block: Any) -> None:
-            self.reactor.callFromThread(self.check_index)  # answers switch per committed block
+            self.reactor.callFromThread(self.check_index)  # read the feed now: answers switch per flush
 
         chain_sync = self.chain_sync
         if chain_sync is None:  # only scheduled when a bitcoind is configured
@@ -298,13 +313,13 @@ class GatewayService:
     def _synced(self, result: SyncResult, chain_sync: ChainSync) -> None:
         if result.processed and self.fetch_service is not None:
             self.fetch_service.run_soon()  # new value hashes: fetch their zone files now
-        tip = chain_sync.virtualchain.fetcher.tip_height()
-        height = result.last_block
-        lag = tip - height if height is not None else None
+        self.events.poll()  # the sync recorded the node's tip in the index: no second RPC for it
+        tip, height = self.events.tip, result.last_block
+        lag = tip - height if height is not None and tip is not None else None
         if result.reached_end or (lag is not None and lag <= self.settings.chain.max_lag):
-            self._not_ready = None
+            self.events.set_not_ready(None)
         else:
-            self._not_ready = f"the index is at block {height}, {lag} blocks behind the chain tip {tip}"
+            self.events.set_not_ready(f"the index is at block {height}, {lag} blocks behind the chain tip {tip}")
         self.check_index()
 
     def _sync_failed(self, failure: Failure) -> None:
@@ -319,7 +334,7 @@ class GatewayService:
         first_block = subdomain_first_block(self.chain_sync)
         fetcher = ZoneFileFetcher(self.engine, build_sources(self.settings.zonefile_sources))
         self.fetch_service = FetchService(
-            fetcher, reactor=self.reactor, on_stored=lambda _hash: self.gateway.index_changed(),
+            fetcher, reactor=self.reactor, on_stored=lambda _hash: self.check_index(),
             in_thread=lambda zonefile_hash: process_stored_zonefile(self.engine, zonefile_hash,
                                                                     first_block=first_block))
         self.fetch_service.start().addErrback(lambda f: log.error("zone-file fetching stopped: %s", f))

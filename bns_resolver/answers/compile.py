@@ -3,9 +3,8 @@
 Each compile writes a new LMDB environment beside the old one and only then points
 `current` at it (a symlink replaced atomically), so a compile killed at any moment
 leaves the previous store serving. Which bindings exist follows
-`BnsAuthority.binding_for` exactly: live names of served namespaces, and subdomains
-(of a served namespace, three labels, whose domain has subdomains), which take
-their subtree from the name's zone.
+`BnsAuthority.binding_for` exactly (`Bindings`). Between compiles, `update.py`
+rewrites the bindings the change feed names, with the same `Bindings`.
 """
 
 from __future__ import annotations
@@ -16,16 +15,16 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import lmdb
 
-from bns_resolver.answers.format import FORMAT_VERSION, META_KEY
+from bns_resolver.answers.format import FORMAT_VERSION, META_KEY, NODES_PREFIX, name_to_wire
 from bns_resolver.answers.nodes import Item, binding_items
 from bns_resolver.answers.store import CURRENT, IndexState, index_state
-from bns_resolver.index.lookup import IndexReader
+from bns_resolver.index.lookup import IndexReader, NameRecord, SubdomainRecord
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +65,7 @@ def compile_store(reader: IndexReader, root: Path) -> tuple[Path, CompileReport]
     os.rename(build, final)
     _make_current(root, final)
     remove_old_stores(root, keep=final)
-    log.info("answer store compiled at generation %s: %s", state.generation, report.summary())
+    log.info("answer store compiled at change %s: %s", state.seq, report.summary())
     return final, report
 
 
@@ -100,33 +99,51 @@ def _put_all(env: lmdb.Environment, batch: list[Item]) -> None:
 
 
 def _items(reader: IndexReader, state: IndexState, report: CompileReport) -> Iterator[Item]:
-    namespaces = set(state.namespaces)
-    domains = reader.subdomain_domains()
+    bindings = Bindings(reader, state, reader.subdomain_domains(), report)
+    for name, content in reader.names_with_zonefiles():
+        yield from bindings.name_items(name, content)
+    for subdomain, content in reader.subdomains_with_zonefiles():
+        yield from bindings.subdomain_items(subdomain, content)
 
-    def shadowed(node: str) -> bool:
+
+class Bindings:
+    """Each binding's store entries, deciding which bindings exist as `BnsAuthority.binding_for`
+    does: live names of served namespaces, and subdomains (of a served namespace, three labels,
+    whose domain has subdomains), which take their subtree from the name's zone. Shared by the
+    full compile and the incremental update (`update.py`), so both write the same bytes."""
+
+    def __init__(self, reader: IndexReader, state: IndexState, domains: Container[str],
+                 report: CompileReport) -> None:
+        self.reader, self.state, self.domains, self.report = reader, state, domains, report
+        self.namespaces = set(state.namespaces)
+
+    def shadowed(self, node: str) -> bool:
         # binding_for: under a domain with subdomains, an existing subdomain owns its subtree.
         labels = node.split(".")
-        return (len(labels) >= 3 and ".".join(labels[-2:]) in domains
-                and reader.subdomain(".".join(labels[-3:])) is not None)
+        return (len(labels) >= 3 and ".".join(labels[-2:]) in self.domains
+                and self.reader.subdomain(".".join(labels[-3:])) is not None)
 
-    for name, content in reader.names_with_zonefiles():
-        if name.fqn.rsplit(".", 1)[-1] not in namespaces or name.revoked or _expired(name.expire_block, state):
-            report.skipped += 1
-            continue
+    def name_items(self, name: NameRecord, content: bytes | None) -> list[Item]:
+        namespace = name.fqn.rsplit(".", 1)[-1]
+        if namespace not in self.namespaces or name.revoked or _expired(name.expire_block, self.state):
+            self.report.skipped += 1
+            return []
         value_hash = "" if not name.value_hash or name.value_hash == ZERO_HASH else name.value_hash
-        report.names += 1
-        yield from _counted(report, binding_items(name.fqn, name.fqn.rsplit(".", 1)[-1], value_hash, content,
-                                                  shadowed if name.fqn in domains else None))
-    for subdomain, content in reader.subdomains_with_zonefiles():
+        self.report.names += 1
+        shadowed = self.shadowed if name.fqn in self.domains else None
+        return _counted(self.report, name.fqn, binding_items(name.fqn, namespace, value_hash, content, shadowed))
+
+    def subdomain_items(self, subdomain: SubdomainRecord, content: bytes | None) -> list[Item]:
         labels = subdomain.fqn.split(".")
-        if len(labels) != 3 or labels[-1] not in namespaces or ".".join(labels[-2:]) not in domains:
-            report.skipped += 1
-            continue
-        report.subdomains += 1
-        yield from _counted(report, binding_items(subdomain.fqn, labels[-1], subdomain.zonefile_hash, content))
+        if len(labels) != 3 or labels[-1] not in self.namespaces or ".".join(labels[-2:]) not in self.domains:
+            self.report.skipped += 1
+            return []
+        self.report.subdomains += 1
+        return _counted(self.report, subdomain.fqn,
+                        binding_items(subdomain.fqn, labels[-1], subdomain.zonefile_hash, content))
 
 
-def _counted(report: CompileReport, outcome: tuple[str, list[Item]]) -> list[Item]:
+def _counted(report: CompileReport, fqn: str, outcome: tuple[str, list[Item]]) -> list[Item]:
     kind, items = outcome
     if kind == "defer":
         report.deferred += 1
@@ -135,7 +152,16 @@ def _counted(report: CompileReport, outcome: tuple[str, list[Item]]) -> list[Ite
     elif kind == "skip":
         report.skipped += 1
     report.nodes += len(items)
-    return items
+    return with_nodes_key(fqn, items)
+
+
+def with_nodes_key(fqn: str, items: list[Item]) -> list[Item]:
+    """The binding's entries plus the key listing its owner names beside the apex, if it has any."""
+    if not items:
+        return items
+    apex = name_to_wire(fqn)
+    others = [key for key, _ in items if key != apex]
+    return [*items, (NODES_PREFIX + apex, b"".join(others))] if others else items
 
 
 def _expired(expire_block: int | None, state: IndexState) -> bool:

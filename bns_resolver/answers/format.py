@@ -8,6 +8,7 @@ Value: one byte of kind and flags, then by kind
             answer section; the first entry (qtype 0) serves every qtype not listed
   DEFER     nothing more: the slow path answers (the zone file was not held when compiled)
   SERVFAIL  the EDE code (2 bytes) and the EDE text (UTF-8)
+A binding with owner names beside its apex also has a NODES_PREFIX key listing them.
 Answer sections are encoded as if the question (the key) sat at offset 12, where every
 reply puts it, so their compression pointers hold in any reply to that name.
 """
@@ -25,7 +26,10 @@ FLAG_APEX = 0x10  # the on-chain name or subdomain itself: what a query's bindin
 FLAG_WEB = 0x20  # A/AAAA for the web gateway may be synthesized here (no A/AAAA/CNAME of its own)
 
 META_KEY = b"\xffmeta"  # no wire name starts with 0xff
-FORMAT_VERSION = 1
+# 0xfe + a binding's apex key: the keys of its other owner names, concatenated (wire names end
+# in their zero byte), so an incremental update can remove exactly what the binding wrote.
+NODES_PREFIX = b"\xfe"
+FORMAT_VERSION = 2
 DEFAULT_QTYPE = 0
 ENTRY = struct.Struct("!HBHI")
 _RR_FIXED = struct.Struct("!HHIH")
@@ -89,6 +93,18 @@ def label_offsets(wire: bytes) -> list[int]:
         offsets.append(offset)
         offset += wire[offset] + 1
     return offsets
+
+
+def split_wire_names(joined: bytes) -> list[bytes]:
+    """Uncompressed wire names written one after another, apart."""
+    names, start, offset = [], 0, 0
+    while offset < len(joined):
+        length = joined[offset]
+        offset += length + 1
+        if length == 0:
+            names.append(joined[start:offset])
+            start = offset
+    return names
 
 
 def is_plain(wire: bytes, offsets: list[int]) -> bool:

@@ -122,14 +122,41 @@ class Gateway:
         return [self, *self._views]
 
     def index_changed(self) -> None:
-        """Drop every answer that may depend on the index (a block, a zone file, an import)."""
+        """Anything may have changed (an import, a log trimmed past us): drop every BNS answer and
+        switch the store off until it speaks for the index again. Upstream answers stay, but for
+        names under BNS namespaces, which may be BNS's own now."""
         self.authority.refresh()
         if self.store is not None:
             self.store.index_changed()
-        self.forwarded.clear()
+        namespaces = {_wire_name(ns) for ns in self.authority.namespaces}
+        self._drop_cached(lambda _qname: True, lambda qname: _tld(qname) in namespaces)
+
+    def names_changed(self, names: Collection[str], *, height_moved: bool) -> None:
+        """These names (and so everything under them) changed: a block, a zone file, a subdomain.
+        Only their answers go, upstream ones included (a forwarded NXDOMAIN for a name BNS now
+        has); every other forwarded answer stays. A new height changes every negative answer's SOA
+        serial, so then every BNS answer goes (they are rebuilt from the store in microseconds)."""
+        self.authority.refresh()
+        suffixes = tuple(_wire_name(name) for name in names if name)
+
+        def touched(qname: bytes) -> bool:
+            return qname.endswith(suffixes) if suffixes else False
+
+        self._drop_cached((lambda _qname: True) if height_moved else touched, touched)
+
+    def _drop_cached(self, bns: Callable[[bytes], bool], forwarded: Callable[[bytes], bool]) -> None:
+        """Drop BNS answers whose (lower-case wire) question name `bns` picks, upstream ones `forwarded` picks."""
+        for key in [key for key in self.forwarded.entries if forwarded(key[0])]:  # type: ignore[arg-type]
+            del self.forwarded.entries[key]
         for gateway in self.views():
-            gateway.answers.clear()
-            gateway.replay.clear()
+            answers = gateway.answers.entries
+            for key in [key for key in answers if bns(key[0])]:  # type: ignore[arg-type]
+                del answers[key]
+            replay = gateway.replay
+            # A replayed answer lives forever when it is BNS's, until its TTL when it is upstream's.
+            for packet in [packet for packet, (_, until) in replay.items()
+                           if (bns if until == FOREVER else forwarded)(_replay_qname(packet))]:
+                del replay[packet]
 
     def handle(self, packet: bytes, client_ip: str, *, tcp: bool) -> Answer:
         self.stats["queries"] += 1
@@ -380,3 +407,25 @@ def _header_reply(packet: bytes, rcode: int) -> bytes | None:
     opcode = packet[2] & 0x78
     flags = 0x8000 | (opcode | (packet[2] & 0x01 if opcode == 0 else 0)) << 8 | rcode  # RD only for QUERY
     return packet[0:2] + struct.pack("!HHHHH", flags, 0, 0, 0, 0)
+
+
+def _wire_name(name: str) -> bytes:
+    """'alice.id' → b'\\x05alice\\x02id\\x00', as cache keys hold question names."""
+    return b"".join(bytes([len(label)]) + label for label in name.lower().encode().split(b".") if label) + b"\x00"
+
+
+def _tld(qname: bytes) -> bytes:
+    """The last label of a wire name, as a wire name of its own (b'\\x02id\\x00')."""
+    offset, last = 0, 0
+    while offset < len(qname) and qname[offset]:
+        last = offset
+        offset += qname[offset] + 1
+    return qname[last:]
+
+
+def _replay_qname(key: bytes) -> bytes:
+    """The question name of a replay key (the query after its ID), lower-cased like cache keys."""
+    offset = 10
+    while offset < len(key) and key[offset]:
+        offset += key[offset] + 1
+    return key[10:offset + 1].lower()

@@ -27,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bns_resolver.bns.state import Record
 from bns_resolver.errors import ChainError
 from bns_resolver.index import schema
+from bns_resolver.index.changes import record_changes
 from bns_resolver.index.sync_state import bump_generation, read_sync_state, write_sync_state
 
 # (name record, namespace record or None) -> first block at which the name stops resolving.
@@ -61,6 +62,7 @@ class SqlStateStore:
         self._open_hash = ""
         self._committed: dict[str, str] | None = None  # sync state of the newest unflushed block
         self._touched_namespaces: set[str] = set()
+        self._changed_names: set[str] = set()  # for the change feed, logged at the flush or undo
         self._consensus_memo: dict[int, str | None] = {}
 
     # -- block framing (driven by the virtualchain) ----------------------------------------
@@ -110,6 +112,7 @@ class SqlStateStore:
             if self._committed is not None:
                 write_sync_state(self._conn, {"source": "chain", "network": self._network, **self._committed})
                 bump_generation(self._conn)
+                record_changes(self._conn, self._changed_names)  # also a block without name changes: its height
             self._conn.commit()
         except BaseException:
             self._discard()
@@ -165,6 +168,7 @@ class SqlStateStore:
             self._conn.close()
         self._conn, self._open, self._committed = None, None, None
         self._touched_namespaces.clear()
+        self._changed_names.clear()
 
     def _reader(self) -> Any:
         """The open transaction's connection (to see its own writes), else a fresh one."""
@@ -303,6 +307,7 @@ class SqlStateStore:
 
     def _write_name(self, conn: Connection, record: Record | None, fqn: str | None = None) -> None:
         fqn = record["name"] if record is not None else fqn
+        self._changed_names.add(str(fqn))
         conn.execute(_NAME_DELETE, {"key": fqn})
         if record is not None:
             conn.execute(insert(schema.names), self._name_row(conn, record))
@@ -345,6 +350,8 @@ class SqlStateStore:
             "block_hash": previous[2] if previous else "",
         })
         bump_generation(conn)
+        record_changes(conn, self._changed_names)
+        self._changed_names.clear()
 
     def _undo_rows(self, conn: Connection, height: int) -> None:
         """Restore every before-image block `height` journaled, newest first, and drop its journal."""

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Connection", "Engine", "HEAD_REVISION", "current_revision", "open_index", "reported", "sqlite_url"]
 
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 

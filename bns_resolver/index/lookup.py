@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bns_resolver.errors import IndexUnavailable
 from bns_resolver.index import schema
+from bns_resolver.index.changes import ChangeSet, changes_since, latest_seq, names_expiring_between
 from bns_resolver.index.sync_state import read_sync_state
 
 
@@ -138,6 +139,24 @@ class IndexReader:
     def sync_state(self) -> dict[str, str]:
         with self._engine.connect() as conn:
             return read_sync_state(conn)
+
+    def change_seq(self) -> int:
+        """The change feed's newest sequence number (index/changes.py)."""
+        with self._engine.connect() as conn:
+            return latest_seq(conn)
+
+    def changes_since(self, since: int, *, until: int | None = None) -> ChangeSet | None:
+        with self._engine.connect() as conn:
+            return changes_since(conn, since, until=until)
+
+    def names_expiring_between(self, low: int | None, high: int | None) -> set[str]:
+        with self._engine.connect() as conn:
+            return names_expiring_between(conn, low, high)
+
+    def has_subdomains(self, domain: str) -> bool:
+        query = select(schema.subdomains.c.fqn).where(schema.subdomains.c.domain == domain).limit(1)
+        with self._engine.connect() as conn:
+            return conn.execute(query).first() is not None
 
     def indexed_height(self) -> int | None:
         value = self.sync_state().get("height")

@@ -172,3 +172,13 @@ sync_state = Table(
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+# The change feed: which names a commit changed, under one sequence number per commit, written
+# in the writer's own transaction (see index/changes.py). Name "" marks a commit that moved only
+# the sync state (height, tip); "*" marks one that changed everything (a snapshot import).
+index_changes = Table(
+    "index_changes",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(160), primary_key=True),
+)

@@ -32,6 +32,7 @@ from bns_resolver.errors import SnapshotError
 from bns_resolver.index import schema
 from bns_resolver.index import subdomains as subdomain_rows
 from bns_resolver.index.db import reported
+from bns_resolver.index.changes import ALL_NAMES, record_changes
 from bns_resolver.index.sync_state import bump_generation, write_sync_state
 from bns_resolver.zonefiles.store import store_verified_many
 
@@ -194,6 +195,7 @@ def import_export(engine: Engine, files: ExportFiles) -> ImportReport:
             "snapshot_sha256": hashlib.sha256(chainstate).hexdigest(),
         })
         bump_generation(conn)
+        record_changes(conn, [ALL_NAMES])
     for line in report.rejected:
         log.warning("snapshot import rejected %s", line)
     return report

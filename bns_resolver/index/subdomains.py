@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from bns_resolver.index.changes import record_changes
 from bns_resolver.index.schema import name_history, names, subdomain_history, subdomains, zonefiles
 
 
@@ -75,13 +76,17 @@ def put_current(conn: Connection, fqn: str, values: Mapping[str, Any]) -> None:
         conn.execute(subdomains.update().where(subdomains.c.fqn == fqn).values(**values))
     else:
         conn.execute(subdomains.insert().values(fqn=fqn, **values))
+    record_changes(conn, [fqn])
 
 
 def delete_current(conn: Connection, fqn: str, parent_hashes: Iterable[str]) -> bool:
     """Remove `fqn`'s current row if one of `parent_hashes` set it; True if a row went."""
     gone = subdomains.delete().where(subdomains.c.fqn == fqn,
                                      subdomains.c.parent_zonefile_hash.in_(list(parent_hashes)))
-    return bool(conn.execute(gone).rowcount)
+    if not conn.execute(gone).rowcount:
+        return False
+    record_changes(conn, [fqn])
+    return True
 
 
 def insert_imported(conn: Connection, current: list[dict[str, Any]], history: list[dict[str, Any]]) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, or_, select
 
+from bns_resolver.index.changes import record_changes
 from bns_resolver.index.schema import name_history, names, zonefile_wants, zonefiles
 
 ZERO_HASH = "0" * 40
@@ -54,14 +55,19 @@ def insert_verified(conn: Connection, files: Mapping[str, bytes], source: str, f
     """Write already-verified files that are not held yet (see zonefiles.store) and clear their backoff.
 
     The want rows stay: their first_block/inv_index order subdomain history; only the
-    backoff state is stale now.
+    backoff state is stale now. Names whose value hash a file is change now (they had no zone
+    file); a subdomain's file is stored by the subdomain indexer with its row, which logs it.
     """
+    changed: set[str] = set()
     for chunk in _chunks(files):
         rows = [{"zonefile_hash": h, "content": files[h], "source": source[:_SOURCE_MAX], "fetched_at": fetched_at}
                 for h in chunk]
         conn.execute(zonefiles.insert(), rows)
         conn.execute(zonefile_wants.update().where(zonefile_wants.c.zonefile_hash.in_(chunk))
                      .values(attempts=0, next_attempt_at=0.0, last_error=None))
+        changed.update(row[0] for row in conn.execute(select(names.c.fqn).where(names.c.value_hash.in_(chunk))))
+    if changed:
+        record_changes(conn, changed)
 
 
 def due_wants(conn: Connection, *, now: float, limit: int) -> list[tuple[str, str | None]]:

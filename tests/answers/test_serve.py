@@ -19,7 +19,7 @@ from bns_resolver.hashing import hash160_hex
 from bns_resolver.index import schema
 from bns_resolver.index.db import open_index
 from bns_resolver.index.lookup import IndexReader
-from bns_resolver.index.sync_state import bump_generation
+from bns_resolver.index.changes import ALL_NAMES, record_changes
 from tests.support.dns_fixtures import IndexSpec, NameSpec, ServerProcess, bns_only_config, make_index
 
 ZONE = b"$ORIGIN alice.id\n_http._tcp URI 10 1 \"https://gaia.example/alice.json\"\n"
@@ -53,20 +53,43 @@ def test_serve_compiles_a_missing_store_then_reuses_it(tmp_path: Path) -> None:
         again.stop()
 
 
-def test_serve_recompiles_after_the_index_changes(tmp_path: Path) -> None:
-    """A new generation switches the store off (the slow path answers) until a new one is swapped in."""
+def _add_bob(engine, changed: str) -> None:  # type: ignore[no-untyped-def]
+    bob = b"$ORIGIN bob.id\n_http._tcp URI 10 1 \"https://gaia.example/bob.json\"\n"
+    with engine.begin() as conn:
+        conn.execute(insert(schema.names).values(fqn="bob.id", namespace_id="id", owner_address="1Test",
+                                                 value_hash=hash160_hex(bob), revoked=False))
+        conn.execute(insert(schema.zonefiles).values(zonefile_hash=hash160_hex(bob), content=bob,
+                                                     source="test", fetched_at=0.0))
+        record_changes(conn, [changed])
+
+
+def test_serve_updates_the_store_in_place_after_a_change(tmp_path: Path) -> None:
+    """A change the feed names is written into the store in use: no second compile, no second store."""
     data = tmp_path / "data"
     engine = make_index(data, IndexSpec(names=[NameSpec("alice.id", ZONE)]))
     server = ServerProcess(data, config=bns_only_config(("id",))).start()
     try:
         _wait_for(lambda: server.log().count("answer store in use") == 1)
-        bob = b"$ORIGIN bob.id\n_http._tcp URI 10 1 \"https://gaia.example/bob.json\"\n"
-        with engine.begin() as conn:
-            conn.execute(insert(schema.names).values(fqn="bob.id", namespace_id="id", owner_address="1Test",
-                                                     value_hash=hash160_hex(bob), revoked=False))
-            conn.execute(insert(schema.zonefiles).values(zonefile_hash=hash160_hex(bob), content=bob,
-                                                         source="test", fetched_at=0.0))
-            bump_generation(conn)
+        assert server.query("_http._tcp.bob.id", "URI").rcode() == 3  # cached as NXDOMAIN now
+        _add_bob(engine, "bob.id")
+        _wait_for(lambda: "answer store updated to change" in server.log())
+        reply = server.query("_http._tcp.bob.id", "URI")
+        assert reply.answer and "gaia.example/bob.json" in reply.answer[0].to_text()
+        assert server.log().count("answer store in use") == 1
+        assert len(list((data / "answers").glob("store-*"))) == 1
+    finally:
+        server.stop()
+
+
+def test_serve_recompiles_after_the_index_changes_as_a_whole(tmp_path: Path) -> None:
+    """An import (the feed says "everything") switches the store off (the slow path answers) until a
+    new one is swapped in."""
+    data = tmp_path / "data"
+    engine = make_index(data, IndexSpec(names=[NameSpec("alice.id", ZONE)]))
+    server = ServerProcess(data, config=bns_only_config(("id",))).start()
+    try:
+        _wait_for(lambda: server.log().count("answer store in use") == 1)
+        _add_bob(engine, ALL_NAMES)
         _wait_for(lambda: server.log().count("answer store in use") == 2)
         reply = server.query("_http._tcp.bob.id", "URI")
         assert reply.answer and "gaia.example/bob.json" in reply.answer[0].to_text()
@@ -86,8 +109,8 @@ def test_compile_command_and_staleness(tmp_path: Path) -> None:
     assert store is not None and store.get(name_to_wire("_http._tcp.alice.id")) is not None
     store.close()
     with engine.begin() as conn:
-        bump_generation(conn)
-    assert open_fresh(data / "answers", reader) is None  # a block, an import: compile again
+        record_changes(conn, ["alice.id"])
+    assert open_fresh(data / "answers", reader) is None  # behind the index: updated or compiled again
 
 
 def test_a_compile_killed_midway_leaves_the_previous_store_serving(tmp_path: Path) -> None:
@@ -128,4 +151,4 @@ def _big_index_rows(engine, names: int) -> None:  # type: ignore[no-untyped-def]
     with engine.begin() as conn:
         conn.execute(insert(schema.names), rows)
         conn.execute(insert(schema.zonefiles), zonefiles)
-        bump_generation(conn)
+        record_changes(conn, [ALL_NAMES])
