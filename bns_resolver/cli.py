@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from bns_resolver import __version__
 from bns_resolver.config import Settings, default_data_dir, load_settings
-from bns_resolver.errors import ConfigError, GatewayError
+from bns_resolver.errors import ConfigError, GatewayError, IndexDamagedError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -73,6 +73,11 @@ def _command(commands: Any, name: str, help_text: str) -> argparse.ArgumentParse
     return sub
 
 
+# sysexits.h EX_DATAERR: no restart can fix a damaged index file, so supervisors are told to stop
+# trying (deploy/systemd: RestartPreventExitStatus) instead of looping on it.
+EXIT_DAMAGED_INDEX = 65
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -81,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(args.config, **_flags(args))
         _setup_logging(settings.log_level)
         return int(COMMANDS[args.command](settings, args) or 0)
+    except IndexDamagedError as exc:
+        print(f"bns-resolver: {_one_line(str(exc))}", file=sys.stderr)
+        return EXIT_DAMAGED_INDEX
     except GatewayError as exc:
         print(f"bns-resolver: {_one_line(str(exc))}", file=sys.stderr)
         return 2

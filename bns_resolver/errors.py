@@ -49,3 +49,7 @@ class IndexStoreError(GatewayError):
 
 class IndexUnavailable(IndexStoreError):
     """The index database cannot be reached (a server restarting, a file gone)."""
+
+
+class IndexDamagedError(IndexStoreError):
+    """The index file is damaged (truncated or corrupt); a restart cannot fix it."""

@@ -136,7 +136,7 @@ def test_status_endpoint_serves_metrics_health_and_status(tmp_path: Path) -> Non
             missing = exc.code
     finally:
         server.stop()
-    assert "bns_index_height 665750" in metrics and health == {"ready": True, "reason": None}
+    assert "bns_index_height 665750" in metrics and health == {"ready": True, "reason": None, "height": 665750}
     assert "# TYPE bns_upstream_exchanges_total counter" in metrics and "bns_dns_rate_limited_total 0" in metrics
     assert status["pid"] == server.process.pid and status["status_endpoint"] == [base]  # type: ignore[union-attr]
     assert missing == 404

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import functools
 import ipaddress
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,9 +18,11 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 
-from bns_resolver.errors import IndexUnavailable
+from bns_resolver.errors import IndexDamagedError, IndexUnavailable
+from bns_resolver.dns.loglimit import LogLimiter
 from bns_resolver.dns.zones import (
     EDE_NOT_READY,
+    EDE_OTHER,
     VerifiedZone,
     ZoneCache,
     ZoneUnavailable,
@@ -36,6 +39,10 @@ TYPE_ANY = dns.rdatatype.ANY
 TYPE_A = dns.rdatatype.A
 TYPE_AAAA = dns.rdatatype.AAAA
 WEB_ADDRESS_TTL = 300  # synthesized gateway addresses; short, since the gateway's address is config
+UNREADABLE = "the index cannot be read"
+
+log = logging.getLogger(__name__)
+limited_log = LogLimiter(log)
 
 
 class Outcome(enum.Enum):
@@ -114,6 +121,10 @@ class BnsAuthority:
         except IndexUnavailable as exc:
             # The database is away (restarting): say so to the client, and try again next query.
             return _servfail(namespace, EDE_NOT_READY, str(exc))
+        except IndexDamagedError as exc:
+            # A damaged file: no retry will read it; say so once in a while, never guess an answer.
+            limited_log.error("index-read", "%s", exc)
+            return _servfail(namespace, EDE_OTHER, UNREADABLE)
         if zone is None:
             return AuthorityResult(Outcome.NXDOMAIN, namespace)
         if web_address is not None and qtype in (TYPE_A, TYPE_AAAA) and qname in (zone.name, "www." + zone.name):

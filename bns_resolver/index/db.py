@@ -16,14 +16,17 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from bns_resolver.errors import IndexStoreError
+from bns_resolver.errors import IndexDamagedError, IndexStoreError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Connection", "Engine", "HEAD_REVISION", "current_revision", "open_index", "reported", "sqlite_url"]
+__all__ = ["Connection", "Engine", "HEAD_REVISION", "current_revision", "index_error", "open_index", "reported",
+           "sqlite_url"]
 
 HEAD_REVISION = "0003"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# SQLite's primary result codes for a file that is not (or no longer) a whole database.
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -41,7 +44,7 @@ def open_index(url: str, *, migrate: bool = True) -> Engine:
         if migrate and current_revision(engine) != HEAD_REVISION:
             _upgrade(engine)
     except SQLAlchemyError as exc:
-        raise IndexStoreError(f"cannot open the index at {_safe_url(engine)}: {exc}") from exc
+        raise index_error(engine, "open", exc) from exc
     return engine
 
 
@@ -99,9 +102,28 @@ def reported(engine: Engine, doing: str, *, outcome: str = "") -> Iterator[None]
     try:
         yield
     except SQLAlchemyError as exc:
-        reason = getattr(exc, "orig", None) or exc
-        raise IndexStoreError(f"cannot {doing} the index at {_safe_url(engine)}: {reason}"
-                              + (f"; {outcome}" if outcome else "")) from exc
+        raise index_error(engine, doing, exc, outcome=outcome) from exc
+
+
+def index_error(engine: Engine, doing: str, exc: SQLAlchemyError, *, outcome: str = "") -> IndexStoreError:
+    """One line that names the index and the failure; for a damaged SQLite file, also what to do,
+    since no retry or restart will make it readable again."""
+    reason = getattr(exc, "orig", None) or exc
+    if _is_damaged(engine, reason):
+        path = engine.url.database
+        return IndexDamagedError(
+            f"the index file {path} is damaged ({reason}); stop bns-resolver, move {Path(str(path)).name} and "
+            f"its -wal and -shm files out of {Path(str(path)).parent}, then start it again: serve re-imports the "
+            f"embedded snapshot into a new file, and sync rebuilds a chain index from bitcoind")
+    return IndexStoreError(f"cannot {doing} the index at {_safe_url(engine)}: {reason}"
+                           + (f"; {outcome}" if outcome else ""))
+
+
+def _is_damaged(engine: Engine, reason: object) -> bool:
+    if engine.dialect.name != "sqlite" or not engine.url.database or engine.url.database == ":memory:":
+        return False
+    code = getattr(reason, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -14,9 +14,10 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from bns_resolver.errors import IndexUnavailable
+from bns_resolver.errors import IndexDamagedError, IndexUnavailable
 from bns_resolver.index import schema
 from bns_resolver.index.changes import ChangeSet, changes_since, latest_seq, names_expiring_between
+from bns_resolver.index.db import index_error
 from bns_resolver.index.sync_state import read_sync_state
 
 
@@ -88,6 +89,9 @@ class IndexReader:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            error = index_error(self._engine, "read", exc)
+            if isinstance(error, IndexDamagedError):
+                raise error from exc
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
             raise IndexUnavailable(f"the index database is unavailable: {reason}") from exc
 
@@ -114,10 +118,13 @@ class IndexReader:
             yield SubdomainRecord(row[0], row[1], row[2], row[3], row[4]), _content(row[5])
 
     def _scan(self, statement: Any) -> Iterator[Any]:
-        with self._engine.connect() as conn:
-            result = conn.execution_options(stream_results=True).execute(statement)
-            while rows := result.fetchmany(SCAN_BATCH):
-                yield from rows
+        try:
+            with self._engine.connect() as conn:
+                result = conn.execution_options(stream_results=True).execute(statement)
+                while rows := result.fetchmany(SCAN_BATCH):
+                    yield from rows
+        except SQLAlchemyError as exc:
+            raise index_error(self._engine, "read", exc) from exc
 
     def subdomain_domains(self) -> frozenset[str]:
         with self._engine.connect() as conn:

@@ -24,7 +24,8 @@ def ops_response(request: Request, source: MetricsSource) -> bytes | None:
     """The answer for an operations path, or None when the path is not one."""
     path = request.path
     if path == b"/healthz":
-        return _json(request, _health(source.not_ready()), 503 if source.not_ready() else 200)
+        not_ready = source.not_ready()
+        return _json(request, _health(not_ready, source.index_height()), 503 if not_ready else 200)
     if path == b"/metrics":
         request.setHeader(b"Content-Type", b"text/plain; version=0.0.4; charset=utf-8")
         return render_metrics(source).encode("utf-8")
@@ -33,8 +34,10 @@ def ops_response(request: Request, source: MetricsSource) -> bytes | None:
     return None
 
 
-def _health(not_ready: str | None) -> dict[str, Any]:
-    return {"ready": not not_ready, "reason": not_ready}
+def _health(not_ready: str | None, height: int | None) -> dict[str, Any]:
+    # The height lets a monitor tell "ready but behind" (bitcoind away, the index keeps serving
+    # what it verified) from "ready and current" without a second request.
+    return {"ready": not not_ready, "reason": not_ready, "height": height}
 
 
 def _json(request: Request, body: dict[str, Any], code: int) -> bytes:
