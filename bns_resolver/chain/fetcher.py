@@ -127,7 +127,7 @@ class BlockFetcher:
         if self.raw:
             heights = list(range(first, first + len(hashes)))
             try:
-                return self._decoder.decode_raw(self._raw_blocks(hashes), heights)
+                return self._decode_raw(hashes, heights)
             except RpcError as exc:
                 if not refuses_raw(exc):
                     raise
@@ -137,6 +137,19 @@ class BlockFetcher:
                             first, exc)
         return self._decoder.decode(self.rpc.getblocks(hashes, 3))
 
+
+    def _decode_raw(self, hashes: Sequence[str], heights: list[int]) -> list[ChainBlock]:
+        raws = self._raw_blocks(hashes)
+        try:
+            return self._decoder.decode_raw(raws, heights)
+        except ChainError as exc:
+            # The header check cannot see damage past byte 80; a block that does not parse
+            # is read again from the node, which would refuse to serve a block it cannot read.
+            if all(isinstance(raw, str) for raw in raws):
+                raise
+            log.warning("blocks %d..%d as read from the block files do not parse (%s); fetching them "
+                        "over RPC", heights[0], heights[-1], exc)
+            return self._decoder.decode_raw(self.rpc.getblocks(hashes, 0), heights)
 
     def _raw_blocks(self, hashes: Sequence[str]) -> list[str | bytes]:
         """Serialized blocks: from the block files when they hold them intact, else over RPC."""

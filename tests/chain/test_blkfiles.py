@@ -3,6 +3,7 @@ the regtest chains the test bitcoind serves."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -119,6 +120,30 @@ def test_corrupted_block_on_disk_is_fetched_over_rpc(rpc: BitcoindRPC, node: Bit
         "fetching it over RPC"]
 
 
+def test_block_that_does_not_parse_is_fetched_over_rpc(rpc: BitcoindRPC, node: BitcoindServer,
+                                                       builder: ChainBuilder, tmp_path: Path,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """Damage past the header (here block 3's transaction count) keeps the header hash intact:
+    the scan fails instead, and that request's blocks come over RPC."""
+    blocks = served_raw_blocks(rpc, builder.height)
+    write_block_files(tmp_path, list(blocks.values()), key=KEY, files=2)
+    damaged = builder.block_hash(3)
+    path = next(p for p in sorted(tmp_path.glob("blk*.dat"))
+                if blocks[damaged] in xor_at(p.read_bytes(), KEY, 0))
+    data = bytearray(path.read_bytes())
+    offset = xor_at(bytes(data), KEY, 0).index(blocks[damaged])
+    data[offset + 80] ^= 0x7F  # the tx count varint: now more txs than the block holds
+    path.write_bytes(bytes(data))
+    over_rpc = BlockFetcher(rpc, raw=True, blocks_per_request=2).fetch(1, builder.height)
+    node.calls.clear()
+    fetcher = BlockFetcher(rpc, raw=True, blocks_per_request=2, block_files=BlockFiles(tmp_path, "regtest"))
+    with caplog.at_level(logging.WARNING, logger="bns_resolver.chain.fetcher"):
+        assert fetcher.fetch(1, builder.height) == over_rpc
+    assert raw_getblock_calls(node) == [[builder.block_hash(3), 0], [builder.block_hash(4), 0]]
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
+        "blocks 3..4 as read from the block files do not parse"]
+
+
 def test_damaged_header_before_indexing_means_not_found(rpc: BitcoindRPC, node: BitcoindServer,
                                                         builder: ChainBuilder, tmp_path: Path,
                                                         caplog: pytest.LogCaptureFixture) -> None:
@@ -213,3 +238,32 @@ def test_blocks_dir_flag_reaches_the_sync(tmp_path: Path) -> None:
     settings = load_settings(None, env={"BNS_RESOLVER_DATA_DIR": str(tmp_path)},
                              bitcoind="http://u:p@127.0.0.1:1", bitcoind_blocks_dir=str(tmp_path / "blocks"))
     assert settings.chain.blocks_dir == tmp_path / "blocks"
+
+
+def test_cli_sync_reads_the_blocks_dir(node: BitcoindServer, tmp_path: Path) -> None:
+    """`bns-resolver sync --bitcoind-blocks-dir`: the reference's consensus hash, no block over RPC;
+    a blocks dir that is not there: exit 2 and one line on stderr, nothing written."""
+    from tests.test_sync_cli import REGTEST_0141 as CONFIG
+    from tests.test_sync_cli import _cli, _scenario
+
+    scenario: Any = _scenario("name_preorder_register_update_accounts.json.gz")
+    node.serve_builder(corpus_chain(scenario.data))
+    rpc = BitcoindRPC(node.url)
+    write_block_files(tmp_path / "blocks", list(served_raw_blocks(rpc, node.tip_height).values()), key=KEY)
+    rpc.close()
+    config = tmp_path / "regtest.toml"
+    config.write_text(CONFIG)
+    data = str(tmp_path / "data")
+    missing = _cli("sync", "--config", str(config), "--data-dir", data, "--bitcoind", node.url,
+                   "--bitcoind-blocks-dir", str(tmp_path / "nope"))
+    assert missing.returncode == 2
+    assert missing.stderr.strip().count("\n") == 0 and f"{tmp_path / 'nope'} is not a directory" in missing.stderr
+    assert not (tmp_path / "data").exists()
+    node.calls.clear()
+    synced = _cli("sync", "--config", str(config), "--data-dir", data, "--bitcoind", node.url,
+                  "--bitcoind-blocks-dir", str(tmp_path / "blocks"))
+    assert synced.returncode == 0, synced.stderr
+    status = json.loads(_cli("status", "--json", "--data-dir", data).stdout)
+    assert (status["height"], status["consensus_hash"]) == (int(scenario.data["blocks"][-1]["height"]),
+                                                            scenario.data["blocks"][-1]["consensus_hash"])
+    assert raw_getblock_calls(node) == []
