@@ -486,9 +486,8 @@ def _check_whole(settings: Settings, origins: dict[str, str], check_environment:
                           "set; bitcoind's RPC needs one of them")
     if check_environment:
         _check_data_dir(settings.data_dir, origins["data_dir"])
-        if chain.blocks_dir is not None and not chain.blocks_dir.is_dir():
-            raise ConfigError(f"{origins['blocks_dir']}: {chain.blocks_dir} is not a directory "
-                              "(bitcoind's blocks/ folder, holding blk*.dat)")
+        if chain.blocks_dir is not None:
+            _check_blocks_dir(chain.blocks_dir, origins["blocks_dir"])
         if settings.run_as_user is not None:
             _checked(origins["run_as_user"], v.user, settings.run_as_user)
 
@@ -527,6 +526,15 @@ def _check_data_dir(data_dir: Path, where: str) -> None:
         if existing == data_dir:
             raise ConfigError(f"{where}: {data_dir} is not writable by this user")
         raise ConfigError(f"{where}: {data_dir} cannot be created: {existing} is not writable by this user")
+
+
+def _check_blocks_dir(blocks_dir: Path, where: str) -> None:
+    if not blocks_dir.is_dir():
+        raise ConfigError(f"{where}: {blocks_dir} is not a directory (bitcoind's blocks/ folder, holding blk*.dat)")
+    if not any(blocks_dir.glob("blk*.dat")):
+        # The usual slip: bitcoind's data directory instead of its blocks/ folder.
+        hint = f"; did you mean {blocks_dir / 'blocks'}?" if any(blocks_dir.glob("blocks/blk*.dat")) else ""
+        raise ConfigError(f"{where}: {blocks_dir} holds no blk*.dat files{hint}")
 
 
 def system_upstreams(listen: tuple[tuple[str, int], ...], resolv_conf: Path = Path("/etc/resolv.conf")

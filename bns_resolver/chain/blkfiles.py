@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -36,13 +35,6 @@ XOR_KEY_SIZE = 8
 _BLK_NAME = re.compile(r"blk(\d{5})\.dat")
 # Core refuses blocks over 4 MB of weight; a size field beyond this is garbage, not a block.
 _MAX_BLOCK_BYTES = 4_000_000
-
-
-@dataclass(frozen=True)
-class _Location:
-    path: Path
-    offset: int  # of the serialized block, after magic and size
-    size: int
 
 
 def block_hash(header: bytes) -> str:
@@ -73,11 +65,17 @@ def xor_at(data: bytes, key: bytes | None, position: int) -> bytes:
     return masked.to_bytes(len(data), "little")
 
 
-def block_files(blocks_dir: Path) -> list[Path]:
-    """The directory's blkNNNNN.dat files, in Core's numbering order."""
-    found = [(int(match.group(1)), entry) for entry in blocks_dir.iterdir()
-             if (match := _BLK_NAME.fullmatch(entry.name))]
-    return [entry for _, entry in sorted(found)]
+def block_files(blocks_dir: Path) -> list[tuple[int, Path]]:
+    """The directory's blkNNNNN.dat files with their numbers, in Core's numbering order."""
+    return sorted((int(match.group(1)), entry) for entry in blocks_dir.iterdir()
+                  if (match := _BLK_NAME.fullmatch(entry.name)))
+
+
+def _short_key(digest: bytes) -> int:
+    """8 bytes of a block hash (internal byte order, where the random bytes are) as the index
+    key: a mainnet index holds ~900k blocks, and a full hex key would cost twice the memory.
+    A collision is harmless: every block read is checked against its full hash."""
+    return int.from_bytes(digest[:8], "little")
 
 
 class BlockFiles:
@@ -88,36 +86,49 @@ class BlockFiles:
             raise FileNotFoundError(f"{blocks_dir} is not a directory")
         self.blocks_dir, self.magic = blocks_dir, NETWORK_MAGIC[network]
         self.key = read_xor_key(blocks_dir)
-        self._index: dict[str, _Location] = {}
-        self._scanned: dict[Path, int] = {}  # how far each file has been indexed
+        self._index: dict[int, int] = {}  # short key -> file number << 32 | offset of the record
+        self._scanned: dict[int, int | None] = {}  # file number -> indexed up to; None: unreadable
+        self._warned_empty = False
 
     def get(self, wanted: str) -> bytes | None:
         """The serialized block whose hash is `wanted`, checked against it; None when the
-        files do not hold it (yet) or what they hold does not hash to it."""
-        where = self._index.get(wanted) or self._scan_until(wanted)
+        files do not hold it (yet) or what they hold does not hash to it.  A block served is
+        dropped from the index: sync asks for each block once."""
+        key = _short_key(bytes.fromhex(wanted)[::-1])
+        where = self._index.get(key)
+        if where is None:
+            where = self._scan_until(key)
         if where is None:
             # Normal only for blocks newer than the files (or a damaged header: it hashes elsewhere).
             log.info("block %s is not in the block files in %s; fetching it over RPC", wanted, self.blocks_dir)
             return None
-        raw = self._read(where.path, where.offset, where.size)
-        if len(raw) != where.size or block_hash(raw) != wanted:
-            log.warning("block %s is not intact in %s at byte %d (what is there does not hash to it); "
-                        "fetching it over RPC", wanted, where.path.name, where.offset)
+        number, offset = divmod(where, 1 << 32)
+        raw = self._read_record(number, offset)
+        if raw is None or block_hash(raw) != wanted:
+            log.warning("block %s is not intact in blk%05d.dat at byte %d (what is there does not hash to it); "
+                        "fetching it over RPC", wanted, number, offset + 8)
             return None
+        del self._index[key]
         return raw
 
-    def _scan_until(self, wanted: str) -> _Location | None:
+    def _scan_until(self, key: int) -> int | None:
         """Index files from where each was last left (bitcoind keeps appending to the newest,
-        over its preallocated zeros) until `wanted` turns up."""
-        for path in block_files(self.blocks_dir):
-            self._scanned[path] = self._scan_file(path, self._scanned.get(path, 0))
-            if wanted in self._index:
-                return self._index[wanted]
+        over its preallocated zeros) until `key` turns up."""
+        for number, path in block_files(self.blocks_dir):
+            position = self._scanned.get(number, 0)
+            if position is not None:
+                self._scanned[number] = self._scan_file(number, path, position)
+            if key in self._index:
+                return self._index[key]
+        if not self._index and not self._warned_empty:
+            self._warned_empty = True
+            log.warning("%s holds no block files of this network (magic %s): every block comes over RPC",
+                        self.blocks_dir, self.magic.hex())
         return None
 
-    def _scan_file(self, path: Path, position: int) -> int:
+    def _scan_file(self, number: int, path: Path, position: int) -> int | None:
         """Headers only: magic, size, 80 bytes, then seek past the block.  Returns where it
-        stopped: the end of the last whole record."""
+        stopped (the end of the last whole record), None when the file holds garbage."""
         with path.open("rb") as handle:
             while True:
                 handle.seek(position)
@@ -126,16 +137,23 @@ class BlockFiles:
                     return position  # end of file, preallocated zeros, or a record being written
                 size = int.from_bytes(prefix[4:8], "little")
                 if not HEADER_SIZE <= size <= _MAX_BLOCK_BYTES:
-                    log.warning("%s at byte %d: record size %d is not a block's; stopped reading this file",
+                    log.warning("%s at byte %d: record size %d is not a block's; its later blocks come over RPC",
                                 path.name, position, size)
-                    return position
-                self._index.setdefault(block_hash(prefix[8:]), _Location(path, position + 8, size))
+                    return None
+                digest = hashlib.sha256(hashlib.sha256(prefix[8:]).digest()).digest()
+                self._index.setdefault(_short_key(digest), number << 32 | position)
                 position += 8 + size
 
-    def _read(self, path: Path, offset: int, size: int) -> bytes:
-        with path.open("rb") as handle:
-            handle.seek(offset)
-            return self._unmask(handle.read(size), offset)
+    def _read_record(self, number: int, offset: int) -> bytes | None:
+        """The block in the record at `offset` of blk`number`.dat; None if the file ends first."""
+        try:
+            with (self.blocks_dir / f"blk{number:05d}.dat").open("rb") as handle:
+                handle.seek(offset + 4)
+                size = int.from_bytes(self._unmask(handle.read(4), offset + 4), "little")
+                raw = self._unmask(handle.read(size), offset + 8)
+        except FileNotFoundError:  # pruned or reindexed since we scanned it
+            return None
+        return raw if len(raw) == size >= HEADER_SIZE else None
 
     def _unmask(self, data: bytes, position: int) -> bytes:
         return xor_at(data, self.key, position)

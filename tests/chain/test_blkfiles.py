@@ -68,6 +68,7 @@ def test_reader_serves_every_block_by_hash(rpc: BitcoindRPC, builder: ChainBuild
     for block_hash in reversed(list(blocks)):  # newest first: the whole index gets built early
         assert files.get(block_hash) == blocks[block_hash]
     assert files.get("00" * 32) is None
+    assert files.get(next(iter(blocks))) is None  # served blocks leave the index: sync asks once
 
 
 def test_fetcher_reads_files_and_matches_rpc(rpc: BitcoindRPC, node: BitcoindServer, builder: ChainBuilder,
@@ -103,7 +104,7 @@ def test_corrupted_block_on_disk_is_fetched_over_rpc(rpc: BitcoindRPC, node: Bit
     blocks = served_raw_blocks(rpc, builder.height)
     write_block_files(tmp_path, list(blocks.values()), key=KEY, files=1)
     reader = BlockFiles(tmp_path, "regtest")
-    assert reader.get(builder.block_hash(builder.height)) is not None  # the whole file is indexed now
+    assert reader.get(builder.block_hash(0)) is not None  # the whole file is indexed now (genesis: not synced)
     damaged = builder.block_hash(3)
     data = bytearray((tmp_path / "blk00000.dat").read_bytes())
     offset = xor_at(bytes(data), KEY, 0).index(blocks[damaged])
@@ -233,8 +234,32 @@ def test_missing_blocks_dir_is_a_one_line_error(tmp_path: Path) -> None:
     assert "\n" not in str(flag.value) + str(file.value)
 
 
+def test_datadir_instead_of_blocks_dir_is_a_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "blocks").mkdir()
+    (tmp_path / "blocks" / "blk00000.dat").write_bytes(bytes(64))
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, env={"BNS_RESOLVER_DATA_DIR": str(tmp_path)}, bitcoind="http://u:p@127.0.0.1:1",
+                      bitcoind_blocks_dir=str(tmp_path))
+    assert str(info.value) == (f"--bitcoind-blocks-dir {str(tmp_path)!r}: {tmp_path} holds no blk*.dat files; "
+                               f"did you mean {tmp_path / 'blocks'}?")
+
+
+def test_wrong_networks_files_say_so_once(rpc: BitcoindRPC, node: BitcoindServer, builder: ChainBuilder,
+                                          tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Mainnet-framed records read as regtest: nothing matches; one warning, every block over RPC."""
+    write_block_files(tmp_path, list(served_raw_blocks(rpc, builder.height).values()), network="mainnet")
+    node.calls.clear()
+    fetcher = BlockFetcher(rpc, raw=True, block_files=BlockFiles(tmp_path, "regtest"))
+    with caplog.at_level(logging.WARNING, logger="bns_resolver.chain.blkfiles"):
+        assert fetcher.fetch(1, builder.height) == BlockFetcher(rpc, raw=True).fetch(1, builder.height)
+    assert caplog.messages == [f"{tmp_path} holds no block files of this network (magic fabfbfda): "
+                               "every block comes over RPC"]
+    assert len(raw_getblock_calls(node)) == 2 * builder.height
+
+
 def test_blocks_dir_flag_reaches_the_sync(tmp_path: Path) -> None:
     os.mkdir(tmp_path / "blocks")
+    (tmp_path / "blocks" / "blk00000.dat").write_bytes(b"")
     settings = load_settings(None, env={"BNS_RESOLVER_DATA_DIR": str(tmp_path)},
                              bitcoind="http://u:p@127.0.0.1:1", bitcoind_blocks_dir=str(tmp_path / "blocks"))
     assert settings.chain.blocks_dir == tmp_path / "blocks"
