@@ -4,7 +4,9 @@ A synthetic regtest chain of ~1 MB / ~2,000-transaction blocks with a few BNS op
 (sync_chain.py, built once into bench/out/) is served by the test bitcoind in its own
 process (sync_node.py).  For each fetcher path — `getblock <hash> 3` (the default) and
 `raw=True` (`getblock <hash> 0` + `getrawtransaction <txid> 2 <blockhash>` for candidates)
-— it alternates, `--reps` times:
+— and `files` (ChainSync's default with the raw blocks read from blk*.dat files written once
+from the chain, in Core's format with an XOR key, next to it in bench/out/) — it alternates,
+`--reps` times:
 
 * transfer: exactly the RPC calls the indexer made on that path (recorded once, through
   the same BitcoindRPC), replies read and JSON-decoded, nothing else;
@@ -51,6 +53,7 @@ sys.path.insert(0, str(REPO / "bench"))
 from sync_chain import OUT, ensure_chain
 from sync_node import PASSWORD, USER
 
+from bns_resolver.chain.blkfiles import NETWORK_MAGIC, BlockFiles, xor_at
 from bns_resolver.chain.fetcher import BlockFetcher
 from bns_resolver.chain.rpc import BitcoindRPC
 from bns_resolver.chainsync import SYNC_PREFETCH, ChainSync
@@ -58,9 +61,12 @@ from bns_resolver.config import ChainSettings
 from bns_resolver.index.db import open_index, sqlite_url
 from bns_resolver.index.sync_state import read_sync_state
 
-PATHS = ("v3", "raw", "piped")
+PATHS = ("v3", "raw", "piped", "files")
 FETCHER_OPTIONS: dict[str, dict[str, Any]] = {
-    "v3": {}, "raw": {"raw": True}, "piped": {"raw": True, "prefetch": SYNC_PREFETCH}}
+    "v3": {}, "raw": {"raw": True}, "piped": {"raw": True, "prefetch": SYNC_PREFETCH},
+    "files": {"raw": True, "prefetch": SYNC_PREFETCH}}
+BLK_FILE_BYTES = 128 * 2**20  # Core starts a new blk file past 128 MiB
+XOR_KEY = bytes.fromhex("3c5e1fa9027bd864")  # Core >= 28 draws one per data dir
 V1_HISTORY_BLOCKS = 665_749 - 373_601 + 1  # BNS v1 on mainnet: first block to the freeze
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 MB = 1_000_000
@@ -118,15 +124,40 @@ class Recorder:
 def chain_sync(engine: Any, url: str, meta: dict[str, Any], path: str,
                wrap: Callable[[BitcoindRPC], Any] | None = None) -> ChainSync:
     """What `bns-resolver sync --network regtest` wires up, with the fetcher of `path`
-    ("piped" is ChainSync's own default: raw blocks prefetched on a thread)."""
-    settings = ChainSettings(bitcoind=url, network="regtest", confirmations=1,
+    ("piped" is ChainSync's own default: raw blocks prefetched on a thread; "files" the same
+    with `--bitcoind-blocks-dir`)."""
+    blocks_dir = Path(meta["blocks_dir"]) if path == "files" else None
+    settings = ChainSettings(bitcoind=url, network="regtest", confirmations=1, blocks_dir=blocks_dir,
                              profile={"first_block": meta["first_block"]})
     sync = ChainSync(engine, settings)
     rpc = wrap(sync.rpc) if wrap else sync.rpc
     sync.rpc = rpc
+    files = {"block_files": BlockFiles(blocks_dir, "regtest")} if blocks_dir else {}
     sync.virtualchain.fetcher = BlockFetcher(rpc, magic=sync.profile.magic, confirmations=1,
-                                             **FETCHER_OPTIONS[path])
+                                             **FETCHER_OPTIONS[path], **files)
     return sync
+
+
+def ensure_block_files(folder: Path) -> Path:
+    """blk*.dat for the cached chain, as Core lays them out: 128 MiB files, XOR key in xor.dat,
+    neighbouring blocks swapped (Core stores them in arrival order), zero-padded tails."""
+    blocks_dir = OUT / f"{folder.name}-blocks"
+    if (blocks_dir / "xor.dat").exists():
+        return blocks_dir
+    shutil.rmtree(blocks_dir, ignore_errors=True)
+    blocks_dir.mkdir(parents=True)
+    raws = [bytes.fromhex(line) for line in (folder / "blocks.hex").read_text().split()]
+    for i in range(0, len(raws) - 1, 2):
+        raws[i], raws[i + 1] = raws[i + 1], raws[i]
+    number, chunk = 0, bytearray()
+    for raw in raws:
+        chunk += NETWORK_MAGIC["regtest"] + len(raw).to_bytes(4, "little") + raw
+        if len(chunk) >= BLK_FILE_BYTES or raw is raws[-1]:
+            chunk += bytes(16 * 2**20 - len(chunk) % (16 * 2**20))  # preallocated in 16 MiB steps
+            (blocks_dir / f"blk{number:05d}.dat").write_bytes(xor_at(bytes(chunk), XOR_KEY, 0))
+            number, chunk = number + 1, bytearray()
+    (blocks_dir / "xor.dat").write_bytes(XOR_KEY)
+    return blocks_dir
 
 
 def run_indexer(url: str, meta: dict[str, Any], path: str, *,
@@ -267,6 +298,8 @@ def main() -> None:
     args = parser.parse_args()
     paths = [p for p in args.paths.split(",") if p]
     folder, meta = ensure_chain(args.blocks, args.txs, args.op_every, with_v3="v3" in args.paths.split(","))
+    if "files" in paths:
+        meta = {**meta, "blocks_dir": str(ensure_block_files(folder))}
     pin = args.pin and len(os.sched_getaffinity(0)) >= 2
     if pin:
         os.sched_setaffinity(0, {1})

@@ -16,6 +16,7 @@ from typing import Any, TextIO
 from bns_resolver.bns.engine import BnsEngine
 from bns_resolver.bns.expiry import expiry_rule
 from bns_resolver.bns.networks import NetworkProfile, mainnet
+from bns_resolver.chain.blkfiles import BlockFiles
 from bns_resolver.chain.fetcher import BlockFetcher
 from bns_resolver.chain.rpc import BitcoindRPC
 from bns_resolver.chain.types import ChainBlock
@@ -70,7 +71,7 @@ class ChainSync:
         # Raw blocks scanned locally, fetched ahead on a thread: the fastest correct path
         # (bench/RESULTS.md, "Sync speed as users see it"); it falls back to verbose blocks itself.
         fetcher = BlockFetcher(self.rpc, magic=self.profile.magic, confirmations=confirmations,
-                               raw=True, prefetch=SYNC_PREFETCH)
+                               raw=True, prefetch=SYNC_PREFETCH, block_files=self._block_files())
         store = SqlStateStore(self.db_engine, expiry=expiry_rule(self.profile), network=self.profile.name)
         self.store = store
         self._refuse_snapshot_index()
@@ -80,6 +81,15 @@ class ChainSync:
             end_reason="BNS v1 froze here; its names moved to Stacks 2.0",
             on_block=lambda block, _outcome: self.on_block(block) if self.on_block else None,
         )
+
+    def _block_files(self) -> BlockFiles | None:
+        """bitcoind's blk*.dat when its blocks folder is local ([chain] blocks_dir)."""
+        if self.chain.blocks_dir is None:
+            return None
+        try:
+            return BlockFiles(self.chain.blocks_dir, self.chain.network.value)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"[chain] blocks_dir: {exc}") from None
 
     def _end_height(self) -> int | None:
         freeze = self.profile.freeze_height

@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     sync = _command(commands, "sync", "build the index from Bitcoin through bitcoind, once to the tip")
     sync.add_argument("--bitcoind", metavar="URL", help="e.g. http://user:pass@127.0.0.1:8332")
     sync.add_argument("--network", choices=("mainnet", "testnet", "regtest"))
+    sync.add_argument("--bitcoind-blocks-dir", metavar="PATH",
+                      help="bitcoind's local blocks/ folder: read blk*.dat there instead of fetching blocks over RPC")
     sync.add_argument("--zonefile-source", action="append", metavar="SPEC", help="dir:PATH, URL template, ...")
     _command(commands, "compile", "rebuild the compiled answer store from the index (serve does it when stale)")
     look = _command(commands, "lookup", "show a name's record and zone file, and whether it verifies")
@@ -104,7 +106,7 @@ def _one_line(message: str) -> str:
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
     names = ("data_dir", "db", "listen", "upstream", "allow", "log_level", "zonefile_source", "bitcoind",
-             "network", "web_listen", "query_log", "metrics_listen")
+             "network", "bitcoind_blocks_dir", "web_listen", "query_log", "metrics_listen")
     return {name: getattr(args, name, None) for name in names}
 
 

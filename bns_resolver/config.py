@@ -121,6 +121,7 @@ _PROFILE_FIELDS: dict[str, Callable[[Any], Any]] = {
 class ChainSettings:
     bitcoind: str | None = None  # http://user:pass@host:port
     cookie_file: Path | None = None
+    blocks_dir: Path | None = None  # bitcoind's local blocks/ (blk*.dat): read blocks there, not over RPC
     network: Network = Network.MAINNET
     confirmations: int | None = None
     max_lag: int = 6  # blocks behind the tip before names get SERVFAIL instead of answers
@@ -245,7 +246,8 @@ def load_settings(config_file: Path | None = None, env: Mapping[str, str] | None
     env = os.environ if env is None else env
     settings = Settings(data_dir=default_data_dir(env))
     origins = {"data_dir": "data_dir (default)", "db_url": "db", "bitcoind": "[chain] bitcoind",
-               "run_as_user": "[dns] run_as_user"}
+               "run_as_user": "[dns] run_as_user",
+               "blocks_dir": "[chain] blocks_dir"}
     if config_file is not None:
         settings = _from_file(settings, config_file, origins)
     settings = _from_env(settings, env, origins)
@@ -273,7 +275,8 @@ def _from_file(settings: Settings, path: Path, origins: dict[str, str]) -> Setti
         "log_level": top.take("log_level", v.choice(LogLevel)),
     }
     origins.update({"data_dir": f"{path}: data_dir", "db_url": f"{path}: db",
-                    "bitcoind": f"{path}: [chain] bitcoind", "run_as_user": f"{path}: [dns] run_as_user"})
+                    "bitcoind": f"{path}: [chain] bitcoind", "run_as_user": f"{path}: [dns] run_as_user",
+                    "blocks_dir": f"{path}: [chain] blocks_dir"})
     changes |= _dns_table(top.table("dns"))
     changes |= _namespaces_table(top.table("namespaces"))
     changes |= _zonefiles_table(top.table("zonefiles"))
@@ -351,6 +354,7 @@ def _chain_table(chain: _Table, base: ChainSettings) -> ChainSettings:
     values: dict[str, Any] = {
         "bitcoind": chain.take("bitcoind", v.url("http", "https")),
         "cookie_file": chain.take("cookie_file", v.path),
+        "blocks_dir": chain.take("blocks_dir", v.path),
         "network": chain.take("network", v.choice(Network)),
         "confirmations": chain.take("confirmations", v.integer(minimum=0)),
         "max_lag": chain.take("max_lag", v.integer(minimum=0)),
@@ -454,9 +458,12 @@ def _from_flags(settings: Settings, flags: Mapping[str, Any], origins: dict[str,
     if web_listen is not None:
         changes["web"] = replace(settings.web, listen=web_listen)
     chain = {"bitcoind": _flag(flags, "bitcoind", v.url("http", "https")),
-             "network": _flag(flags, "network", v.choice(Network))}
+             "network": _flag(flags, "network", v.choice(Network)),
+             "blocks_dir": _flag(flags, "bitcoind_blocks_dir", v.path)}
     if chain["bitcoind"] is not None:
         origins["bitcoind"] = f"--bitcoind {flags['bitcoind']!r}"
+    if chain["blocks_dir"] is not None:
+        origins["blocks_dir"] = f"--bitcoind-blocks-dir {flags['bitcoind_blocks_dir']!r}"
     if any(value is not None for value in chain.values()):
         changes["chain"] = _checked_chain(settings.chain, {k: val for k, val in chain.items() if val is not None})
     return replace(settings, **{k: val for k, val in changes.items() if val is not None})
@@ -479,6 +486,8 @@ def _check_whole(settings: Settings, origins: dict[str, str], check_environment:
                           "set; bitcoind's RPC needs one of them")
     if check_environment:
         _check_data_dir(settings.data_dir, origins["data_dir"])
+        if chain.blocks_dir is not None:
+            _check_blocks_dir(chain.blocks_dir, origins["blocks_dir"])
         if settings.run_as_user is not None:
             _checked(origins["run_as_user"], v.user, settings.run_as_user)
 
@@ -517,6 +526,15 @@ def _check_data_dir(data_dir: Path, where: str) -> None:
         if existing == data_dir:
             raise ConfigError(f"{where}: {data_dir} is not writable by this user")
         raise ConfigError(f"{where}: {data_dir} cannot be created: {existing} is not writable by this user")
+
+
+def _check_blocks_dir(blocks_dir: Path, where: str) -> None:
+    if not blocks_dir.is_dir():
+        raise ConfigError(f"{where}: {blocks_dir} is not a directory (bitcoind's blocks/ folder, holding blk*.dat)")
+    if not any(blocks_dir.glob("blk*.dat")):
+        # The usual slip: bitcoind's data directory instead of its blocks/ folder.
+        hint = f"; did you mean {blocks_dir / 'blocks'}?" if any(blocks_dir.glob("blocks/blk*.dat")) else ""
+        raise ConfigError(f"{where}: {blocks_dir} holds no blk*.dat files{hint}")
 
 
 def system_upstreams(listen: tuple[tuple[str, int], ...], resolv_conf: Path = Path("/etc/resolv.conf")

@@ -157,12 +157,14 @@ class BlockDecoder:
         # The selection above is reused: scanning every tx's outputs twice cost 5 % of a sync.
         return [_chain_block(b, txs, prevouts) for b, txs in zip(blocks, selected)]
 
-    def decode_raw(self, raw_blocks: Sequence[str], heights: Sequence[int]) -> list[ChainBlock]:
-        """Raw blocks (getblock verbosity 0): scan locally, then fetch only the candidates,
-        with prevouts, via `getrawtransaction <txid> 2 <blockhash>` (no -txindex needed)."""
+    def decode_raw(self, raw_blocks: Sequence[str | bytes], heights: Sequence[int]) -> list[ChainBlock]:
+        """Raw blocks (getblock verbosity 0 hex, or bytes read from block files): scan locally,
+        then fetch only the candidates, with prevouts, via `getrawtransaction <txid> 2 <blockhash>`
+        (no -txindex needed)."""
         if self.keep_all:
             raise ValueError("keep_all needs verbose blocks: every tx would have to be fetched")
-        scans = [scan_raw_block(bytes.fromhex(raw), self.magic) for raw in raw_blocks]
+        scans = [scan_raw_block(bytes.fromhex(raw) if isinstance(raw, str) else raw, self.magic)
+                 for raw in raw_blocks]
         pairs = [(txid, scan.block_hash) for scan in scans for _, txid in scan.candidates]
         fetched = self._rpc.getrawtransactions_in_block(pairs) if pairs else []
         by_txid = {tx["txid"]: tx for tx in fetched}

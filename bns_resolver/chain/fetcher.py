@@ -13,6 +13,10 @@ their prevouts, through `getrawtransaction <txid> 2 <blockhash>` (Bitcoin Core >
 When the node refuses that path (an RPC error that is not about transport, auth, warm-up
 or pruning), the fetcher logs it once and fetches verbose blocks from then on.
 
+`block_files=BlockFiles(...)` reads those raw blocks from a local bitcoind's blk*.dat
+(chain/blkfiles.py) and asks `getblock <hash> 0` only for the ones the files do not hold
+or hold damaged; the node's `getblockhash` still picks the blocks.
+
 `prefetch=N` fetches and decodes on a worker thread up to N requests ahead of the
 consumer (chain/prefetch.py), so RPC waits and the raw scan overlap the engine's work.
 """
@@ -23,6 +27,7 @@ import logging
 from collections.abc import Generator, Iterator, Sequence
 from typing import Any, Protocol
 
+from bns_resolver.chain.blkfiles import BlockFiles
 from bns_resolver.chain.blocks import MAGIC, BlockDecoder
 from bns_resolver.chain.prefetch import prefetched
 from bns_resolver.chain.rpc import TxIndexRequiredError
@@ -59,11 +64,14 @@ class BlockFetcher:
     def __init__(self, rpc: BlockSource, *, magic: bytes = MAGIC,
                  confirmations: int = DEFAULT_CONFIRMATIONS, batch_size: int = DEFAULT_BATCH,
                  blocks_per_request: int = DEFAULT_BLOCKS_PER_REQUEST, keep_all: bool = False,
-                 raw: bool = False, prefetch: int = 0) -> None:
+                 raw: bool = False, prefetch: int = 0, block_files: BlockFiles | None = None) -> None:
         if confirmations < 1:
             raise ValueError("confirmations counts the block itself, so it is at least 1")
         if raw and keep_all:
             raise ValueError("raw mode keeps only candidate transactions")
+        if block_files is not None and not raw:
+            raise ValueError("block files serve the raw path")
+        self.block_files = block_files
         self.raw, self.prefetch = raw, max(0, prefetch)
         self.rpc, self.confirmations, self.batch_size = rpc, confirmations, max(1, batch_size)
         self.blocks_per_request = max(1, blocks_per_request)
@@ -119,7 +127,7 @@ class BlockFetcher:
         if self.raw:
             heights = list(range(first, first + len(hashes)))
             try:
-                return self._decoder.decode_raw(self.rpc.getblocks(hashes, 0), heights)
+                return self._decode_raw(hashes, heights)
             except RpcError as exc:
                 if not refuses_raw(exc):
                     raise
@@ -128,6 +136,31 @@ class BlockFetcher:
                             "blocks (getblock verbosity 3, or 2 with prevout lookups) from now on",
                             first, exc)
         return self._decoder.decode(self.rpc.getblocks(hashes, 3))
+
+
+    def _decode_raw(self, hashes: Sequence[str], heights: list[int]) -> list[ChainBlock]:
+        raws = self._raw_blocks(hashes)
+        try:
+            return self._decoder.decode_raw(raws, heights)
+        except ChainError as exc:
+            # The header check cannot see damage past byte 80; a block that does not parse
+            # is read again from the node, which would refuse to serve a block it cannot read.
+            if all(isinstance(raw, str) for raw in raws):
+                raise
+            log.warning("blocks %d..%d as read from the block files do not parse (%s); fetching them "
+                        "over RPC", heights[0], heights[-1], exc)
+            return self._decoder.decode_raw(self.rpc.getblocks(hashes, 0), heights)
+
+    def _raw_blocks(self, hashes: Sequence[str]) -> list[str | bytes]:
+        """Serialized blocks: from the block files when they hold them intact, else over RPC."""
+        if self.block_files is None:
+            return list(self.rpc.getblocks(hashes, 0))
+        found: list[str | bytes | None] = [self.block_files.get(block_hash) for block_hash in hashes]
+        missing = [i for i, raw in enumerate(found) if raw is None]
+        if missing:
+            for i, raw in zip(missing, self.rpc.getblocks([hashes[i] for i in missing], 0), strict=True):
+                found[i] = raw
+        return [raw for raw in found if raw is not None]
 
 
 def refuses_raw(exc: RpcError) -> bool:
