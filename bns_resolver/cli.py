@@ -39,7 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--metrics-listen", action="append", metavar="ADDR[:PORT]",
                        help="/metrics, /healthz and /status.json here (repeatable); default 127.0.0.1, any free port")
     imp = _command(commands, "import-snapshot", "load the BNS v1 final-state export into the index")
-    imp.add_argument("source", nargs="?", help="export folder or export-data.tar.gz (default: embedded)")
+    imp.add_argument("source", nargs="?",
+                     help="export folder, export-data.tar.gz or its http(s) URL (default: the embedded export)")
+    imp.add_argument("--sha256", metavar="HEX", help="the tarball's pinned SHA-256, checked before anything is "
+                     "loaded (without it a URL's chainstate.txt and name_zonefiles.txt must be the production ones)")
     sync = _command(commands, "sync", "build the index from Bitcoin through bitcoind, once to the tip")
     sync.add_argument("--bitcoind", metavar="URL", help="e.g. http://user:pass@127.0.0.1:8332")
     sync.add_argument("--network", choices=("mainnet", "testnet", "regtest"))
@@ -187,13 +190,24 @@ def _cannot_listen(exc: CannotListenError) -> str:
 
 
 def cmd_import_snapshot(settings: Settings, args: argparse.Namespace) -> int:
-    from bns_resolver.index.snapshot import EMBEDDED_DIR, ExportFiles, import_export
+    from bns_resolver.index.download import check_file_digest, download_export
+    from bns_resolver.index.snapshot import EMBEDDED_DIR, PRODUCTION_DIGESTS, ExportFiles, import_export
     from bns_resolver.service import open_data
 
+    pinned: dict[str, str] | None = None
+    if _is_url(args.source):
+        source = download_export(args.source, settings.data_dir, sha256=args.sha256)
+        # Without a digest for the whole tarball, the files the production export is known by must match.
+        pinned = None if args.sha256 else PRODUCTION_DIGESTS
+    else:
+        source = Path(args.source) if args.source else EMBEDDED_DIR
+        if args.sha256:
+            if not source.is_file():
+                raise GatewayError(f"--sha256 checks a tarball, and {source} is not a file")
+            check_file_digest(source, args.sha256, str(source))
+    files = ExportFiles.open(source)
     engine = open_data(settings)
-    source = _download(args.source, settings.data_dir) if _is_url(args.source) else \
-        Path(args.source) if args.source else EMBEDDED_DIR
-    report = import_export(engine, ExportFiles.open(source))
+    report = import_export(engine, files, pinned=pinned, progress=True)
     print(f"imported {source}: {report.summary()}")
     for line in report.rejected:
         print(f"  rejected: {line}")
@@ -202,25 +216,6 @@ def cmd_import_snapshot(settings: Settings, args: argparse.Namespace) -> int:
 
 def _is_url(source: str | None) -> bool:
     return bool(source) and str(source).startswith(("http://", "https://"))
-
-
-def _download(url: str, data_dir: Path) -> Path:
-    """Fetch an export tarball into the data dir; its files are checked against their digests on import."""
-    import shutil
-    import urllib.error
-    import urllib.request
-
-    target = data_dir / "export-data.tar.gz"
-    partial = target.with_name(target.name + ".part")
-    log.info("downloading %s to %s", url, target)
-    try:
-        with urllib.request.urlopen(url, timeout=60) as reply, open(partial, "wb") as out:  # noqa: S310
-            shutil.copyfileobj(reply, out, 1 << 20)
-    except (urllib.error.URLError, OSError) as exc:
-        partial.unlink(missing_ok=True)
-        raise GatewayError(f"cannot download {url}: {getattr(exc, 'reason', exc)}") from None
-    partial.replace(target)
-    return target
 
 
 def cmd_sync(settings: Settings, _args: argparse.Namespace) -> int:

@@ -217,6 +217,7 @@ def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
 def test_import_snapshot_from_a_url(tmp_path: Path) -> None:
     """import-snapshot URL downloads the export tarball into the data dir and imports it, digests checked."""
     import functools
+    import hashlib
     import http.server
     import tarfile
     import threading
@@ -234,10 +235,17 @@ def test_import_snapshot_from_a_url(tmp_path: Path) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/export-data.tar.gz"
-        result = _run("import-snapshot", url, "--data-dir", str(tmp_path / "data"))
+        # Without --sha256 a URL's files must be the production ones; the embedded chainstate.txt is cut down.
+        unpinned = _run("import-snapshot", url, "--data-dir", str(tmp_path / "data"))
+        digest = hashlib.sha256((served / "export-data.tar.gz").read_bytes()).hexdigest()
+        tampered = _run("import-snapshot", url, "--sha256", "0" * 64, "--data-dir", str(tmp_path / "data"))
+        result = _run("import-snapshot", url, "--sha256", digest, "--data-dir", str(tmp_path / "data"))
         missing = _run("import-snapshot", url + ".nope", "--data-dir", str(tmp_path / "data"))
     finally:
         server.shutdown()
+    assert unpinned.returncode == 2 and "chainstate.txt: sha256" in unpinned.stderr and "pinned" in unpinned.stderr
+    assert tampered.returncode == 2 and "does not match the pinned" in tampered.stderr
+    assert "nothing was loaded" in tampered.stderr and "Traceback" not in tampered.stderr
     assert result.returncode == 0 and "12 names" in result.stdout, result.stderr
     assert (tmp_path / "data" / "export-data.tar.gz").exists()
     assert missing.returncode == 2 and "cannot download" in missing.stderr and "Traceback" not in missing.stderr

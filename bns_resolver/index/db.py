@@ -8,19 +8,22 @@ database is not already at the head revision, so a normal start stays cheap.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, Engine, Table, create_engine, event, insert, inspect, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from bns_resolver.errors import IndexDamagedError, IndexStoreError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Connection", "Engine", "HEAD_REVISION", "current_revision", "index_error", "open_index", "reported",
+__all__ = ["Connection", "Engine", "HEAD_REVISION", "bulk_insert", "current_revision", "index_error", "open_index",
+           "reported",
            "sqlite_url"]
 
 HEAD_REVISION = "0003"
@@ -124,6 +127,26 @@ def _is_damaged(engine: Engine, reason: object) -> bool:
         return False
     code = getattr(reason, "sqlite_errorcode", None)
     return code is not None and code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+
+
+def bulk_insert(conn: Connection, table: Table, columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]],
+                *, skip_existing: bool = False) -> None:
+    """Insert a stream of value tuples inside the caller's transaction, without a Python object per
+    row where the driver allows it (SQLite's executemany pulls from the iterator); `skip_existing`
+    leaves rows whose primary key is already there alone. Driver errors surface as SQLAlchemy's."""
+    if conn.dialect.name == "sqlite":
+        verb = "INSERT OR IGNORE" if skip_existing else "INSERT"
+        statement = f"{verb} INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        driver: Any = conn.connection.driver_connection
+        try:
+            driver.executemany(statement, rows)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise DBAPIError.instance(statement, None, exc, conn.dialect.loaded_dbapi.Error) from exc
+        return
+    query = pg_insert(table).on_conflict_do_nothing() if skip_existing else insert(table)
+    source = iter(rows)
+    while batch := [dict(zip(columns, row)) for row in islice(source, 5000)]:
+        conn.execute(query, batch)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from bns_resolver.errors import VerificationError
 from bns_resolver.hashing import hash160
@@ -19,7 +19,7 @@ from bns_resolver.index.db import Connection, Engine
 from bns_resolver.index.zonefiles import ZERO_HASH, get_zonefile, has_zonefile, held_hashes
 
 __all__ = ["MAX_ZONEFILE_BYTES", "ZERO_HASH", "get_zonefile", "has_zonefile", "held_hashes", "is_zonefile_hash",
-           "store_verified", "store_verified_many", "verify_zonefile"]
+           "store_verified", "store_verified_many", "store_verified_stream", "verify_zonefile"]
 
 # RPC_MAX_ZONEFILE_LEN since blockstack-core 0.18; larger files were never accepted by Atlas.
 MAX_ZONEFILE_BYTES = 40960
@@ -92,3 +92,28 @@ def store_verified_many(
     fresh = {h: content for h, content in good.items() if h not in held}
     rows.insert_verified(conn, fresh, source, time.time() if now is None else now)
     return list(fresh), failed
+
+
+def store_verified_stream(
+    conn: Connection,
+    items: Iterable[tuple[str, bytes]],
+    source: str,
+    *,
+    now: float | None = None,
+) -> list[tuple[str, VerificationError]]:
+    """store_verified_many for a bulk load (the export's millions of files): each pair is verified
+    as it is pulled from `items` and the good ones go to one streamed insert that skips held
+    hashes, inside the caller's transaction. Returns [(hash, error)] for the failures."""
+    failed: list[tuple[str, VerificationError]] = []
+
+    def verified() -> Iterator[tuple[str, bytes]]:
+        for zonefile_hash, content in items:
+            try:
+                verify_zonefile(zonefile_hash.lower(), content)
+            except VerificationError as exc:
+                failed.append((zonefile_hash, exc))
+                continue
+            yield zonefile_hash.lower(), content
+
+    rows.insert_verified_stream(conn, verified(), source, time.time() if now is None else now)
+    return failed
