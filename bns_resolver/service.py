@@ -51,6 +51,7 @@ RCODE_NXDOMAIN = 3
 # How often the change feed is read: one indexed query, so a fleet of servers on one database
 # follows a commit within about this long.
 INDEX_POLL_SECONDS = 0.5
+PROBE_RETRY_SECONDS = 60  # a TLD probe that got no verdict is asked again this soon, not next round
 
 
 def open_data(settings: Settings) -> Engine:
@@ -91,6 +92,7 @@ class GatewayService:
     ops_ports: list[Any] = field(default_factory=list)  # [metrics] listen: /metrics, /healthz, /status.json
     started_at: float = field(default_factory=time.time)
     last_probe_at: float | None = None
+    _probe_retries: set[str] = field(default_factory=set)  # namespaces whose failed probe is to be asked again
     _profile_stats: Callable[[], dict[str, int]] = dict  # the web gateway's profile fetcher, once it runs
 
     def __post_init__(self) -> None:
@@ -371,10 +373,27 @@ class GatewayService:
                 self.gateway.policy.record_probe(namespace, TldStatus.SHARED)
 
         def failed(failure: Failure) -> None:
-            log.info("could not ask upstream whether TLD %s exists: %s", namespace, failure.getErrorMessage())
+            # An upstream that refuses, fails or stays silent says nothing about the TLD: keep what we
+            # knew, say why in `status`, and ask again sooner than the next hourly round.
+            reason = failure.getErrorMessage().splitlines()[0]
+            log.info("could not ask upstream whether TLD %s exists (asking again in %d s): %s",
+                     namespace, PROBE_RETRY_SECONDS, reason)
+            self.gateway.policy.record_probe_failure(namespace, reason)
+            self._retry_probe_later(namespace)
 
         deferred = self.gateway.forwarder.forward(build_query(namespace + ".", TYPE_SOA))
         return deferred.addCallbacks(classify, failed)
+
+    def _retry_probe_later(self, namespace: str) -> None:
+        if namespace in self._probe_retries:
+            return
+        self._probe_retries.add(namespace)
+
+        def retry() -> None:
+            self._probe_retries.discard(namespace)
+            self._probe(namespace).addCallback(self._record_policy)
+
+        self.reactor.callLater(PROBE_RETRY_SECONDS, retry)
 
 
 def subdomain_first_block(chain_sync: ChainSync | None) -> int:

@@ -37,6 +37,8 @@ class NamespacePolicy:
     # Configured answers to "is this namespace also an ICANN TLD?"; probes fill the rest.
     configured_shared: dict[str, bool] = field(default_factory=dict)
     probed: dict[str, TldStatus] = field(default_factory=dict)
+    # Why the last probe of a namespace got no verdict (upstream refused, failed or timed out).
+    probe_errors: dict[str, str] = field(default_factory=dict)
 
     def status(self, namespace: str) -> TldStatus:
         if namespace in self.configured_shared:
@@ -55,9 +57,17 @@ class NamespacePolicy:
         if self.probed.get(namespace) is not status:
             log.info("namespace %s: %s", namespace, status.value)
         self.probed[namespace] = status
+        self.probe_errors.pop(namespace, None)
+
+    def record_probe_failure(self, namespace: str, reason: str) -> None:
+        """No verdict: the previous one (or UNKNOWN) stands, and `status` says why."""
+        self.probe_errors[namespace] = reason
 
     def describe(self, namespaces: frozenset[str]) -> dict[str, dict[str, str]]:
-        return {
-            ns: {"tld": self.status(ns).value, "mode": self.effective_mode(ns).value}
-            for ns in sorted(namespaces)
-        }
+        described = {}
+        for ns in sorted(namespaces):
+            entry = {"tld": self.status(ns).value, "mode": self.effective_mode(ns).value}
+            if ns in self.probe_errors:
+                entry["probe_error"] = self.probe_errors[ns]
+            described[ns] = entry
+        return described

@@ -12,7 +12,7 @@ import dns.flags
 import dns.rcode
 
 from tests.support.dns_fixtures import ServerProcess
-from tests.support.upstream_stub import StubUpstream
+from tests.support.upstream_stub import StubUpstream, UpstreamBehaviour
 
 URI_NAME = "_http._tcp.zone117x.id"
 
@@ -81,5 +81,29 @@ def test_apex_of_a_shared_namespace_is_forwarded(tmp_path: Path, upstream: StubU
     try:
         reply = server.query("id", "SOA")
         assert "ns.id." in reply.answer[0].to_text() and upstream.count("id") >= 1
+    finally:
+        server.stop()
+
+
+def test_a_refusing_upstream_gives_no_verdict_and_status_says_why(tmp_path: Path, stubs: list[StubUpstream]) -> None:
+    """REFUSED to the TLD probe is not "the TLD does not exist": the namespace stays unknown (so
+    unknown names are forwarded, never our NXDOMAIN), and `status` names the failure."""
+    stubs.append(StubUpstream(UpstreamBehaviour(rcode=dns.rcode.REFUSED)).start())
+    server = _serve(tmp_path, stubs[0])
+    try:
+        deadline = time.monotonic() + 15
+        policy: dict[str, dict[str, str]] = {}
+        while time.monotonic() < deadline:
+            status = json.loads(subprocess.run(
+                [sys.executable, "-m", "bns_resolver.cli", "status", "--json", "--data-dir", str(tmp_path / "data")],
+                capture_output=True, text=True, timeout=60).stdout)
+            policy = status.get("namespace_policy") or {}
+            if "probe_error" in policy.get("podcast", {}):
+                break
+            time.sleep(0.3)
+        assert policy["podcast"]["tld"] == "unknown" and policy["podcast"]["mode"] == "bns-first"
+        assert "REFUSED" in policy["podcast"]["probe_error"]
+        assert "could not ask upstream whether TLD podcast exists (asking again in 60 s)" in server.log()
+        assert server.query("nobody.podcast", "A").rcode() == dns.rcode.SERVFAIL  # forwarded, refused: SERVFAIL
     finally:
         server.stop()
