@@ -167,3 +167,27 @@ def test_expired_answer_is_served_stale_when_every_upstream_fails(
         assert reply.question[0].name.to_text() == "EXAMPLE.com."
         assert _ede_codes(reply) == [3]
     assert server.query("other.example.com", "A", use_edns=0).rcode() == dns.rcode.SERVFAIL  # nothing stale
+
+
+@pytest.mark.parametrize("lie", ["wrong_question_first", "wrong_source_first"])
+def test_lying_replies_are_ignored(tmp_path: Path, stubs: list[StubUpstream], servers: list[ServerProcess],
+                                   lie: str) -> None:
+    """A reply with the right ID for another question, or with the right ID and question from a port
+    that is not the upstream's, arrives first; the client gets the upstream's real answer."""
+    stubs.append(_stub(**{lie: True}))
+    server = _serve(tmp_path, servers, stubs[0])
+    reply = server.query("example.com", "A")
+    assert reply.rcode() == dns.rcode.NOERROR
+    assert [rr.to_text() for rr in reply.answer[0]] == ["93.184.216.34"]
+    assert reply.question[0].name.to_text() == "example.com."
+
+
+def test_ttl_zero_answers_are_relayed_and_not_cached(tmp_path: Path, stubs: list[StubUpstream],
+                                                     servers: list[ServerProcess]) -> None:
+    """TTL 0 means use once (RFC 1035 §3.2.1): relayed as is, and the next query asks again."""
+    stubs.append(_stub(ttl=0))
+    server = _serve(tmp_path, servers, stubs[0])
+    first = server.query("example.com", "A")
+    second = server.query("example.com", "A")
+    assert first.answer[0].ttl == 0 and second.answer[0].ttl == 0
+    assert stubs[0].count("example.com") == 2

@@ -24,6 +24,8 @@ class UpstreamBehaviour:
     tlds: set[str] = field(default_factory=set)  # TLDs it knows (SOA at the apex, NXDOMAIN below)
     silent: bool = False
     forge_first: bool = False
+    wrong_question_first: bool = False  # UDP: first a reply with the right ID for another name
+    wrong_source_first: bool = False  # UDP: first a forged reply (right ID, 6.6.6.6) from another port
     truncate_udp: bool = False
     negative_soa_ttl: int = 60
     rcode: int | None = None  # answer everything with this rcode and no records
@@ -42,6 +44,8 @@ class StubUpstream:
         class Udp(socketserver.BaseRequestHandler):
             def handle(self) -> None:
                 data, sock = self.request
+                if stub.behaviour.wrong_source_first:
+                    stub.send_from_elsewhere(data, self.client_address)
                 for reply in stub.replies(data, tcp=False):
                     sock.sendto(reply, self.client_address)
 
@@ -97,6 +101,12 @@ class StubUpstream:
             reply.rr = []
             reply.header.tc = 1
         wire = bytes(reply.pack())
+        if self.behaviour.wrong_question_first and not tcp:
+            other = DNSRecord.question("elsewhere.example.net", qtype)
+            other.header.id = request.header.id
+            lie = other.reply()
+            lie.add_answer(*RR.fromZone("elsewhere.example.net. 60 IN A 6.6.6.6"))
+            return [bytes(lie.pack()), wire]
         if self.behaviour.forge_first and not tcp:
             forged = bytearray(wire)
             forged[0] ^= 0xFF
@@ -104,6 +114,16 @@ class StubUpstream:
             forged_reply.rr = [RR.fromZone(f"{name}. 60 IN A 6.6.6.6")[0]] if qtype == "A" else []
             return [bytes(forged_reply.pack()), wire]
         return [wire]
+
+    def send_from_elsewhere(self, data: bytes, client: tuple[str, int]) -> None:
+        """A spoofing attempt: the right ID and question, a false address, from a port that is not ours."""
+        request = DNSRecord.parse(data)
+        lie = request.reply()
+        name = str(request.q.qname).rstrip(".")
+        lie.add_answer(*RR.fromZone(f"{name}. 60 IN A 6.6.6.6"))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
+            other.bind(("127.0.0.1", 0))
+            other.sendto(bytes(lie.pack()), client)
 
     def _answer(self, request: DNSRecord, name: str, qtype: str) -> DNSRecord:
         reply = request.reply()
