@@ -24,6 +24,15 @@ def test_import_then_lookup_shows_verified_zone_file(tmp_path: Path) -> None:
     assert "verified: hash160 matches" in looked.stdout and "_http._tcp" in looked.stdout
 
 
+def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path: Path) -> None:
+    """`lookup | head -1`: the closed pipe ends lookup quietly, exit 0 (CI once failed on `| grep -q`)."""
+    _run("import-snapshot", "--data-dir", str(tmp_path))
+    piped = subprocess.run(f"{sys.executable} -m bns_resolver.cli lookup zone117x.id --data-dir {tmp_path} | head -c 1;"
+                           " echo \" ${PIPESTATUS[0]}\"", shell=True, executable="/bin/bash", capture_output=True,
+                           text=True, timeout=60)
+    assert piped.stdout == "n 0\n" and "Traceback" not in piped.stderr, piped.stderr
+
+
 def test_lookup_of_unknown_name_says_what_is_loaded(tmp_path: Path) -> None:
     """An unknown name exits non-zero, says how many names are loaded and how to get the full export."""
     _run("import-snapshot", "--data-dir", str(tmp_path))
