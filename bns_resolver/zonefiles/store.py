@@ -81,13 +81,8 @@ def store_verified_many(
     """
     good: dict[str, bytes] = {}
     failed: list[tuple[str, VerificationError]] = []
-    for zonefile_hash, content in items:
-        try:
-            verify_zonefile(zonefile_hash.lower(), content)
-        except VerificationError as exc:
-            failed.append((zonefile_hash, exc))
-            continue
-        good.setdefault(zonefile_hash.lower(), content)
+    for zonefile_hash, content in _verified(items, failed):
+        good.setdefault(zonefile_hash, content)
     held = held_hashes(conn, good)
     fresh = {h: content for h, content in good.items() if h not in held}
     rows.insert_verified(conn, fresh, source, time.time() if now is None else now)
@@ -105,15 +100,17 @@ def store_verified_stream(
     as it is pulled from `items` and the good ones go to one streamed insert that skips held
     hashes, inside the caller's transaction. Returns [(hash, error)] for the failures."""
     failed: list[tuple[str, VerificationError]] = []
-
-    def verified() -> Iterator[tuple[str, bytes]]:
-        for zonefile_hash, content in items:
-            try:
-                verify_zonefile(zonefile_hash.lower(), content)
-            except VerificationError as exc:
-                failed.append((zonefile_hash, exc))
-                continue
-            yield zonefile_hash.lower(), content
-
-    rows.insert_verified_stream(conn, verified(), source, time.time() if now is None else now)
+    rows.insert_verified_stream(conn, _verified(items, failed), source, time.time() if now is None else now)
     return failed
+
+
+def _verified(items: Iterable[tuple[str, bytes]],
+              failed: list[tuple[str, VerificationError]]) -> Iterator[tuple[str, bytes]]:
+    """The pairs whose bytes hash to their (lower-cased) hash; the others are noted in `failed`."""
+    for zonefile_hash, content in items:
+        try:
+            verify_zonefile(zonefile_hash.lower(), content)
+        except VerificationError as exc:
+            failed.append((zonefile_hash, exc))
+            continue
+        yield zonefile_hash.lower(), content
