@@ -1,7 +1,8 @@
 """Bounded answer caches: finished wire answers, keyed on what changes their bytes.
 
 `AnswerCache` holds authoritative BNS answers; they stay valid until the index
-changes, when the whole cache is dropped. `ForwardCache` holds upstream answers,
+changes them (the gateway drops the answers at or under changed names, and all of
+them when the height moves, as negative answers carry it). `ForwardCache` holds upstream answers,
 one per question whatever shape clients asked it in (see forward_shape.py), with
 their TTLs (RFC 2308 for negative answers), and serves them with TTLs counted
 down, rewriting the bytes at most once per second of age. Expired
