@@ -23,6 +23,7 @@ import lmdb
 
 from bns_resolver.answers.format import FORMAT_VERSION, META_KEY, NODES_PREFIX, name_to_wire
 from bns_resolver.answers.nodes import Item, binding_items
+from bns_resolver.answers.shapes import SubdomainShapes
 from bns_resolver.answers.store import CURRENT, IndexState, index_state
 from bns_resolver.index.lookup import IndexReader, NameRecord, SubdomainRecord
 
@@ -99,7 +100,7 @@ def _put_all(env: lmdb.Environment, batch: list[Item]) -> None:
 
 
 def _items(reader: IndexReader, state: IndexState, report: CompileReport) -> Iterator[Item]:
-    bindings = Bindings(reader, state, reader.subdomain_domains(), report)
+    bindings = Bindings(reader, state, reader.subdomain_domains(), report, SubdomainShapes())
     for name, content in reader.names_with_zonefiles():
         yield from bindings.name_items(name, content)
     for subdomain, content in reader.subdomains_with_zonefiles():
@@ -113,8 +114,9 @@ class Bindings:
     full compile and the incremental update (`update.py`), so both write the same bytes."""
 
     def __init__(self, reader: IndexReader, state: IndexState, domains: Container[str],
-                 report: CompileReport) -> None:
+                 report: CompileReport, shapes: SubdomainShapes | None = None) -> None:
         self.reader, self.state, self.domains, self.report = reader, state, domains, report
+        self.shapes = shapes  # a full compile's: most subdomain zone files share a few shapes
         self.namespaces = set(state.namespaces)
 
     def shadowed(self, node: str) -> bool:
@@ -139,6 +141,10 @@ class Bindings:
             self.report.skipped += 1
             return []
         self.report.subdomains += 1
+        shaped = None if self.shapes is None else \
+            self.shapes.items(subdomain.fqn, labels[-1], subdomain.zonefile_hash, content)
+        if shaped is not None:
+            return _counted(self.report, subdomain.fqn, ("node", shaped))
         return _counted(self.report, subdomain.fqn,
                         binding_items(subdomain.fqn, labels[-1], subdomain.zonefile_hash, content))
 
