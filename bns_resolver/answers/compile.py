@@ -100,7 +100,8 @@ def _put_all(env: lmdb.Environment, batch: list[Item]) -> None:
 
 
 def _items(reader: IndexReader, state: IndexState, report: CompileReport) -> Iterator[Item]:
-    bindings = Bindings(reader, state, reader.subdomain_domains(), report, SubdomainShapes())
+    bindings = Bindings(reader, state, reader.subdomain_domains(), report,
+                        SubdomainShapes(with_nodes_key))
     for name, content in reader.names_with_zonefiles():
         yield from bindings.name_items(name, content)
     for subdomain, content in reader.subdomains_with_zonefiles():
@@ -144,7 +145,8 @@ class Bindings:
         shaped = None if self.shapes is None else \
             self.shapes.items(subdomain.fqn, labels[-1], subdomain.zonefile_hash, content)
         if shaped is not None:
-            return _counted(self.report, subdomain.fqn, ("node", shaped))
+            self.report.nodes += shaped[0]
+            return shaped[1]
         return _counted(self.report, subdomain.fqn,
                         binding_items(subdomain.fqn, labels[-1], subdomain.zonefile_hash, content))
 

@@ -19,7 +19,9 @@ the other's bytes gives the other exactly. Anything else goes through `binding_i
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from socket import inet_aton
 
 from bns_resolver.answers.nodes import Item, binding_items
 from bns_resolver.errors import VerificationError
@@ -28,50 +30,76 @@ from bns_resolver.zonefiles.store import verify_zonefile
 
 _LABEL = re.compile(r"[a-z0-9-]{3,63}")
 _STRING_CHARS = r"[A-Za-z0-9:/._=+-]"
-_RECORD = (r"_[a-z0-9_.-]*[\t ]+(?:IN[\t ]+)?(?:URI[\t ]+\d{1,5}[\t ]+\d{1,5}|TXT)[\t ]+"
-           rf'"{_STRING_CHARS}{{4,200}}"\n')
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}"
+_RECORD = (r"(?:_[a-z0-9_.-]*[\t ]+(?:IN[\t ]+)?(?:URI[\t ]+\d{1,5}[\t ]+\d{1,5}|TXT)[\t ]+"
+           rf'"{_STRING_CHARS}{{4,200}}"|@[\t ]+(?:IN[\t ]+)?A[\t ]+{_IPV4})\n')
 _BODY = re.compile(rf"\$TTL \d{{1,9}}\n(?:{_RECORD}){{1,8}}\n*")
-_STRING = re.compile(rf'"({_STRING_CHARS}{{4,200}})"')
+# The bytes a file's records vary in: a quoted string (written as is) or an address (4 bytes).
+_VALUE = re.compile(rf'"({_STRING_CHARS}{{4,200}})"|(?<=[\t ]A[\t ])({_IPV4})(?=\n)')
 _OWNER = re.compile(r"^(\S+)", re.M)
+
+
+# An entry as (key, which placeholders fill its %s, value, which fill the value's), see _templates.
+Template = tuple[bytes, tuple[int, ...], bytes, tuple[int, ...]]
 
 
 @dataclass(frozen=True)
 class _Shape:
-    items: list[Item]
-    label: bytes  # the placeholder first label, as it appears in the entries
-    strings: list[bytes]  # the placeholder strings, in file order
+    items: list[Item]  # the entries, finished (with the key listing owner names), of placeholder bytes
+    nodes: int  # how many of them are owner names (what the compile report counts)
+    templates: list[Template]
+
+
+def _shape(items: list[Item], nodes: int, label: bytes, values: list[bytes]) -> _Shape:
+    return _Shape(items, nodes, _templates(items, [label, *values]))
+
+
+Finish = Callable[[str, list[Item]], list[Item]]
 
 
 class SubdomainShapes:
-    """Entries of template-shaped subdomain zone files, each shape compiled once."""
+    """Entries of template-shaped subdomain zone files, each shape compiled once.
 
-    def __init__(self) -> None:
-        self._shapes: dict[tuple[str, str, str], _Shape | None] = {}
+    `finish(fqn, items)` completes a binding's entries (compile.with_nodes_key); it runs per
+    shape too, so its output is filled in with the rest."""
+
+    def __init__(self, finish: Finish) -> None:
+        self._finish = finish
+        self._shapes: dict[tuple[object, ...], _Shape | None] = {}
         self.hits = 0
 
-    def items(self, fqn: str, namespace: str, zonefile_hash: str, content: bytes | None) -> list[Item] | None:
-        """The binding's entries as `binding_items` gives them ("node" kind), or None: take that path."""
-        parts = _split(fqn, content)
-        if parts is None or content is None:
+    def items(self, fqn: str, namespace: str, zonefile_hash: str,
+              content: bytes | None) -> tuple[int, list[Item]] | None:
+        """(owner names, finished entries) as `binding_items` and `finish` give them for a "node"
+        binding, or None: take that path."""
+        split = _split(fqn, content)
+        if split is None or content is None:
             return None
-        label, domain, body, strings = parts
+        label, domain, parts = split
         try:
             verify_zonefile(zonefile_hash, content)
         except VerificationError:
             return None  # the slow path says why, as SERVFAIL
         first = "a" if label[0] > "_" else "0"  # which side of '_' the label sorts on
-        key = (f"{first}{len(label)}.{domain}", _STRING.sub(lambda m: f'"{len(m.group(1))}"', body),
-               namespace)
-        if key not in self._shapes:
-            self._shapes[key] = _build(first, len(label), domain, namespace, body)
-        shape = self._shapes[key]
+        strings = parts[1::3]
+        key = (first, len(label), domain, namespace, tuple(parts[0::3]),
+               tuple(len(s) if s else -1 for s in strings))
+        shape = self._shapes.get(key, _MISSING)
+        if shape is _MISSING:
+            shape = self._shapes[key] = _build(first, len(label), domain, namespace, parts, self._finish)
         if shape is None:
             return None
         self.hits += 1
-        return _fill(shape, label.encode(), [s.encode() for s in strings])
+        values = [s.encode() if s else inet_aton(ip) for s, ip in zip(strings, parts[2::3])]
+        return shape.nodes, _fill(shape, label.encode(), values)
 
 
-def _split(fqn: str, content: bytes | None) -> tuple[str, str, str, list[str]] | None:
+_MISSING = _Shape([], 0, [])
+
+
+def _split(fqn: str, content: bytes | None) -> tuple[str, str, list[str]] | None:
+    """(first label, domain, the body cut by `_VALUE`) of a file of the pattern, else None."""
     if content is None or not content.startswith(b"$ORIGIN "):
         return None
     try:
@@ -85,51 +113,65 @@ def _split(fqn: str, content: bytes | None) -> tuple[str, str, str, list[str]] |
     if not _BODY.fullmatch(body):
         return None
     for owner in _OWNER.findall(body)[1:]:  # the first line is $TTL
-        if not all(part.startswith("_") for part in owner.split(".")):
+        if owner != "@" and not all(part.startswith("_") for part in owner.split(".")):
             return None
-    return label, domain, body, _STRING.findall(body)
+    return label, domain, _VALUE.split(body)
 
 
-def _placeholders(first: str, size: int, filler: str, body: str) -> tuple[str, str, list[str]]:
+def _placeholders(first: str, size: int, filler: str, parts: list[str]) -> tuple[str, str, list[bytes]]:
+    """A placeholder label, the body with placeholder values, and those values' bytes."""
     label = first + filler * (size - 1)
-    strings: list[str] = []
+    body, values = [parts[0]], []
+    for index, (string, text) in enumerate(zip(parts[1::3], parts[3::3])):
+        if string:
+            value = (f"~{filler}{index}" + "~" * 200)[:len(string) - 1] + "!"
+            body.append(f'"{value}"')
+            values.append(value.encode())
+        else:
+            address = bytes([126, ord(filler), 33 + index, 33])
+            body.append(".".join(map(str, address)))
+            values.append(address)
+        body.append(text)
+    return label, "".join(body), values
 
-    def swap(match: re.Match[str]) -> str:
-        index = len(strings)
-        strings.append((f"~{filler}{index}" + "~" * 200)[:len(match.group(1)) - 1] + "!")
-        return f'"{strings[-1]}"'
 
-    return label, _STRING.sub(swap, body), strings
-
-
-def _compile(label: str, domain: str, namespace: str, body: str) -> list[Item] | None:
-    fqn = f"{label}.{domain}"
+def _compile(fqn: str, namespace: str, body: str) -> list[Item] | None:
     content = f"$ORIGIN {fqn}\n{body}".encode()
     kind, items = binding_items(fqn, namespace, hash160_hex(content), content)
     return items if kind == "node" else None
 
 
-def _build(first: str, size: int, domain: str, namespace: str, body: str) -> _Shape | None:
-    if len(_STRING.findall(body)) > 9:
+def _build(first: str, size: int, domain: str, namespace: str, parts: list[str], finish: Finish) -> _Shape | None:
+    if len(parts) // 3 > 9:
         return None
-    label_a, body_a, strings_a = _placeholders(first, size, "_", body)
-    label_b, body_b, strings_b = _placeholders(first, size, "z", body)
-    items_a = _compile(label_a, domain, namespace, body_a)
-    items_b = _compile(label_b, domain, namespace, body_b)
+    label_a, body_a, values_a = _placeholders(first, size, "_", parts)
+    label_b, body_b, values_b = _placeholders(first, size, "z", parts)
+    items_a = _compile(f"{label_a}.{domain}", namespace, body_a)
+    items_b = _compile(f"{label_b}.{domain}", namespace, body_b)
     if items_a is None or items_b is None:
         return None
-    shape = _Shape(items_a, label_a.encode(), [s.encode() for s in strings_a])
-    if _fill(shape, label_b.encode(), [s.encode() for s in strings_b]) != items_b:
+    shape = _shape(finish(f"{label_a}.{domain}", items_a), len(items_a), label_a.encode(), values_a)
+    if _fill(shape, label_b.encode(), values_b) != finish(f"{label_b}.{domain}", items_b):
         return None  # the entries do not follow the bytes one for one: compile each alike file whole
     return shape
 
 
-def _fill(shape: _Shape, label: bytes, strings: list[bytes]) -> list[Item]:
-    swaps = [(shape.label, label), *zip(shape.strings, strings)]
-    filled = []
-    for key, value in shape.items:
-        for old, new in swaps:
-            key = key.replace(old, new)
-            value = value.replace(old, new)
-        filled.append((key, value))
-    return filled
+def _fill(shape: _Shape, label: bytes, values: list[bytes]) -> list[Item]:
+    """The shape's entries with its placeholders replaced by these bytes, in one pass each (so a
+    value's bytes are never searched again: an address may read as another placeholder)."""
+    fills = (label, *values)
+    return [(key % tuple(map(fills.__getitem__, key_order)), value % tuple(map(fills.__getitem__, value_order)))
+            for key, key_order, value, value_order in shape.templates]
+
+
+def _templates(items: list[Item], placeholders: list[bytes]) -> list[Template]:
+    """Each entry as a %-template of its bytes and which placeholder goes into each %s."""
+    index = {old: number for number, old in enumerate(placeholders)}
+    pattern = re.compile(b"(" + b"|".join(re.escape(old) for old in placeholders) + b")")
+
+    def template(data: bytes) -> tuple[bytes, tuple[int, ...]]:
+        pieces = pattern.split(data)
+        return (b"%s".join(piece.replace(b"%", b"%%") for piece in pieces[0::2]),
+                tuple(index[old] for old in pieces[1::2]))
+
+    return [(*template(key), *template(value)) for key, value in items]
