@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Container, Iterator
 from dataclasses import asdict, dataclass
+from operator import itemgetter
 from pathlib import Path
 
 import lmdb
@@ -83,10 +84,10 @@ def _build(build: Path, reader: IndexReader, state: IndexState, report: CompileR
         env.close()
 
 
-def _write(env: lmdb.Environment, items: Iterator[Item]) -> None:
+def _write(env: lmdb.Environment, bindings: Iterator[list[Item]]) -> None:
     batch: list[Item] = []
-    for item in items:
-        batch.append(item)
+    for items in bindings:
+        batch += items
         if len(batch) >= PUTS_PER_TXN:
             _put_all(env, batch)
             batch = []
@@ -94,18 +95,22 @@ def _write(env: lmdb.Environment, items: Iterator[Item]) -> None:
 
 
 def _put_all(env: lmdb.Environment, batch: list[Item]) -> None:
+    # In key order, each B-tree page is found once per run of keys instead of once per key; the sort
+    # is stable, so a key written twice keeps its last value as before.
+    batch.sort(key=itemgetter(0))
     with env.begin(write=True) as txn:
         cursor = txn.cursor()
         cursor.putmulti(batch)
 
 
-def _items(reader: IndexReader, state: IndexState, report: CompileReport) -> Iterator[Item]:
+def _items(reader: IndexReader, state: IndexState, report: CompileReport) -> Iterator[list[Item]]:
+    """Each binding's entries, names first."""
     bindings = Bindings(reader, state, reader.subdomain_domains(), report,
                         SubdomainShapes(with_nodes_key))
     for name, content in reader.names_with_zonefiles():
-        yield from bindings.name_items(name, content)
+        yield bindings.name_items(name, content)
     for subdomain, content in reader.subdomains_with_zonefiles():
-        yield from bindings.subdomain_items(subdomain, content)
+        yield bindings.subdomain_items(subdomain, content)
 
 
 class Bindings:
