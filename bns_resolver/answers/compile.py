@@ -17,7 +17,6 @@ import sys
 import time
 from collections.abc import Container, Iterator
 from dataclasses import asdict, dataclass
-from operator import itemgetter
 from pathlib import Path
 
 import lmdb
@@ -95,9 +94,6 @@ def _write(env: lmdb.Environment, bindings: Iterator[list[Item]]) -> None:
 
 
 def _put_all(env: lmdb.Environment, batch: list[Item]) -> None:
-    # In key order, each B-tree page is found once per run of keys instead of once per key; the sort
-    # is stable, so a key written twice keeps its last value as before.
-    batch.sort(key=itemgetter(0))
     with env.begin(write=True) as txn:
         cursor = txn.cursor()
         cursor.putmulti(batch)
