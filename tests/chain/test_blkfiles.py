@@ -11,17 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from bns_resolver.chain.blkfiles import NETWORK_MAGIC, BlockFiles, xor_at
 from bns_resolver.chain.fetcher import BlockFetcher
 from bns_resolver.chain.rpc import BitcoindRPC
-from bns_resolver.chainsync import ChainSync
-from bns_resolver.config import ChainSettings, load_settings
+from bns_resolver.config import load_settings
 from bns_resolver.errors import ConfigError
-from bns_resolver.index import schema
-from bns_resolver.index.db import open_index
-from tests.chain.test_sync_paths import REGTEST_0141
+from tests.chain.test_sync_paths import synced_index
 from tests.support.bitcoind import BitcoindServer
 from tests.support.chainbuilder import ChainBuilder, corpus_chain
 from tests.support.corpus import corpus_files, load_scenario
@@ -178,23 +174,6 @@ def test_torn_size_field_stops_that_file_only(rpc: BitcoindRPC, builder: ChainBu
     assert files.get(blocks[1][0]) is None  # it sits in the torn file
 
 
-def _synced(node: BitcoindServer, folder: Path, blocks_dir: Path | None) -> tuple[list[tuple[int, str]], dict[str, Any]]:
-    """ChainSync's own wiring, with or without block files: consensus hashes and index rows."""
-    folder.mkdir()
-    engine = open_index(f"sqlite:///{folder / 'index.sqlite'}")
-    chain_sync = ChainSync(engine, ChainSettings(bitcoind=node.url, network="regtest", confirmations=1,
-                                                 profile=REGTEST_0141, blocks_dir=blocks_dir))
-    hashes: list[tuple[int, str]] = []
-    chain_sync.virtualchain.on_block = lambda block, outcome: hashes.append((block.height, outcome.consensus_hash))
-    chain_sync.sync()
-    chain_sync.rpc.close()
-    with engine.connect() as conn:
-        rows = {table.name: sorted(map(tuple, conn.execute(select(table))), key=repr)
-                for table in schema.metadata.sorted_tables if table.name != "sync_state"}
-    engine.dispose()
-    return hashes, rows
-
-
 @pytest.mark.parametrize("key", [None, KEY], ids=["plain", "xor"])
 def test_sync_from_files_builds_the_rpc_index(node: BitcoindServer, tmp_path: Path, key: bytes | None) -> None:
     """A corpus chain of reference-recorded BNS operations: the same consensus hash at every
@@ -209,9 +188,9 @@ def test_sync_from_files_builds_the_rpc_index(node: BitcoindServer, tmp_path: Pa
     write_block_files(tmp_path / "blocks", list(served_raw_blocks(rpc, node.tip_height).values()), key=key,
                       files=4)
     rpc.close()
-    over_rpc = _synced(node, tmp_path / "rpc", None)
+    over_rpc = synced_index(node, tmp_path / "rpc")
     node.calls.clear()
-    from_files = _synced(node, tmp_path / "files", tmp_path / "blocks")
+    from_files = synced_index(node, tmp_path / "files", blocks_dir=tmp_path / "blocks")
     assert over_rpc[0][-1] == (int(scenario.data["blocks"][-1]["height"]),
                                scenario.data["blocks"][-1]["consensus_hash"])
     assert any(rows for rows in over_rpc[1].values())

@@ -95,12 +95,14 @@ def test_format_eta(seconds: float, text: str) -> None:
     assert format_eta(seconds) == text
 
 
-def _synced_index(node: BitcoindServer, folder: Path, *, verbose: bool) -> tuple[list[tuple[int, str]], dict[str, list[Any]]]:
-    """Sync the served chain with ChainSync's default wiring (or its fetcher made verbose):
-    the consensus hash after every block, and every row of every index table."""
+def synced_index(node: BitcoindServer, folder: Path, *, verbose: bool = False,
+                 blocks_dir: Path | None = None) -> tuple[list[tuple[int, str]], dict[str, list[Any]]]:
+    """Sync the served chain with ChainSync's default wiring (or its fetcher made verbose, or reading
+    block files): the consensus hash after every block, and every row of every index table."""
+    folder.mkdir(exist_ok=True)
     engine = open_index(f"sqlite:///{folder / 'index.sqlite'}")
     chain_sync = ChainSync(engine, ChainSettings(bitcoind=node.url, network="regtest", confirmations=1,
-                                                 profile=REGTEST_0141))
+                                                 profile=REGTEST_0141, blocks_dir=blocks_dir))
     if verbose:
         chain_sync.virtualchain.fetcher = BlockFetcher(chain_sync.rpc, magic=chain_sync.profile.magic,
                                                        confirmations=1)
@@ -126,8 +128,8 @@ def test_default_sync_builds_the_verbose_paths_index(node: BitcoindServer, tmp_p
     node.serve_builder(corpus_chain(scenario.data))
     (tmp_path / "v3").mkdir()
     (tmp_path / "default").mkdir()
-    verbose = _synced_index(node, tmp_path / "v3", verbose=True)
-    default = _synced_index(node, tmp_path / "default", verbose=False)
+    verbose = synced_index(node, tmp_path / "v3", verbose=True)
+    default = synced_index(node, tmp_path / "default", verbose=False)
     assert verbose[0][-1] == (int(scenario.data["blocks"][-1]["height"]),
                               scenario.data["blocks"][-1]["consensus_hash"])
     assert any(rows for rows in verbose[1].values())

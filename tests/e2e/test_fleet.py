@@ -8,14 +8,12 @@ index leaves its forwarded (upstream) answers cached.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import dns.rcode
 import pytest
-from sqlalchemy import create_engine, text
 
 from bns_resolver.hashing import hash160_hex
 from bns_resolver.zonefiles.store import store_verified
@@ -34,6 +32,7 @@ from tests.support.bns_ops import (
 )
 from tests.support.dns_fixtures import IndexSpec, NameSpec, ServerProcess, bns_only_config, make_index
 from tests.support.upstream_stub import StubUpstream
+from tests.support.postgres import shared_postgres_url
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -42,13 +41,7 @@ FOLLOW_SECONDS = 2.0  # a functional bound: the feed is polled every 0.5 s, not 
 
 @pytest.fixture
 def postgres_url() -> str:
-    url = os.environ.get("BNS_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("a fleet shares one PostgreSQL index: set BNS_TEST_POSTGRES_URL (.ci/run starts one)")
-    with create_engine(url).begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    return url
+    return shared_postgres_url("a fleet shares one PostgreSQL index: set BNS_TEST_POSTGRES_URL (.ci/run starts one)")
 
 
 def _address(server: ServerProcess, name: str) -> str | None:

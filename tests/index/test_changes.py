@@ -3,13 +3,12 @@ own transaction, the log trimmed, and IndexEvents publishing it; on SQLite and P
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy import Engine, select
 
 from bns_resolver.hashing import hash160_hex
 from bns_resolver.index import changes, schema
@@ -28,6 +27,7 @@ from bns_resolver.index.snapshot import EMBEDDED_DIR, ExportFiles, import_export
 from bns_resolver.index.sync_state import write_sync_state
 from bns_resolver.zonefiles.store import store_verified
 from tests.support.dns_fixtures import IndexSpec, NameSpec, write_index
+from tests.support.postgres import shared_postgres_url
 
 BOB = b"$ORIGIN bob.id\n@ A 192.0.2.2\n"
 
@@ -36,13 +36,7 @@ BOB = b"$ORIGIN bob.id\n@ A 192.0.2.2\n"
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Engine:
     if request.param == "sqlite":
         return open_index(f"sqlite:///{tmp_path / 'index.sqlite'}")
-    url = os.environ.get("BNS_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("set BNS_TEST_POSTGRES_URL to run the change feed against PostgreSQL")
-    with create_engine(url).begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    return open_index(url)
+    return open_index(shared_postgres_url("set BNS_TEST_POSTGRES_URL to run the change feed against PostgreSQL"))
 
 
 def _since(engine: Engine, seq: int) -> changes.ChangeSet | None:

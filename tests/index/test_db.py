@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from bns_resolver.index.db import HEAD_REVISION, current_revision, open_index
 from bns_resolver.index.lookup import IndexReader
 from bns_resolver.index.schema import metadata
 from bns_resolver.index.snapshot import EMBEDDED_DIR, ExportFiles, import_export
+from tests.support.postgres import shared_postgres_url
 
 
 def test_migrations_produce_exactly_the_declared_schema(tmp_path: Path) -> None:
@@ -41,16 +41,7 @@ def test_sqlite_uses_write_ahead_logging(tmp_path: Path) -> None:
 
 @pytest.fixture
 def postgres_url() -> str:
-    url = os.environ.get("BNS_TEST_POSTGRES_URL")
-    if not url:
-        if os.environ.get("CI") == "true":
-            pytest.fail("BNS_TEST_POSTGRES_URL is not set; .ci/run starts PostgreSQL for this test")
-        pytest.skip("set BNS_TEST_POSTGRES_URL to run against PostgreSQL")
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    return url
+    return shared_postgres_url("set BNS_TEST_POSTGRES_URL to run against PostgreSQL")
 
 
 @pytest.mark.postgres

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, func, inspect, select, text
+from sqlalchemy import Engine, func, inspect, select
 
 from bns_resolver.errors import SnapshotError
 from bns_resolver.hashing import hash160
@@ -22,6 +21,7 @@ from bns_resolver.index.lookup import IndexReader
 from bns_resolver.index.schema import names, subdomain_history, subdomains, zonefiles
 from bns_resolver.index.snapshot import EMBEDDED_DIR, ExportFiles, import_export
 from bns_resolver.zonefiles.store import get_zonefile
+from tests.support.postgres import shared_postgres_url
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES, SUBDOMAINS = 30, 3000
@@ -176,15 +176,7 @@ def test_embedded_export_matches_its_production_pins(tmp_path: Path) -> None:
 
 @pytest.fixture
 def postgres_url() -> str:
-    url = os.environ.get("BNS_TEST_POSTGRES_URL")
-    if not url:
-        if os.environ.get("CI") == "true":
-            pytest.fail("BNS_TEST_POSTGRES_URL is not set; .ci/run starts PostgreSQL for this test")
-        pytest.skip("set BNS_TEST_POSTGRES_URL to run against PostgreSQL")
-    with create_engine(url).begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    return url
+    return shared_postgres_url("set BNS_TEST_POSTGRES_URL to run against PostgreSQL")
 
 
 @pytest.mark.postgres

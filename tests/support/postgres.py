@@ -17,6 +17,25 @@ from pathlib import Path
 from tests.support.dns_fixtures import free_port
 
 
+def shared_postgres_url(why: str) -> str:
+    """The suite's PostgreSQL (BNS_TEST_POSTGRES_URL) with an empty public schema. Unset: skipped
+    locally (saying `why` it is needed), a failure in CI, where .ci/run starts one."""
+    import pytest
+    from sqlalchemy import create_engine, text
+
+    url = os.environ.get("BNS_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("CI") == "true":
+            pytest.fail("BNS_TEST_POSTGRES_URL is not set; .ci/run starts PostgreSQL for this test")
+        pytest.skip(why)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    return url
+
+
 def postgres_bin() -> Path | None:
     """The newest installed PostgreSQL's bin folder, or None when there is none."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
