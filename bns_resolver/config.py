@@ -155,6 +155,24 @@ class WebSettings:
 
 
 @dataclass(frozen=True)
+class LimitSettings:
+    """[limits]: what keeps one client, or one flood, from taking the whole server (SECURITY.md).
+
+    The defaults equal the DNS layer's own (tests/test_config.py checks they do not drift).
+    """
+
+    responses_per_second: float = 1000.0  # UDP responses per client /24 (IPv6 /56); 0: off; loopback exempt
+    slip: int = 2  # every slip-th held-back response goes out as a TC=1 "ask over TCP" reply; 0: none
+    tcp_connections: int | None = None  # None: from the descriptor limit (dns/server.py default_tcp_limits)
+    tcp_connections_per_client: int | None = None
+    unknown_name_fetches_per_second: float = 100.0  # upstream fetches per namespace for names BNS lacks; 0: off
+    max_cache_ttl: int = 86400  # a forwarded answer is kept at most this long, whatever its TTL
+    serve_stale_for: int = 86400  # an expired forwarded answer may still be served this long (RFC 8767); 0: never
+    upstream_attempt_timeout: float = 0.8  # seconds before one upstream try is given up and the next one made
+    upstream_deadline: float = 2.5  # seconds for a forwarded query in all, its retries included
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path
     db_url: str | None = None
@@ -177,6 +195,7 @@ class Settings:
     query_log: bool = False  # [log] queries: one line per query (dns/querylog.py)
     query_log_lines_per_second: int = 1000  # past this, query lines are counted, not written
     metrics_listen: tuple[tuple[str, int], ...] = DEFAULT_METRICS_LISTEN  # /metrics, /healthz, /status.json
+    limits: LimitSettings = field(default_factory=LimitSettings)
 
     @property
     def database_url(self) -> str:
@@ -247,7 +266,7 @@ def load_settings(config_file: Path | None = None, env: Mapping[str, str] | None
     settings = Settings(data_dir=default_data_dir(env))
     origins = {"data_dir": "data_dir (default)", "db_url": "db", "bitcoind": "[chain] bitcoind",
                "run_as_user": "[dns] run_as_user",
-               "blocks_dir": "[chain] blocks_dir"}
+               "blocks_dir": "[chain] blocks_dir", "tcp_connections": "[limits] tcp_connections"}
     if config_file is not None:
         settings = _from_file(settings, config_file, origins)
     settings = _from_env(settings, env, origins)
@@ -276,16 +295,18 @@ def _from_file(settings: Settings, path: Path, origins: dict[str, str]) -> Setti
     }
     origins.update({"data_dir": f"{path}: data_dir", "db_url": f"{path}: db",
                     "bitcoind": f"{path}: [chain] bitcoind", "run_as_user": f"{path}: [dns] run_as_user",
-                    "blocks_dir": f"{path}: [chain] blocks_dir"})
+                    "blocks_dir": f"{path}: [chain] blocks_dir",
+                    "tcp_connections": f"{path}: [limits] tcp_connections"})
     changes |= _dns_table(top.table("dns"))
     changes |= _namespaces_table(top.table("namespaces"))
     changes |= _zonefiles_table(top.table("zonefiles"))
     changes |= _log_table(top.table("log"))
     changes |= _metrics_table(top.table("metrics"))
-    chain, web = top.table("chain"), top.table("web")
+    chain, web, limits = top.table("chain"), top.table("web"), top.table("limits")
     top.refuse_unknown()
     changes["chain"] = _chain_table(chain, settings.chain)
     changes["web"] = _web_table(web, settings.web)
+    changes["limits"] = _limits_table(limits, settings.limits)
     return replace(settings, **{k: val for k, val in changes.items() if val is not _MISSING})
 
 
@@ -390,6 +411,35 @@ def _web_table(web: _Table, base: WebSettings) -> WebSettings:
     return replace(base, **{k: val for k, val in values.items() if val is not _MISSING})
 
 
+MAX_TTL = 2**31 - 1  # RFC 2181 §8: larger TTLs are read as 0
+
+
+def _limits_table(limits: _Table, base: LimitSettings) -> LimitSettings:
+    per_second = v.number(0.0)
+    seconds = v.number(0.0, inclusive=False, unit=" of seconds")
+    values: dict[str, Any] = {
+        "responses_per_second": limits.take("responses_per_second", per_second),
+        "slip": limits.take("slip", v.integer(minimum=0)),
+        "tcp_connections": limits.take("tcp_connections", v.integer(minimum=1)),
+        "tcp_connections_per_client": limits.take("tcp_connections_per_client", v.integer(minimum=1)),
+        "unknown_name_fetches_per_second": limits.take("unknown_name_fetches_per_second", per_second),
+        "max_cache_ttl": limits.take("max_cache_ttl", v.integer(minimum=0, maximum=MAX_TTL)),
+        "serve_stale_for": limits.take("serve_stale_for", v.integer(minimum=0, maximum=MAX_TTL)),
+        "upstream_attempt_timeout": limits.take("upstream_attempt_timeout", seconds),
+        "upstream_deadline": limits.take("upstream_deadline", seconds),
+    }
+    limits.refuse_unknown()
+    result = replace(base, **{k: val for k, val in values.items() if val is not _MISSING})
+    total, per_client = result.tcp_connections, result.tcp_connections_per_client
+    if total is not None and per_client is not None and per_client > total:
+        raise ConfigError(f"{limits.where}: [limits] tcp_connections_per_client: {per_client} is more than "
+                          f"tcp_connections ({total})")
+    if result.upstream_attempt_timeout > result.upstream_deadline:
+        raise ConfigError(f"{limits.where}: [limits] upstream_attempt_timeout: {result.upstream_attempt_timeout:g} s "
+                          f"is longer than upstream_deadline ({result.upstream_deadline:g} s)")
+    return result
+
+
 # --- environment and flags --------------------------------------------------------------------
 
 ENV_VARIABLES = ("BNS_RESOLVER_DATA_DIR", "BNS_RESOLVER_DB", "BNS_RESOLVER_LOG_LEVEL", "BNS_RESOLVER_BITCOIND",
@@ -490,6 +540,24 @@ def _check_whole(settings: Settings, origins: dict[str, str], check_environment:
             _check_blocks_dir(chain.blocks_dir, origins["blocks_dir"])
         if settings.run_as_user is not None:
             _checked(origins["run_as_user"], v.user, settings.run_as_user)
+        _check_descriptors(settings.limits.tcp_connections, origins["tcp_connections"])
+
+
+DESCRIPTOR_RESERVE = 64  # the index, zone files, logs and listening sockets
+
+
+def _check_descriptors(tcp_connections: int | None, where: str) -> None:
+    """Each TCP client may need an upstream socket too: two descriptors per connection, plus a reserve."""
+    import resource
+
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if tcp_connections is None or soft == resource.RLIM_INFINITY:
+        return
+    most = (soft - DESCRIPTOR_RESERVE) // 2
+    if tcp_connections > most:
+        raise ConfigError(f"{where}: {tcp_connections} connections need more file descriptors than this process "
+                          f"may open (limit {soft}): at most {max(most, 0)}, or raise the limit "
+                          "(systemd LimitNOFILE=, ulimit -n)")
 
 
 def _check_db_url(db_url: str | None, where: str, import_driver: bool) -> None:

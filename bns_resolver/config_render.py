@@ -14,7 +14,7 @@ def render_settings(settings: Settings) -> str:
     def addresses(pairs: tuple[tuple[str, int], ...]) -> list[str]:
         return [f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in pairs]
 
-    chain, web = settings.chain, settings.web
+    chain, web, limits = settings.chain, settings.web, settings.limits
     overrides = {f.name: getattr(chain.profile, f.name) for f in fields(chain.profile)}
     sections: list[tuple[str, dict[str, Any]]] = [
         ("", {"data_dir": settings.data_dir, "db": settings.database_url, "log_level": settings.log_level}),
@@ -37,6 +37,7 @@ def render_settings(settings: Settings) -> str:
                  "redirect_to_website": web.redirect_to_website, "profile_mirrors": web.profile_mirrors,
                  "profile_timeout": web.profile_timeout, "profile_max_bytes": web.profile_max_bytes,
                  "profile_cache_ttl": web.profile_cache_ttl, "profile_concurrency": web.profile_concurrency}),
+        ("limits", {f.name: getattr(limits, f.name) for f in fields(limits)}),
     ]
     lines: list[str] = []
     for name, values in sections:
@@ -52,6 +53,8 @@ _UNSET = {
     "listen": "port 80 on each [dns] listen address",
     "address": "the address each query arrived on",
     "confirmations": "the network profile's own",
+    "tcp_connections": "from the descriptor limit: half of what is left after a reserve, at most 1024",
+    "tcp_connections_per_client": "an eighth of tcp_connections' default, at most 64",
 }
 
 

@@ -25,7 +25,7 @@ from bns_resolver.dns.forwarder import Forwarder, build_query, reply_rcode
 from bns_resolver.dns.gateway import Gateway
 from bns_resolver.dns.policy import Mode, NamespacePolicy, TldStatus
 from bns_resolver.dns.querylog import QueryLog
-from bns_resolver.dns.server import listen
+from bns_resolver.dns.server import TcpConnectionLimits, listen
 from bns_resolver.dns.zones import ZoneCache
 from bns_resolver.index.changes import IndexEvents, IndexUpdate
 from bns_resolver.index.db import open_index
@@ -105,13 +105,19 @@ class GatewayService:
             self.chain_sync = ChainSync(self.engine, self.settings.chain)
             self.events.not_ready = "the index has not caught up with the chain yet"
         authority = BnsAuthority(reader, ZoneCache(reader), ready=lambda: self.events.not_ready)
-        forwarder = Forwarder(list(upstreams), reactor=self.reactor)
+        forwarder = Forwarder(list(upstreams), reactor=self.reactor,
+                              attempt_timeout=self.settings.limits.upstream_attempt_timeout,
+                              deadline=self.settings.limits.upstream_deadline)
         policy = build_policy(self.settings)
         answerer = self._answer_store(authority, policy)
+        limits = self.settings.limits
         self.gateway = Gateway(authority, forwarder, policy=policy,
                                access=AccessList(self.settings.allow), cache_entries=self.settings.cache_entries,
                                doh_canary=self.settings.doh_canary, bns_namespaces=self._known_namespaces,
-                               store=answerer)
+                               store=answerer, max_cache_ttl=limits.max_cache_ttl, stale_for=limits.serve_stale_for,
+                               unknown_name_fetch_rate=limits.unknown_name_fetches_per_second)
+        # One set of TCP caps for every listener of this process.
+        self.tcp_limits = TcpConnectionLimits(limits.tcp_connections, limits.tcp_connections_per_client)
         self.events.subscribe(self._index_moved)
 
     def _known_namespaces(self) -> frozenset[str]:
@@ -136,7 +142,9 @@ class GatewayService:
             web_address = web_address_for(host, bound_web_hosts, self.settings.web.address)
             self.handed_out[f"{host}:{port}"] = web_address
             self.ports.extend(listen(self.gateway.view_with_web_address(web_address), host, port, self.reactor,
-                                     query_log=query_log))
+                                     query_log=query_log, tcp_limits=self.tcp_limits,
+                                     rrl_rate=self.settings.limits.responses_per_second,
+                                     rrl_slip=self.settings.limits.slip))
         self._start_ops()
         self._every(INDEX_POLL_SECONDS, self.check_index)
         self._every(self.settings.tld_probe_interval, self.probe_namespaces)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
+import resource
 from pathlib import Path
 
 import pytest
 
 from bns_resolver.config import (
+    DESCRIPTOR_RESERVE,
     ChainSettings,
+    LimitSettings,
     LogLevel,
     NamespaceMode,
     Network,
@@ -125,6 +129,17 @@ BROKEN_FILES = [
     ("[log]\nquery = true", "[log] query", "did you mean 'queries'"),
     ('[metrics]\nlisten = "127.0.0.1:9153"', "[metrics] listen", "must be a list"),
     ('[metrics]\nlisten = ["localhost:9153"]', "[metrics] listen", "not an IP address"),
+    ("[limits]\nresponses_per_second = -1", "[limits] responses_per_second", "at least 0"),
+    ("[limits]\nslip = 1.5", "[limits] slip", "must be an integer"),
+    ("[limits]\ntcp_connections = 0", "[limits] tcp_connections", "at least 1"),
+    ("[limits]\ntcp_connections = 4\ntcp_connections_per_client = 8", "[limits] tcp_connections_per_client",
+     "is more than tcp_connections (4)"),
+    ("[limits]\nmax_cache_ttl = 2147483648", "[limits] max_cache_ttl", "at most 2147483647"),
+    ("[limits]\nserve_stale_for = -5", "[limits] serve_stale_for", "at least 0"),
+    ("[limits]\nupstream_deadline = 0", "[limits] upstream_deadline", "more than 0 of seconds"),
+    ("[limits]\nupstream_attempt_timeout = 3.0", "[limits] upstream_attempt_timeout",
+     "longer than upstream_deadline (2.5 s)"),
+    ("[limits]\nrate = 10", "[limits] rate", "unknown key"),
     ('db = "not a url"', "db", "not a database URL"),
     ('db = "postgresql+nosuchdriver://u@h/db"', "db", "unknown database kind"),
     ('db = "mysql+pymysql://u@h/db"', "db", "driver pymysql is not installed"),
@@ -215,12 +230,46 @@ def test_rendered_settings_load_back_the_same(tmp_path: Path) -> None:
                       '[namespaces]\nicann_tlds = { podcast = false }\n[zonefiles]\nserve_http = "127.0.0.1"\n'
                       '[chain]\nnetwork = "regtest"\nmagic = "id"\nepoch_ends = [300, 400]\n'
                       '[web]\nprofile_mirrors = { "https://gaia.blockstack.org/hub/" = "http://127.0.0.1:9/" }\n'
-                      '[log]\nqueries = true\nqueries_per_second = 50\n[metrics]\nlisten = ["[::1]:9153"]\n')
+                      '[log]\nqueries = true\nqueries_per_second = 50\n[metrics]\nlisten = ["[::1]:9153"]\n'
+                      '[limits]\nresponses_per_second = 20.5\ntcp_connections = 40\nserve_stale_for = 0\n')
     first = load_settings(config, env={}, data_dir=str(tmp_path))
     rendered = tmp_path / "rendered.toml"
     rendered.write_text(render_settings(first))
     again = load_settings(rendered, env={})
     assert again == replace_db(first, again.db_url)
+
+
+def test_limit_defaults_are_the_dns_layers_own() -> None:
+    """[limits] defaults equal what the DNS classes use when given nothing, so the two cannot drift apart."""
+    from bns_resolver.dns.cache import MAX_POSITIVE_TTL, STALE_FOR
+    from bns_resolver.dns.forwarder import Forwarder
+    from bns_resolver.dns.gateway import UNKNOWN_NAME_FETCH_RATE
+    from bns_resolver.dns.ratelimit import DEFAULT_RATE, DEFAULT_SLIP
+    from bns_resolver.dns.server import default_tcp_limits
+
+    limits = LimitSettings()
+    forwarder = Forwarder([])
+    assert (limits.responses_per_second, limits.slip) == (DEFAULT_RATE, DEFAULT_SLIP)
+    assert (limits.max_cache_ttl, limits.serve_stale_for) == (MAX_POSITIVE_TTL, STALE_FOR)
+    assert limits.unknown_name_fetches_per_second == UNKNOWN_NAME_FETCH_RATE
+    assert (limits.upstream_attempt_timeout, limits.upstream_deadline) == (forwarder.attempt_timeout,
+                                                                            forwarder.deadline)
+    assert limits.tcp_connections is None and limits.tcp_connections_per_client is None  # from the rlimit
+    assert default_tcp_limits()[0] <= (resource.getrlimit(resource.RLIMIT_NOFILE)[0] - DESCRIPTOR_RESERVE) // 2
+
+
+def test_tcp_connections_past_the_descriptor_limit_are_refused(tmp_path: Path) -> None:
+    """More TCP connections than this process has descriptors for fails at load, naming the limit."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        pytest.skip("no descriptor limit")
+    most = (soft - DESCRIPTOR_RESERVE) // 2
+    config = _write(tmp_path / "c.toml", f"[limits]\ntcp_connections = {most + 1}\n")
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(config))}: \[limits\] tcp_connections: {most + 1} "
+                                          rf"connections need more file descriptors .* at most {most}, or raise"):
+        load_settings(config, env={}, data_dir=str(tmp_path / "data"))
+    _write(config, f"[limits]\ntcp_connections = {most}\n")
+    assert load_settings(config, env={}, data_dir=str(tmp_path / "data")).limits.tcp_connections == most
 
 
 def replace_db(settings: Settings, db_url: str | None) -> Settings:

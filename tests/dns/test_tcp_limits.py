@@ -20,10 +20,11 @@ TCP_ESTABLISHED = 1
 NOFILE = 256  # with this descriptor limit: at most 96 TCP clients in all, 12 per client address
 
 
-def _start(tmp_path: Path, *, extra: tuple[str, ...] = (), nofile: int | None = None) -> ServerProcess:
+def _start(tmp_path: Path, *, extra: tuple[str, ...] = (), nofile: int | None = None,
+           config: str = "") -> ServerProcess:
     data_dir = tmp_path / "data"
     make_index(data_dir, IndexSpec(names=[NameSpec("alice.id", BIG_ZONE)]))
-    server = ServerProcess(data_dir, config=bns_only_config(["id"]), extra=extra)
+    server = ServerProcess(data_dir, config=bns_only_config(["id"]) + config, extra=extra)
     if nofile is not None:
         server.args = ["prlimit", f"--nofile={nofile}:{nofile}", "--"] + server.args
     return server.start()
@@ -174,6 +175,27 @@ def test_connection_caps_are_shared_by_all_listeners(tmp_path: Path) -> None:
             assert _ask(held[-1]) is not None
         with _connect(second_port) as other_listener:
             assert _ask(other_listener) is None
+    finally:
+        for conn in held:
+            conn.close()
+        server.stop()
+
+
+def test_connection_caps_come_from_the_config(tmp_path: Path) -> None:
+    """`[limits] tcp_connections = 5, tcp_connections_per_client = 3`, whatever the descriptor limit."""
+    server = _start(tmp_path, config="[limits]\ntcp_connections = 5\ntcp_connections_per_client = 3\n")
+    held: list[socket.socket] = []
+    try:
+        for _ in range(3):
+            held.append(_connect(server.port, "127.0.0.1"))
+            assert _ask(held[-1]) is not None
+        with _connect(server.port, "127.0.0.1") as over_client_cap:
+            assert _ask(over_client_cap) is None
+        for _ in range(2):
+            held.append(_connect(server.port, "127.0.0.2"))
+            assert _ask(held[-1]) is not None
+        with _connect(server.port, "127.0.0.3") as over_total_cap:
+            assert _ask(over_total_cap) is None
     finally:
         for conn in held:
             conn.close()

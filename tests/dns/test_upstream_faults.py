@@ -38,8 +38,9 @@ def servers() -> Iterator[list[ServerProcess]]:
 
 
 def _serve(tmp_path: Path, servers: list[ServerProcess], *upstreams: StubUpstream,
-           addresses: tuple[str, ...] = ()) -> ServerProcess:
-    server = ServerProcess(tmp_path / "data", upstreams=[u.address for u in upstreams] + list(addresses))
+           addresses: tuple[str, ...] = (), config: str | None = None) -> ServerProcess:
+    server = ServerProcess(tmp_path / "data", upstreams=[u.address for u in upstreams] + list(addresses),
+                           config=config)
     servers.append(server)
     return server.start()
 
@@ -167,6 +168,44 @@ def test_expired_answer_is_served_stale_when_every_upstream_fails(
         assert reply.question[0].name.to_text() == "EXAMPLE.com."
         assert _ede_codes(reply) == [3]
     assert server.query("other.example.com", "A", use_edns=0).rcode() == dns.rcode.SERVFAIL  # nothing stale
+
+
+def test_serve_stale_can_be_turned_off(
+        tmp_path: Path, stubs: list[StubUpstream], servers: list[ServerProcess]) -> None:
+    """`[limits] serve_stale_for = 0`: an expired answer is not served once the upstream fails."""
+    stubs.append(_stub(ttl=1))
+    server = _serve(tmp_path, servers, stubs[0], config="[limits]\nserve_stale_for = 0\n")
+    assert server.query("example.com", "A", use_edns=0).answer[0].ttl == 1
+    stubs[0].behaviour.rcode = RCODE.REFUSED
+    time.sleep(1.2)  # let the one-second TTL run out
+    reply = server.query("example.com", "A", use_edns=0)
+    assert reply.rcode() == dns.rcode.SERVFAIL and not reply.answer
+
+
+def test_cached_ttl_is_capped_by_max_cache_ttl(
+        tmp_path: Path, stubs: list[StubUpstream], servers: list[ServerProcess]) -> None:
+    """`[limits] max_cache_ttl = 1`: an hour-long answer is handed out with TTL 1 and fetched again after it."""
+    stubs.append(_stub(ttl=3600))
+    server = _serve(tmp_path, servers, stubs[0], config="[limits]\nmax_cache_ttl = 1\n")
+    assert server.query("example.com", "A", use_edns=0).answer[0].ttl <= 1
+    assert stubs[0].count("example.com") == 1
+    time.sleep(1.2)  # past the capped lifetime
+    assert server.query("example.com", "A", use_edns=0).rcode() == dns.rcode.NOERROR
+    assert stubs[0].count("example.com") == 2
+
+
+def test_upstream_deadline_is_configurable(
+        tmp_path: Path, stubs: list[StubUpstream], servers: list[ServerProcess]) -> None:
+    """An upstream that never answers: SERVFAIL after `[limits] upstream_deadline`, not the 2.5 s default."""
+    stubs.append(_stub(silent=True))
+    server = _serve(tmp_path, servers, stubs[0],
+                    config="[limits]\nupstream_attempt_timeout = 0.2\nupstream_deadline = 0.5\n")
+    started = time.monotonic()
+    reply = server.query("example.com", "A", use_edns=0, timeout=5)
+    waited = time.monotonic() - started
+    assert reply.rcode() == dns.rcode.SERVFAIL
+    assert waited < 2.0, waited  # the default deadline would hold the answer for 2.5 s
+    assert stubs[0].count("example.com") >= 2  # the attempt timeout led to a retry within the deadline
 
 
 @pytest.mark.parametrize("lie", ["wrong_question_first", "wrong_source_first"])

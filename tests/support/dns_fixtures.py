@@ -107,6 +107,10 @@ def free_port() -> int:
     raise RuntimeError("no free port")
 
 
+class PortTaken(RuntimeError):
+    """The port picked for a server was taken by someone else before the server bound it."""
+
+
 class ServerProcess:
     """`bns-resolver serve` as a real child process on a loopback port."""
 
@@ -133,6 +137,17 @@ class ServerProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 15.0) -> ServerProcess:
+        for _ in range(3):
+            try:
+                return self._start_once(timeout)
+            except PortTaken:
+                # free_port() only found a port free a moment ago: another test's process took it since.
+                listen = self.args.index(f"127.0.0.1:{self.port}")
+                self.port = free_port()
+                self.args[listen] = f"127.0.0.1:{self.port}"
+        return self._start_once(timeout)
+
+    def _start_once(self, timeout: float) -> ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - the child writes to it until stop()
         self.process = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT,
@@ -140,6 +155,9 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self._log.close()
+                if f"cannot listen on 127.0.0.1:{self.port}: [Errno 98]" in self.log():
+                    raise PortTaken(self.port)
                 raise RuntimeError(f"server exited: {self.log()}")
             try:
                 self.query("id.", "SOA", timeout=0.3)
