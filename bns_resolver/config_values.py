@@ -1,6 +1,6 @@
 """Value parsers for settings: each turns one raw TOML/env/flag value into a typed value or says why not.
 
-A parser raises `Invalid` with a one-line reason; `config.py` adds where the value came from
+A parser raises `Invalid` with a one-line reason; `config_table.checked` adds where the value came from
 (file and key, environment variable, or flag) and turns it into a ConfigError.
 """
 

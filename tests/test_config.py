@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from bns_resolver.config import (
-    DESCRIPTOR_RESERVE,
     ChainSettings,
     LimitSettings,
     LogLevel,
@@ -24,6 +23,7 @@ from bns_resolver.config import (
     parse_hostport,
     system_upstreams,
 )
+from bns_resolver.config_checks import DESCRIPTOR_RESERVE
 from bns_resolver.config_render import render_settings
 from bns_resolver.errors import ConfigError
 
