@@ -3,10 +3,11 @@
 
     python3 tools/corpus_diff.py RECORDING.json.gz [...] [--rules 0.14.1]
 
-For each file: the first block whose ops hash differs, then for every op of that block matched
-by txid the fields whose values differ (named as the reference logged them), and the ops only
-one side accepted.  `--rules` replays under another rule generation (bns/generations.py) to see
-which generation a recording agrees with.  Exit status 1 if any file diverges.
+For each file: the rule generation it replays under (picked from the recording's config), the
+first block whose ops hash differs, then for every op of that block matched by txid the fields
+whose values differ (named as the reference logged them), and the ops only one side accepted.
+`--rules` replays under another rule generation (bns/generations.py) to see which generation a
+recording agrees with.  Exit status 1 if any file diverges.
 """
 
 from __future__ import annotations
@@ -33,10 +34,11 @@ def _values(serialized: str) -> list[str]:
     return out
 
 
-def first_divergence(path: Path, rules: str | None = None) -> list[str]:
+def first_divergence(path: Path, rules: str | None = None) -> tuple[str, list[str]]:
+    """(the rule generation replayed, the first diverging block's description or [])."""
     scenario = load_scenario(path)
     if scenario.profile is None:
-        return []
+        return "-", []
     profile = replace(scenario.profile, rules=rules) if rules else scenario.profile
     engine = BnsEngine(profile, MemoryStateStore())
     heights = scenario.replayable_heights()
@@ -46,8 +48,8 @@ def first_divergence(path: Path, rules: str | None = None) -> list[str]:
         outcome = apply_block(engine.store, engine, block)
         if outcome.ops_hash == recorded["ops_hash"]:
             continue
-        return _describe(block.height, recorded["accepted_ops"], outcome.accepted)
-    return []
+        return profile.rules, _describe(block.height, recorded["accepted_ops"], outcome.accepted)
+    return profile.rules, []
 
 
 def _describe(height: int, recorded: list[dict], accepted: tuple) -> list[str]:
@@ -79,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     diverged = 0
     for path in args.recordings:
-        lines = first_divergence(path, args.rules)
-        print(f"{path}: " + ("matches at every block" if not lines else "DIVERGES"))
+        rules, lines = first_divergence(path, args.rules)
+        print(f"{path} (rules {rules}): " + ("matches at every block" if not lines else "DIVERGES"))
         for line in lines:
             print(line)
         diverged += bool(lines)

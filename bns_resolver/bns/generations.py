@@ -6,7 +6,9 @@ them is a field here, so rules ask `profile.generation.<question>` and never com
 generation's name:
 
 * "0.14.0": Sept 2016 flat-file namedb (branch tests-0.13; the corpus's 0.13 set);
-* "0.14.0-sqlite": Sept 2016 develop with the first SQLite namedb (the corpus's 0.14 set);
+* "0.14.0-sqlite-early": the same SQLite namedb before blockstack-core c4abd401e (the corpus's
+  0.14 logs that lack the server's `NUM_CONFIRMATIONS` warning, bns/networks.py);
+* "0.14.0-sqlite": Sept 2016 develop with the first SQLite namedb (the rest of the 0.14 set);
 * "0.14.1": Feb 2017, with epochs (the corpus's 0.14.1 set);
 * "v22": v22.2.0.0, mainnet.
 """
@@ -30,6 +32,11 @@ class RuleGeneration:
     # check_register's @state_create wrapper puts a ':' renewal's name in the block's
     # collision table, so a second ':' on the name in the block collides.
     renewals_collide: bool = False
+    # Before blockstack-core c4abd401e (2016-09-07) register.py's RENEWAL_MUTATE_FIELDS and
+    # revoke.py's MUTATE_FIELDS listed 'sender_pubkey', and check_renewal / revoke's tx_extract
+    # left the sending tx's key in the op, so a renewal or revoke stored the tx's sender key;
+    # from c4abd401e on they keep the record's.
+    tx_pubkey_on_renew_revoke: bool = False
     # v22: a ':' with >= 4 outputs is a NAME_RENEWAL (2016-17: a ':' without a matching
     # preorder on a registered name is re-checked as a renewal).
     renewal_by_outputs: bool = False
@@ -42,6 +49,7 @@ GENERATIONS: dict[str, RuleGeneration] = {
     g.name: g
     for g in (
         RuleGeneration("0.14.0", flatfile_db=True, sept2016=True),
+        RuleGeneration("0.14.0-sqlite-early", sept2016=True, renewals_collide=True, tx_pubkey_on_renew_revoke=True),
         RuleGeneration("0.14.0-sqlite", sept2016=True, renewals_collide=True),
         RuleGeneration("0.14.1", renewals_collide=True),
         RuleGeneration("v22", renewal_by_outputs=True, v22_rules=True),

@@ -150,11 +150,9 @@ def from_corpus_config(config: Mapping[str, Any], version: str) -> NetworkProfil
         rules = "0.14.1"
     else:
         # Sept 2016 code predates epochs: one open epoch, NAMESPACE_LIFETIME_MULTIPLIER = 2 for
-        # every namespace, no p2sh gate.  The 0.13 test set ran the flat-file namedb of branch
-        # tests-0.13 (rules "0.14.0"); the 0.14 set ran develop's first SQLite namedb, whose
-        # expiry SQL is 0.14.1's ("0.14.0-sqlite").
+        # every namespace, no p2sh gate.
         epochs = (Epoch(end_block=None, lifetime_multiplier=((WILDCARD, 2),), features=frozenset({FEATURE_MULTISIG})),)
-        rules = "0.14.0" if version == "0.13" else "0.14.0-sqlite"
+        rules = _sept2016_rules(version, logged)
     magic_hex = config.get("magic_bytes_hex", "6964")
     if config.get("first_block") is None:
         raise ConfigError(f"corpus config of {version} has no first_block")
@@ -171,6 +169,22 @@ def from_corpus_config(config: Mapping[str, Any], version: str) -> NetworkProfil
         min_confirmations=0,
         rules=rules,
     )
+
+
+def _sept2016_rules(version: str, logged: Mapping[str, str]) -> str:
+    """The 0.13 test set ran the flat-file namedb of branch tests-0.13 ("0.14.0"); the 0.14 set ran
+    develop's first SQLite namedb, whose expiry SQL is 0.14.1's.  Its server logs
+    `NUM_CONFIRMATIONS = 0` from the sqlite3 merge on (blockstack-core 4a7c1a3b4, 2016-09-02,
+    config.py), so a 0.14 log that shows the test settings but not that line ran older code, in
+    which renewals and revokes stored the sending tx's key, as register.py and revoke.py do in
+    every version before c4abd401e ("0.14.0-sqlite-early").  In the shared corpus the 23 0.14 logs
+    with a renewal or revoke whose tx key differs from the record's all have the line (and keep
+    the record's key); none of the 27 without it has such an op."""
+    if version == "0.13":
+        return "0.14.0"
+    if logged and "NUM_CONFIRMATIONS" not in logged:
+        return "0.14.0-sqlite-early"
+    return "0.14.0-sqlite"
 
 
 def _corpus_epochs(table: Mapping[str, Any], logged: Mapping[str, str]) -> tuple[Epoch, ...]:

@@ -151,6 +151,8 @@ def check_renewal(view: BlockView, op: ops.CandidateOp) -> Effects | None:
     if not view.profile.generation.sept2016:
         # Sept-2016 renewals kept the record's op_fee; 0.14.1 mutates it (RENEWAL_MUTATE_FIELDS).
         record["op_fee"] = ctx.burn_fee
+    if view.profile.generation.tx_pubkey_on_renew_revoke:
+        record["sender_pubkey"] = ctx.sender_pubkey
 
     if payload.value_hash is not None:
         record["value_hash"] = payload.value_hash
@@ -267,5 +269,7 @@ def check_revoke(view: BlockView, op: ops.CandidateOp) -> Effects | None:
     assert record is not None
     record = stamp(record, op, "~")
     record.update(revoked=True, value_hash=None, revoked_block=view.height)
+    if view.profile.generation.tx_pubkey_on_renew_revoke:
+        record["sender_pubkey"] = op.ctx.sender_pubkey
     history = (("name:" + fqn, {"op": "~", "block": view.height}),)
     return Effects("~", tuple(namerec_values(record)), fqn=fqn, name_record=record, history=history)

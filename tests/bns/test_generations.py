@@ -16,11 +16,12 @@ PACKAGE = Path(__file__).resolve().parents[2] / "bns_resolver"
 
 
 def test_known_generations() -> None:
-    assert list(GENERATIONS) == ["0.14.0", "0.14.0-sqlite", "0.14.1", "v22"]
+    assert list(GENERATIONS) == ["0.14.0", "0.14.0-sqlite-early", "0.14.0-sqlite", "0.14.1", "v22"]
     assert mainnet().generation is generation("v22")
     assert generation("v22").v22_rules and generation("v22").renewal_by_outputs
-    assert [g.flatfile_db for g in GENERATIONS.values()] == [True, False, False, False]
-    assert [g.sept2016 for g in GENERATIONS.values()] == [True, True, False, False]
+    assert [g.flatfile_db for g in GENERATIONS.values()] == [True, False, False, False, False]
+    assert [g.sept2016 for g in GENERATIONS.values()] == [True, True, True, False, False]
+    assert [g.tx_pubkey_on_renew_revoke for g in GENERATIONS.values()] == [False, True, False, False, False]
 
 
 def test_unknown_generation_fails_when_the_profile_is_made() -> None:

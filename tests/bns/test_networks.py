@@ -42,3 +42,15 @@ def test_corpus_0140_has_no_epochs() -> None:
     """0.13/0.14 logs ran pre-epoch code: one open epoch."""
     profile = from_corpus_config({"first_block": 256, "epochs": {"note": "none"}}, "0.13")
     assert profile.rules == "0.14.0" and len(profile.epochs) == 1
+
+
+def test_corpus_014_logs_pick_the_sqlite_generation_by_the_num_confirmations_warning() -> None:
+    """The server logs `NUM_CONFIRMATIONS = 0` from the sqlite3 merge (blockstack-core 4a7c1a3b4,
+    config.py) on; a 0.14 log with the test settings but without that line ran older code."""
+    base = {"first_block": 256, "epochs": {"note": "none"}}
+    early = {"FIRST_BLOCK_MAINNET": "256", "TX_MIN_CONFIRMATIONS": "0"}
+    merged = dict(early, NUM_CONFIRMATIONS="0")
+    assert from_corpus_config(dict(base, logged_settings=early), "0.14").rules == "0.14.0-sqlite-early"
+    assert from_corpus_config(dict(base, logged_settings=merged), "0.14").rules == "0.14.0-sqlite"
+    assert from_corpus_config(base, "0.14").rules == "0.14.0-sqlite"  # nothing logged: no evidence
+    assert from_corpus_config(dict(base, logged_settings=early), "0.13").rules == "0.14.0"

@@ -16,6 +16,10 @@ record's (`check_renewal` deletes the tx's key before the commit), and a transfe
 consensus hash of the name's last update if there is one (`find_last_transfer_consensus_hash`).
 The final names are those the reference test's own `check()` expects.
 
+Sender keys: the SQLite code from before blockstack-core c4abd401e (generation "0.14.0-sqlite-early",
+the 0.14 logs without the server's NUM_CONFIRMATIONS warning) stored the renewing or revoking tx's
+key; every other generation keeps the record's.
+
 Collisions: before v22 a ':' renewal is first checked by `check_register`, whose
 `@state_create(..., "check_name_collision")` wrapper records the name in the block's collision
 table (`BlockstackDB.check_collision_state`), so a second ':' on the same name in the same block
@@ -41,6 +45,7 @@ from tests.support.bns_ops import (
     register,
     regtest_profile,
     renew,
+    revoke,
     script_hex,
     transfer,
     update,
@@ -57,17 +62,27 @@ EPOCHS_0141 = {"EPOCH_1_END_BLOCK": 436650, "EPOCH_1_NAMESPACE_LIFETIME_MULTIPLI
                "EPOCH_2_PRICE_MULTIPLIER": 1.0, "EPOCH_2_FEATURES": ["BLOCKSTACK_MULTISIG"]}
 
 
+# What a 0.14 log of the code from before the sqlite3 merge shows: the test settings, but not the
+# server's NUM_CONFIRMATIONS warning (bns/networks.py `_sept2016_rules`).
+EARLY_0140_LOGGED = {"FIRST_BLOCK_MAINNET": "256", "TX_MIN_CONFIRMATIONS": "0"}
+
+
 def _profile(rules: str) -> NetworkProfile:
     if rules == "v22":
         return regtest_profile()
     if rules == "0.14.1":
         return from_corpus_config({"first_block": 256, "epochs": EPOCHS_0141}, "0.14.1")
-    profile = from_corpus_config({"first_block": 256, "epochs": {}}, "0.13" if rules == "0.14.0" else "0.14")
+    config: dict[str, object] = {"first_block": 256, "epochs": {}}
+    if rules == "0.14.0-sqlite-early":
+        config["logged_settings"] = EARLY_0140_LOGGED
+    profile = from_corpus_config(config, "0.13" if rules == "0.14.0" else "0.14")
     assert profile.rules == rules
     return profile
 
 
-RULES = ("0.14.0", "0.14.0-sqlite", "0.14.1", "v22")
+RULES = ("0.14.0", "0.14.0-sqlite-early", "0.14.0-sqlite", "0.14.1", "v22")
+# Generations whose renewals and revokes keep the record's sender key (all but the early SQLite code).
+KEEP_KEY_RULES = tuple(r for r in RULES if r != "0.14.0-sqlite-early")
 
 
 def _fields(serialized: str) -> list[str]:
@@ -149,7 +164,7 @@ def test_interleaved_update_transfer_renew_in_one_block(rules: str) -> None:
         assert record["last_renewed"] == height
 
 
-@pytest.mark.parametrize("rules", RULES)
+@pytest.mark.parametrize("rules", KEEP_KEY_RULES)
 def test_interleaved_ops_hash_the_record_each_op_left(rules: str) -> None:
     """Hashed fields of an op that follows others on its name: the transfer's cleared key stays
     cleared through later updates/renewals, a renewal before any transfer keeps the registration's
@@ -219,6 +234,7 @@ def _double_renewal(rules: str) -> tuple[BnsChain, str, str]:
 
 @pytest.mark.parametrize(("rules", "kept"), [
     ("0.14.0", ()),                 # flat file: the prescan rejects both (log_prescan_find_collisions)
+    ("0.14.0-sqlite-early", ("first",)),
     ("0.14.0-sqlite", ("first",)),  # check_register records the name; the second ':' collides
     ("0.14.1", ("first",)),
     ("v22", ("first", "second")),   # check_renewal alone: no collision check
@@ -248,5 +264,53 @@ def test_renewal_collision_is_per_name() -> None:
 
 
 def test_renewals_collide_only_before_v22() -> None:
-    assert [_profile(r).generation.renewals_collide for r in RULES] == [False, True, True, False]
+    assert [_profile(r).generation.renewals_collide for r in RULES] == [False, True, True, True, False]
     assert not replace(_profile("0.14.1"), rules="v22").generation.renewals_collide
+
+
+def test_early_sqlite_renewals_store_the_renewing_tx_key() -> None:
+    """0.14.0-sqlite-early: blockstack-core register.py before c4abd401e (692319b26 .. fefce0537)
+    lists 'sender_pubkey' in RENEWAL_MUTATE_FIELDS and `check_renewal` leaves tx_extract's key in
+    the op, so `namedb_state_transition` writes the renewing tx's key into the row that
+    `commit_state_transition` reads back and hashes.  A transfer still clears the key (transfer.py
+    `check`: sender_pubkey = None) and an update keeps the row's (update.py `check`:
+    name_rec['sender_pubkey']), so the updates after a renewal carry the renewer's key."""
+    chain, pairs, _ = _interleaving("0.14.0-sqlite-early")
+    height = chain.height
+    registered = {a.fqn: _record(a.serialized) for a in chain.outcomes[height - 1].accepted}
+    by_name: dict[str, list[dict[str, str]]] = {}
+    for a in chain.outcomes[height].accepted:
+        by_name.setdefault(str(a.fqn), []).append(_record(a.serialized))
+    differs = 0
+    for fqn, records in by_name.items():
+        # Each name is transferred once, so the wallets swapped once: [1] owned it before the block.
+        owner, buyer = pairs[fqn][1], pairs[fqn][0]
+        key = registered[fqn]["sender_pubkey"]
+        for op, record in zip(fqn.split(".")[0], records):
+            if op == "t":
+                key, owner = "", buyer
+            elif op == "r":
+                key = owner.pubkey.hex()
+                differs += key != registered[fqn]["sender_pubkey"]
+            assert record["sender_pubkey"] == key, (fqn, op)
+    assert differs == 3  # rut, urt, rtu: renewed by the owner, registered by the buyer's tx
+
+
+@pytest.mark.parametrize(("rules", "stored"), [("0.14.0-sqlite-early", "revoker"), ("0.14.0-sqlite", "registrant")])
+def test_revoke_stores_the_tx_key_only_in_the_early_sqlite_code(rules: str, stored: str) -> None:
+    """revoke.py before c4abd401e: MUTATE_FIELDS lists 'sender_pubkey' and tx_extract sets it from
+    the revoking tx; from c4abd401e on neither does, so the row keeps the registrant's key."""
+    chain = BnsChain(profile=_profile(rules))
+    _launch(chain)
+    owner, buyer = chain.wallet("owner"), chain.wallet("buyer")
+    fqn = f"abc.{NAMESPACE}"
+    chain.mine()
+    preorder(chain, buyer, fqn, owner)
+    chain.mine()
+    register(chain, buyer, fqn, owner)
+    chain.mine()
+    revoke(chain, owner, fqn)
+    chain.mine()
+    (revoked,) = chain.outcomes[chain.height].accepted
+    assert revoked.opchar == "~"
+    assert _record(revoked.serialized)["sender_pubkey"] == (owner if stored == "revoker" else buyer).pubkey.hex()
