@@ -22,7 +22,6 @@ from pathlib import Path
 import lmdb
 
 from bns_resolver.answers.format import FORMAT_VERSION, META_KEY, NODES_PREFIX, name_to_wire
-from bns_resolver.answers.keyorder import write_in_key_order
 from bns_resolver.answers.nodes import Item, binding_items
 from bns_resolver.answers.shapes import SubdomainShapes
 from bns_resolver.answers.store import CURRENT, IndexState, index_state
@@ -31,6 +30,7 @@ from bns_resolver.index.lookup import IndexReader, NameRecord, SubdomainRecord
 log = logging.getLogger(__name__)
 
 ZERO_HASH = "0" * 40
+PUTS_PER_TXN = 50_000  # keeps each write transaction well under LMDB's dirty-page limit
 BUILD_MAP_SIZE = (1 << 38) if sys.maxsize > 2**32 else (1 << 30)  # address space only; the file grows
 
 
@@ -73,8 +73,7 @@ def compile_store(reader: IndexReader, root: Path) -> tuple[Path, CompileReport]
 def _build(build: Path, reader: IndexReader, state: IndexState, report: CompileReport, started: float) -> None:
     env = lmdb.open(str(build), map_size=BUILD_MAP_SIZE, sync=False, metasync=False, readahead=False)
     try:
-        # The runs sit beside the build and share its name's pid, so remove_old_stores clears them after a crash.
-        write_in_key_order(env, _items(reader, state, report), build.with_name(build.name + "-runs"))
+        _write(env, _items(reader, state, report))
         report.seconds = round(time.monotonic() - started, 3)
         with env.begin(write=True) as txn:
             txn.put(META_KEY, json.dumps({"format": FORMAT_VERSION, **asdict(state),
@@ -82,6 +81,22 @@ def _build(build: Path, reader: IndexReader, state: IndexState, report: CompileR
         env.sync(True)
     finally:
         env.close()
+
+
+def _write(env: lmdb.Environment, bindings: Iterator[list[Item]]) -> None:
+    batch: list[Item] = []
+    for items in bindings:
+        batch += items
+        if len(batch) >= PUTS_PER_TXN:
+            _put_all(env, batch)
+            batch = []
+    _put_all(env, batch)
+
+
+def _put_all(env: lmdb.Environment, batch: list[Item]) -> None:
+    with env.begin(write=True) as txn:
+        cursor = txn.cursor()
+        cursor.putmulti(batch)
 
 
 def _items(reader: IndexReader, state: IndexState, report: CompileReport) -> Iterator[list[Item]]:

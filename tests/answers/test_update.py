@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, delete, insert, update
 
-from bns_resolver.answers import keyorder
 from bns_resolver.answers.compile import compile_store
 from bns_resolver.answers.format import KIND_MASK, KIND_SERVFAIL, META_KEY, NODES_PREFIX, name_to_wire
 from bns_resolver.answers.store import CompiledStore, index_state, open_current
@@ -182,12 +181,3 @@ def test_nothing_new_changes_nothing(engine: Engine, tmp_path: Path) -> None:
 
 def test_affected_bindings_include_a_subdomains_domain() -> None:
     assert affected_bindings(["a.b.id", "c.id", "id", "", "x.y.z.id"]) == {"a.b.id", "b.id", "c.id"}
-
-
-def test_a_compile_through_many_small_runs_equals_one_through_a_single_run(engine: Engine, tmp_path: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    whole = _full_compile(engine, tmp_path / "one-run")
-    monkeypatch.setattr(keyorder, "RUN_ENTRIES", 2)
-    monkeypatch.setattr(keyorder, "CHUNK_ENTRIES", 1)
-    assert _full_compile(engine, tmp_path / "many-runs") == whole
-    assert len(whole) > 4
