@@ -57,6 +57,7 @@ from bns_resolver.index.snapshot_files import (
     PRODUCTION_DIGESTS,
     Digesting,
     ExportFiles,
+    column_rows,
     dict_rows,
     digest_line,
     iter_section_lines,
@@ -193,7 +194,7 @@ def _load_member(conn: Connection, name: str, stream: IO[bytes], origin: str, re
             elif section == "NAMES":
                 report.names += _load_names(conn, dict_rows(body, what, ("name", "address", "zonefile_hash")))
     elif name == "subdomains.csv":
-        _load_subdomains(conn, dict_rows(text_lines(stream, name), name, _SUBDOMAIN_COLUMNS))
+        _load_subdomains(conn, column_rows(text_lines(stream, name), name, _SUBDOMAIN_COLUMNS, ("resolver",)))
     else:
         _load_zonefiles(conn, iter_zonefile_pairs(stream), origin, report)
 
@@ -279,20 +280,21 @@ def _load_zonefiles(conn: Connection, pairs: Iterable[tuple[str, bytes]], origin
     report.rejected += [f"zone file {claimed}: {exc}" for claimed, exc in failed]
 
 
-def _subdomain_tuple(row: dict[str, str]) -> tuple[Any, ...]:
-    fqn = row["fully_qualified_subdomain"].lower()
+def _subdomain_tuple(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A `column_rows` row of _SUBDOMAIN_COLUMNS and then the resolver, as _SUBDOMAIN_FIELDS."""
+    name, owner, zonefile_hash, parent_zonefile_hash, parent_zonefile_index, block_height, resolver = row
+    fqn = name.lower()
     if "." not in fqn:
         raise SnapshotError(f"subdomains.csv: {fqn!r} is not a subdomain of a name")
-    return (fqn, fqn.split(".", 1)[1], row["owner"], 0, row["zonefile_hash"].lower(),
-            row["parent_zonefile_hash"].lower(), int(row["parent_zonefile_index"] or 0),
-            int(row["block_height"] or 0), row.get("resolver") or None)
+    return (fqn, fqn.split(".", 1)[1], owner, 0, zonefile_hash.lower(), parent_zonefile_hash.lower(),
+            int(parent_zonefile_index or 0), int(block_height or 0), resolver or None)
 
 
 _SUBDOMAIN_FIELDS = ("fqn", "domain", "owner_address", "sequence", "zonefile_hash", "parent_zonefile_hash",
                      "parent_zonefile_index", "block_height", "resolver")
 
 
-def _load_subdomains(conn: Connection, rows: Iterable[dict[str, str]]) -> None:
+def _load_subdomains(conn: Connection, rows: Iterable[tuple[Any, ...]]) -> None:
     """Every row, as it comes, into a temporary table; `_settle_subdomains` moves the good ones over."""
     bulk_insert(conn, _SUBDOMAIN_STAGE, _SUBDOMAIN_FIELDS, (_subdomain_tuple(row) for row in rows))
 

@@ -19,6 +19,7 @@ import tarfile
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any
 
@@ -195,13 +196,47 @@ def dict_rows(lines: Iterable[str], what: str, columns: tuple[str, ...]) -> Iter
     if header is None:
         return
     for number, record in enumerate(records, start=1):
+        if record:  # csv.DictReader skips blank lines too
+            yield _checked_row(header, record, columns, what, number)
+
+
+def _checked_row(header: list[str], record: list[str], columns: tuple[str, ...], what: str,
+                 number: int) -> dict[str, str]:
+    row = dict(zip(header, record))
+    missing = [column for column in columns if column not in row]
+    if missing:
+        raise SnapshotError(f"{what} row {number} has no {', '.join(missing)}")
+    return row
+
+
+def column_rows(lines: Iterable[str], what: str, columns: tuple[str, ...],
+                optional: tuple[str, ...] = ()) -> Iterator[tuple[str | None, ...]]:
+    """The values of `columns`, then of `optional` (None where absent), of each row: what `dict_rows`
+    checks and gives, without a dict per row (subdomains.csv has millions). A row that is short or
+    lacks a column takes `dict_rows`' own check, so the errors are the same."""
+    records = _csv_records(lines, what)
+    header = next(records, None)
+    if header is None:
+        return
+    position = {name: at for at, name in enumerate(header)}  # a repeated name: its last, as dict(zip())
+    slots = [position.get(name) for name in columns + optional]
+    complete = max((at for at in slots if at is not None), default=-1) + 1
+    pick = _picker(slots)
+    for number, record in enumerate(records, start=1):
         if not record:
-            continue  # csv.DictReader skips blank lines too
-        row = dict(zip(header, record))
-        missing = [column for column in columns if column not in row]
-        if missing:
-            raise SnapshotError(f"{what} row {number} has no {', '.join(missing)}")
-        yield row
+            continue
+        if len(record) < complete or None in slots[:len(columns)]:
+            row = _checked_row(header, record, columns, what, number)
+            yield tuple(row[name] for name in columns) + tuple(row.get(name) for name in optional)
+        else:
+            yield pick(record)
+
+
+def _picker(slots: list[int | None]) -> Callable[[list[str]], tuple[str | None, ...]]:
+    present = [at for at in slots if at is not None]
+    if len(present) == len(slots) > 1:
+        return itemgetter(*present)  # more than one item: it returns a tuple
+    return lambda record: tuple(None if at is None else record[at] for at in slots)
 
 
 def iter_section_lines(lines: Iterable[str]) -> Iterator[tuple[str, Iterator[str]]]:
