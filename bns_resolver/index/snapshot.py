@@ -44,6 +44,7 @@ from sqlalchemy import (
     select,
     true,
 )
+from sqlalchemy.exc import OperationalError
 
 from bns_resolver.errors import SnapshotError
 from bns_resolver.index import schema
@@ -107,7 +108,7 @@ def import_export(engine: Engine, files: ExportFiles, *, pinned: Mapping[str, st
     report = ImportReport()
     meter = ByteProgress(f"import {files.origin}", files.size) if progress else None
     with reported(engine, f"import {files.origin} into", outcome="the index was left as it was"), \
-            engine.begin() as conn:
+            engine.connect() as conn, _rollback_journal(conn), conn.begin():
         with _bulk_load(conn):
             digests = _load_all_checked(conn, files, report, meter.advance if meter else None)
         _check_digests(digests, report, pinned or {})
@@ -127,6 +128,33 @@ def import_export(engine: Engine, files: ExportFiles, *, pinned: Mapping[str, st
     for line in report.rejected:
         log.warning("snapshot import rejected %s", line)
     return report
+
+
+@contextmanager
+def _rollback_journal(conn: Connection) -> Iterator[None]:
+    """On SQLite, when no other connection has the index open: the import in a rollback journal, and
+    WAL again after. In WAL mode the whole new index (1.9 GB at 2.2 M subdomains) is written to the
+    WAL and then copied into the file by the checkpoint at commit; a rollback journal only keeps the
+    pages that held old rows, so a fresh index is written once. Leaving WAL needs the file to itself:
+    when a server has it open the switch fails and the import stays in WAL, where that server keeps
+    reading the old index until the commit."""
+    switched = conn.dialect.name == "sqlite" and _journal_mode(conn, "DELETE") == "delete"
+    try:
+        yield
+    finally:
+        if switched:
+            _journal_mode(conn, "WAL")  # if refused, the next connection's set-up asks again (db.py)
+
+
+def _journal_mode(conn: Connection, mode: str) -> str | None:
+    try:
+        switched = str(conn.exec_driver_sql(f"PRAGMA journal_mode={mode}").scalar_one()).lower()
+        conn.commit()  # ends SQLAlchemy's autobegun transaction around the pragma
+        return switched
+    except OperationalError as exc:
+        conn.rollback()
+        log.info("import: journal mode stays as it is (%s)", exc.orig)
+        return None
 
 
 @dataclass
