@@ -77,7 +77,7 @@ log = logging.getLogger(__name__)
 # BNS v1 froze here; the export is the state after the last block that could change it.
 FROZEN_HEIGHT = 665750
 _ROW_BATCH = 5000  # rows per executemany where the driver needs lists
-_SQLITE_CACHE_KIB = 64 * 1024
+_SQLITE_CACHE_KIB = 48 * 1024
 _SUBDOMAIN_COLUMNS = ("fully_qualified_subdomain", "owner", "zonefile_hash", "parent_zonefile_hash",
                       "parent_zonefile_index", "block_height")
 _HISTORY_REASON = "v1 export (no seqn recorded)"
