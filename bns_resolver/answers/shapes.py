@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import itemgetter
 from socket import inet_aton
 
 from bns_resolver.answers.nodes import Item, binding_items
@@ -40,8 +41,10 @@ _VALUE = re.compile(rf'"({_STRING_CHARS}{{4,200}})"|(?<=[\t ]A[\t ])({_IPV4})(?=
 _OWNER = re.compile(r"^(\S+)", re.M)
 
 
-# An entry as (key, which placeholders fill its %s, value, which fill the value's), see _templates.
-Template = tuple[bytes, tuple[int, ...], bytes, tuple[int, ...]]
+# Picks the bytes for a template's %s from the fills (label, then values), in order.
+Picker = Callable[[tuple[bytes, ...]], tuple[bytes, ...]]
+# An entry as (key, the picker of its fills, value, the value's), see _templates.
+Template = tuple[bytes, Picker, bytes, Picker]
 
 
 @dataclass(frozen=True)
@@ -160,8 +163,18 @@ def _fill(shape: _Shape, label: bytes, values: list[bytes]) -> list[Item]:
     """The shape's entries with its placeholders replaced by these bytes, in one pass each (so a
     value's bytes are never searched again: an address may read as another placeholder)."""
     fills = (label, *values)
-    return [(key % tuple(map(fills.__getitem__, key_order)), value % tuple(map(fills.__getitem__, value_order)))
-            for key, key_order, value, value_order in shape.templates]
+    return [(key % key_fills(fills), value % value_fills(fills)) for key, key_fills, value, value_fills in shape.templates]
+
+
+def _picker(order: tuple[int, ...]) -> Picker:
+    # Built once per shape and called per subdomain: itemgetter for several (it returns a bare
+    # item for one, which % would not take as a tuple).
+    if len(order) > 1:
+        return itemgetter(*order)
+    if order:
+        only = order[0]
+        return lambda fills: (fills[only],)
+    return lambda fills: ()
 
 
 def _templates(items: list[Item], placeholders: list[bytes]) -> list[Template]:
@@ -169,9 +182,9 @@ def _templates(items: list[Item], placeholders: list[bytes]) -> list[Template]:
     index = {old: number for number, old in enumerate(placeholders)}
     pattern = re.compile(b"(" + b"|".join(re.escape(old) for old in placeholders) + b")")
 
-    def template(data: bytes) -> tuple[bytes, tuple[int, ...]]:
+    def template(data: bytes) -> tuple[bytes, Picker]:
         pieces = pattern.split(data)
         return (b"%s".join(piece.replace(b"%", b"%%") for piece in pieces[0::2]),
-                tuple(index[old] for old in pieces[1::2]))
+                _picker(tuple(index[old] for old in pieces[1::2])))
 
     return [(*template(key), *template(value)) for key, value in items]

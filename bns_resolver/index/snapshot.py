@@ -1,13 +1,8 @@
-"""Import of the published final-state export of BNS v1 (the Stacks 2.0 genesis data).
+"""Import of the published final-state export of BNS v1 into the index (`snapshot_files.py`
+reads and parses the export's files).
 
-The export is four text files, loose or inside `export-data.tar.gz`:
-  chainstate.txt           sections NAMESPACES and NAMES (plus STX data we ignore)
-  name_zonefiles.txt       pairs of lines: hash160, zone file with newlines escaped as \\n
-  subdomains.csv           one row per subdomain
-  subdomain_zonefiles.txt  same pair format as name_zonefiles.txt
-Each may have a `<file>.sha256` beside it; when present it must match. Every zone
-file enters through the one verify-then-store path (`zonefiles.store`: hash160 of the
-exact bytes, 40 KiB limit); failures are reported and skipped, and a subdomain whose
+Every zone file enters through the one verify-then-store path (`zonefiles.store`: hash160
+of the exact bytes, 40 KiB limit); failures are reported and skipped, and a subdomain whose
 zone file did not verify is reported and not imported. Subdomains get a history row
 too, like those the subdomain indexer decides, so both paths leave the same shape.
 This is the only importer of the export.
@@ -21,19 +16,15 @@ transaction that commits only after every digest matched.
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import io
 import logging
 import tarfile
 import time
 import zlib
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
-from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import (
@@ -53,29 +44,40 @@ from sqlalchemy import (
     select,
     true,
 )
+from sqlalchemy.exc import OperationalError
 
 from bns_resolver.errors import SnapshotError
 from bns_resolver.index import schema
 from bns_resolver.index.changes import ALL_NAMES, record_changes
 from bns_resolver.index.db import bulk_insert, reported
 from bns_resolver.index.progress import ByteProgress
+from bns_resolver.index.snapshot_files import (
+    CHUNK,
+    EMBEDDED_DIR,
+    EXPORT_FILES,
+    PRODUCTION_DIGESTS,
+    Digesting,
+    ExportFiles,
+    column_rows,
+    dict_rows,
+    digest_line,
+    iter_section_lines,
+    iter_sections,
+    iter_zonefile_pairs,
+    text_lines,
+)
 from bns_resolver.index.sync_state import bump_generation, write_sync_state
 from bns_resolver.zonefiles.store import store_verified_stream
+
+# Callers of the importer also name the export it reads.
+__all__ = ["EMBEDDED_DIR", "PRODUCTION_DIGESTS", "ExportFiles", "ImportReport", "import_export", "iter_sections"]
 
 log = logging.getLogger(__name__)
 
 # BNS v1 froze here; the export is the state after the last block that could change it.
 FROZEN_HEIGHT = 665750
-PRODUCTION_DIGESTS = {
-    "chainstate.txt": "74237aa39aa50a83de11a4f53e9d3bb7d43461d1de9873f402e5453ae60bc59b",
-    "name_zonefiles.txt": "a256860023e6e5a17e07cc647cb01fe75605ecd70a648d9608be3f635874be0e",
-}
-EXPORT_FILES = ("chainstate.txt", "name_zonefiles.txt", "subdomains.csv", "subdomain_zonefiles.txt")
-EMBEDDED_DIR = Path(__file__).resolve().parent.parent / "data"
-_CHUNK = 1 << 20
 _ROW_BATCH = 5000  # rows per executemany where the driver needs lists
-_SQLITE_CACHE_KIB = 64 * 1024
-_DIGEST_MAX = 4096  # a .sha256 companion is one line
+_SQLITE_CACHE_KIB = 48 * 1024
 _SUBDOMAIN_COLUMNS = ("fully_qualified_subdomain", "owner", "zonefile_hash", "parent_zonefile_hash",
                       "parent_zonefile_index", "block_height")
 _HISTORY_REASON = "v1 export (no seqn recorded)"
@@ -98,215 +100,6 @@ class ImportReport:
         )
 
 
-Opener = Callable[[], IO[bytes]]
-
-
-class ExportFiles:
-    """The export's files by canonical name, from a folder, a tarball or memory, read as streams."""
-
-    def __init__(self, contents: Mapping[str, bytes], origin: str) -> None:
-        self._members: Callable[[], Iterator[tuple[str, IO[bytes]]]] = lambda: (
-            (name, io.BytesIO(contents[name])) for name in _in_order(contents)
-        )
-        self.origin = origin
-        self.size = sum(len(content) for content in contents.values())
-
-    @classmethod
-    def open(cls, path: Path) -> ExportFiles:
-        if path.is_file() and path.name.endswith((".tar.gz", ".tgz", ".tar")):
-            return _TarballExport(path)
-        if path.is_dir():
-            return _FolderExport(path)
-        raise SnapshotError(f"{path} is neither a folder nor a .tar.gz export")
-
-    def members(self, on_bytes: Callable[[int], None] | None = None) -> Iterator[tuple[str, IO[bytes]]]:
-        """(canonical name, binary stream) of each export file, each stream valid until the next is taken."""
-        for name, stream in self._members():
-            yield name, _counting(stream, on_bytes) if on_bytes else stream
-
-
-class _FolderExport(ExportFiles):
-    def __init__(self, folder: Path) -> None:
-        found: dict[str, Path] = {}
-        for path in sorted(folder.iterdir()):
-            canonical = _canonical(path.name)
-            # A production file wins over a '-test' variant if both are present.
-            if canonical and path.is_file() and (canonical not in found or "-test" not in path.name):
-                found[canonical] = path
-        self.origin = str(folder)
-        self.size = sum(path.stat().st_size for path in found.values())
-        self._paths = found
-
-    def members(self, on_bytes: Callable[[int], None] | None = None) -> Iterator[tuple[str, IO[bytes]]]:
-        for name in _in_order(self._paths):
-            try:
-                handle: IO[bytes] = self._paths[name].open("rb")
-            except OSError as exc:
-                raise SnapshotError(f"cannot read {self._paths[name]}: {exc.strerror}") from None
-            with handle:
-                yield name, _counting(handle, on_bytes) if on_bytes else handle
-
-
-class _TarballExport(ExportFiles):
-    """Members in archive order, decompressed in one pass; progress counts the compressed bytes."""
-
-    def __init__(self, path: Path) -> None:
-        self.origin = str(path)
-        self.size = path.stat().st_size
-        self._path = path
-
-    def members(self, on_bytes: Callable[[int], None] | None = None) -> Iterator[tuple[str, IO[bytes]]]:
-        try:
-            with self._path.open("rb") as raw, \
-                    tarfile.open(fileobj=_counting(raw, on_bytes) if on_bytes else raw, mode="r|*") as tar:
-                for member in tar:
-                    canonical = _canonical(member.name)
-                    extracted = tar.extractfile(member) if member.isfile() else None
-                    if canonical and extracted is not None:
-                        yield canonical, extracted
-        except (tarfile.TarError, EOFError, zlib.error) as exc:
-            raise SnapshotError(f"cannot read {self._path}: {exc or 'truncated archive'}") from None
-        except OSError as exc:
-            raise SnapshotError(f"cannot read {self._path}: {exc.strerror or exc}") from None
-
-
-def _in_order(available: Iterable[str]) -> list[str]:
-    """Companions first (they are tiny), then the files in the export's own order."""
-    present = set(available)
-    names = [name + ".sha256" for name in EXPORT_FILES] + list(EXPORT_FILES)
-    return [name for name in names if name in present]
-
-
-def _canonical(name: str) -> str | None:
-    """Map file names (incl. the '-test' variants of the public repo) to export names."""
-    base = name.rsplit("/", 1)[-1]
-    digest = base.endswith(".sha256")
-    stem = base[: -len(".sha256")] if digest else base
-    stem = stem.replace("-test.", ".")
-    if stem not in EXPORT_FILES:
-        return None
-    return stem + (".sha256" if digest else "")
-
-
-class _Counting(io.RawIOBase):
-    """A read-only stream that reports how many bytes passed through it."""
-
-    def __init__(self, inner: IO[bytes], on_bytes: Callable[[int], None]) -> None:
-        self._inner, self._on_bytes = inner, on_bytes
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self._inner.read(len(buffer))
-        buffer[: len(data)] = data
-        self._on_bytes(len(data))
-        return len(data)
-
-
-def _counting(stream: IO[bytes], on_bytes: Callable[[int], None] | None) -> IO[bytes]:
-    if on_bytes is None:
-        return stream
-    return io.BufferedReader(_Counting(stream, on_bytes), _CHUNK)
-
-
-class _Digesting(io.RawIOBase):
-    """A read-only stream that hashes what passes through it, so a file is hashed as it is parsed."""
-
-    def __init__(self, inner: IO[bytes]) -> None:
-        self._inner = inner
-        self.sha = hashlib.sha256()
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self._inner.read(len(buffer))
-        self.sha.update(data)
-        buffer[: len(data)] = data
-        return len(data)
-
-    def finish(self) -> str:
-        """Hash whatever the parser left unread, and return the file's digest."""
-        while self._inner.read(_CHUNK):
-            pass
-        return self.sha.hexdigest()
-
-
-def _digest_line(stream: IO[bytes], name: str) -> str:
-    words = stream.read(_DIGEST_MAX).decode("ascii", "replace").split()
-    if not words:
-        raise SnapshotError(f"{name} is empty")
-    return words[0].lower()
-
-
-def _text_lines(stream: IO[bytes], name: str) -> Iterator[str]:
-    """UTF-8 lines (universal newlines), with an undecodable file named in a one-line error."""
-    try:
-        yield from io.TextIOWrapper(stream, encoding="utf-8", newline=None)
-    except UnicodeDecodeError as exc:
-        raise SnapshotError(f"{name} is not UTF-8 text (byte {exc.start})") from None
-
-
-def _csv_records(lines: Iterable[str], what: str) -> Iterator[list[str]]:
-    try:
-        yield from csv.reader(lines)
-    except csv.Error as exc:
-        raise SnapshotError(f"{what} is not readable CSV: {exc}") from None
-
-
-def _dict_rows(lines: Iterable[str], what: str, columns: tuple[str, ...]) -> Iterator[dict[str, str]]:
-    """Rows as dicts, each checked for `columns` (a short row or an absent column is one clear error)."""
-    records = _csv_records(lines, what)
-    header = next(records, None)
-    if header is None:
-        return
-    for number, record in enumerate(records, start=1):
-        if not record:
-            continue  # csv.DictReader skips blank lines too
-        row = dict(zip(header, record))
-        missing = [column for column in columns if column not in row]
-        if missing:
-            raise SnapshotError(f"{what} row {number} has no {', '.join(missing)}")
-        yield row
-
-
-def iter_section_lines(lines: Iterable[str]) -> Iterator[tuple[str, Iterator[str]]]:
-    """Yield (section name, its lines) from chainstate.txt's BEGIN/END blocks, one at a time."""
-    source = iter(lines)
-    for line in source:
-        line = line.rstrip("\r\n")
-        if line.startswith("-----BEGIN ") and line.endswith("-----"):
-            section = line[len("-----BEGIN "):-5]
-            body = _section_body(source, section)
-            yield section, body
-            deque(body, 0)  # whatever the caller did not read
-
-
-def _section_body(source: Iterator[str], section: str) -> Iterator[str]:
-    for line in source:
-        if line.startswith("-----END "):
-            return
-        yield line
-    raise SnapshotError(f"chainstate section {section} is not closed")
-
-
-def iter_sections(text: str) -> Iterator[tuple[str, list[dict[str, str]]]]:
-    """Yield (section name, CSV rows) from chainstate.txt's text (small exports, benchmarks)."""
-    for section, body in iter_section_lines(text.splitlines()):
-        yield section, list(_dict_rows(body, f"chainstate section {section}", ()))
-
-
-def iter_zonefile_pairs(lines: Iterable[bytes]) -> Iterator[tuple[str, bytes]]:
-    """Yield (claimed hash, exact zone-file bytes) from the escaped pair format's lines."""
-    source = iter(lines)
-    for hash_line in source:
-        content = next(source, None)
-        if content is None:
-            raise SnapshotError("zone-file list has an odd number of lines")
-        yield hash_line.strip().decode("ascii", "replace").lower(), content.rstrip(b"\r\n").replace(b"\\n", b"\n")
-
-
 def import_export(engine: Engine, files: ExportFiles, *, pinned: Mapping[str, str] | None = None,
                   progress: bool = False) -> ImportReport:
     """Replace the index's contents with the export, in one transaction: on any failure (a digest
@@ -315,7 +108,7 @@ def import_export(engine: Engine, files: ExportFiles, *, pinned: Mapping[str, st
     report = ImportReport()
     meter = ByteProgress(f"import {files.origin}", files.size) if progress else None
     with reported(engine, f"import {files.origin} into", outcome="the index was left as it was"), \
-            engine.begin() as conn:
+            engine.connect() as conn, _rollback_journal(conn), conn.begin():
         with _bulk_load(conn):
             digests = _load_all_checked(conn, files, report, meter.advance if meter else None)
         _check_digests(digests, report, pinned or {})
@@ -335,6 +128,33 @@ def import_export(engine: Engine, files: ExportFiles, *, pinned: Mapping[str, st
     for line in report.rejected:
         log.warning("snapshot import rejected %s", line)
     return report
+
+
+@contextmanager
+def _rollback_journal(conn: Connection) -> Iterator[None]:
+    """On SQLite, when no other connection has the index open: the import in a rollback journal, and
+    WAL again after. In WAL mode the whole new index (1.9 GB at 2.2 M subdomains) is written to the
+    WAL and then copied into the file by the checkpoint at commit; a rollback journal only keeps the
+    pages that held old rows, so a fresh index is written once. Leaving WAL needs the file to itself:
+    when a server has it open the switch fails and the import stays in WAL, where that server keeps
+    reading the old index until the commit."""
+    switched = conn.dialect.name == "sqlite" and _journal_mode(conn, "DELETE") == "delete"
+    try:
+        yield
+    finally:
+        if switched:
+            _journal_mode(conn, "WAL")  # if refused, the next connection's set-up asks again (db.py)
+
+
+def _journal_mode(conn: Connection, mode: str) -> str | None:
+    try:
+        switched = str(conn.exec_driver_sql(f"PRAGMA journal_mode={mode}").scalar_one()).lower()
+        conn.commit()  # ends SQLAlchemy's autobegun transaction around the pragma
+        return switched
+    except OperationalError as exc:
+        conn.rollback()
+        log.info("import: journal mode stays as it is (%s)", exc.orig)
+        return None
 
 
 @dataclass
@@ -379,11 +199,11 @@ def _load_all(conn: Connection, files: ExportFiles, report: ImportReport,
     digests = _Digests()
     for name, stream in files.members(on_bytes):
         if name.endswith(".sha256"):
-            digests.expected[name[: -len(".sha256")]] = _digest_line(stream, name)
+            digests.expected[name[: -len(".sha256")]] = digest_line(stream, name)
             continue
         started = time.monotonic()
-        reader = _Digesting(stream)
-        _load_member(conn, name, io.BufferedReader(reader, _CHUNK), files.origin, report)
+        reader = Digesting(stream)
+        _load_member(conn, name, io.BufferedReader(reader, CHUNK), files.origin, report)
         digests.actual[name] = reader.finish()
         log.info("import: %s loaded in %.1f s", name, time.monotonic() - started)
     started = time.monotonic()
@@ -395,14 +215,14 @@ def _load_all(conn: Connection, files: ExportFiles, report: ImportReport,
 
 def _load_member(conn: Connection, name: str, stream: IO[bytes], origin: str, report: ImportReport) -> None:
     if name == "chainstate.txt":
-        for section, body in iter_section_lines(_text_lines(stream, name)):
+        for section, body in iter_section_lines(text_lines(stream, name)):
             what = f"chainstate.txt {section}"
             if section == "NAMESPACES":
-                report.namespaces += _load_namespaces(conn, _dict_rows(body, what, _NAMESPACE_COLUMNS))
+                report.namespaces += _load_namespaces(conn, dict_rows(body, what, _NAMESPACE_COLUMNS))
             elif section == "NAMES":
-                report.names += _load_names(conn, _dict_rows(body, what, ("name", "address", "zonefile_hash")))
+                report.names += _load_names(conn, dict_rows(body, what, ("name", "address", "zonefile_hash")))
     elif name == "subdomains.csv":
-        _load_subdomains(conn, _dict_rows(_text_lines(stream, name), name, _SUBDOMAIN_COLUMNS))
+        _load_subdomains(conn, column_rows(text_lines(stream, name), name, _SUBDOMAIN_COLUMNS, ("resolver",)))
     else:
         _load_zonefiles(conn, iter_zonefile_pairs(stream), origin, report)
 
@@ -488,20 +308,21 @@ def _load_zonefiles(conn: Connection, pairs: Iterable[tuple[str, bytes]], origin
     report.rejected += [f"zone file {claimed}: {exc}" for claimed, exc in failed]
 
 
-def _subdomain_tuple(row: dict[str, str]) -> tuple[Any, ...]:
-    fqn = row["fully_qualified_subdomain"].lower()
+def _subdomain_tuple(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A `column_rows` row of _SUBDOMAIN_COLUMNS and then the resolver, as _SUBDOMAIN_FIELDS."""
+    name, owner, zonefile_hash, parent_zonefile_hash, parent_zonefile_index, block_height, resolver = row
+    fqn = name.lower()
     if "." not in fqn:
         raise SnapshotError(f"subdomains.csv: {fqn!r} is not a subdomain of a name")
-    return (fqn, fqn.split(".", 1)[1], row["owner"], 0, row["zonefile_hash"].lower(),
-            row["parent_zonefile_hash"].lower(), int(row["parent_zonefile_index"] or 0),
-            int(row["block_height"] or 0), row.get("resolver") or None)
+    return (fqn, fqn.split(".", 1)[1], owner, 0, zonefile_hash.lower(), parent_zonefile_hash.lower(),
+            int(parent_zonefile_index or 0), int(block_height or 0), resolver or None)
 
 
 _SUBDOMAIN_FIELDS = ("fqn", "domain", "owner_address", "sequence", "zonefile_hash", "parent_zonefile_hash",
                      "parent_zonefile_index", "block_height", "resolver")
 
 
-def _load_subdomains(conn: Connection, rows: Iterable[dict[str, str]]) -> None:
+def _load_subdomains(conn: Connection, rows: Iterable[tuple[Any, ...]]) -> None:
     """Every row, as it comes, into a temporary table; `_settle_subdomains` moves the good ones over."""
     bulk_insert(conn, _SUBDOMAIN_STAGE, _SUBDOMAIN_FIELDS, (_subdomain_tuple(row) for row in rows))
 

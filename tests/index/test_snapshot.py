@@ -193,3 +193,42 @@ def test_malformed_exports_are_one_line_errors(engine: Engine, files: dict[str, 
 def _name_count(engine: Engine) -> int:
     with engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(names)).scalar_one())
+
+
+def _journal_mode_during_import(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    from bns_resolver.index import snapshot
+    seen: list[str] = []
+    original = snapshot.write_sync_state
+
+    def recording(conn: Any, values: dict[str, str]) -> None:
+        seen.append(conn.exec_driver_sql("PRAGMA journal_mode").scalar_one())
+        original(conn, values)
+
+    monkeypatch.setattr(snapshot, "write_sync_state", recording)
+    import_export(engine, ExportFiles.open(EMBEDDED_DIR))
+    return seen
+
+
+def _journal_mode(engine: Engine) -> str:
+    with engine.connect() as conn:
+        return str(conn.exec_driver_sql("PRAGMA journal_mode").scalar_one())
+
+
+def test_an_import_alone_uses_a_rollback_journal_and_leaves_wal(engine: Engine,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _journal_mode_during_import(engine, monkeypatch) == ["delete"]
+    assert _journal_mode(engine) == "wal"
+    assert _journal_mode(open_index(str(engine.url))) == "wal"
+
+
+def test_an_import_beside_a_reader_stays_in_wal_and_the_reader_sees_the_old_index(
+        engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import_export(engine, ExportFiles.open(EMBEDDED_DIR))
+    reader_engine = open_index(str(engine.url))
+    with reader_engine.connect() as reader:
+        reader.exec_driver_sql("BEGIN")
+        before = reader.execute(select(func.count()).select_from(names)).scalar_one()
+        assert _journal_mode_during_import(engine, monkeypatch) == ["wal"]
+        assert reader.execute(select(func.count()).select_from(names)).scalar_one() == before == 12
+        reader.exec_driver_sql("COMMIT")
+    assert _journal_mode(engine) == "wal"
