@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator
@@ -84,14 +85,13 @@ def export_dataset(work_dir: Path, sizes: synth_export.Sizes) -> tuple[Dataset, 
     steps = [
         ("export", lambda: _run_niced([synth_export.__file__, str(export_dir), "--names", str(sizes.names),
                                        "--subdomains", str(sizes.subdomains), "--seed", str(sizes.seed)])),
-        ("import", lambda: _run_niced(["-m", "bns_resolver.cli", "import-snapshot", str(export_dir),
-                                       "--data-dir", str(data_dir)])),
+        ("import", lambda: _import_fresh(export_dir, data_dir)),
         ("local-data", lambda: write_lines(local_data, export_local_data(export_dir))),
     ]
-    done = []
+    done: list[str] = []
     for step, run in steps:
         marker = work_dir / f"{step}.done"
-        if not marker.exists() or marker.read_text() != wanted:
+        if done or not marker.exists() or marker.read_text() != wanted:  # a step redone redoes the later ones
             run()
             marker.write_text(wanted)
             done.append(step)
@@ -101,6 +101,12 @@ def export_dataset(work_dir: Path, sizes: synth_export.Sizes) -> tuple[Dataset, 
                       f"_http._tcp.{next(export_names(export_dir))}", NX_PARENT, sizes.names + sizes.subdomains,
                       export_dir)
     return dataset, ("made: " + ", ".join(done)) if done else "cached"
+
+
+def _import_fresh(export_dir: Path, data_dir: Path) -> None:
+    """import-snapshot into an empty data dir (a store compiled from an older import goes with it)."""
+    shutil.rmtree(data_dir, ignore_errors=True)
+    _run_niced(["-m", "bns_resolver.cli", "import-snapshot", str(export_dir), "--data-dir", str(data_dir)])
 
 
 def _run_niced(argv: list[str]) -> None:
