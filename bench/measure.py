@@ -52,6 +52,12 @@ def rss_mib(pid: int) -> float:
     return status_kib(pid, "VmRSS") / 1024
 
 
+def memory_mib(pid: int) -> dict[str, float]:
+    """VmRSS and its parts: RssAnon is the process's own (private) memory, RssFile its mapped files'
+    pages in the page cache (for us mostly the answer store: shared and reclaimable), RssShmem the rest."""
+    return {key: status_kib(pid, key) / 1024 for key in ("VmRSS", "RssAnon", "RssFile", "RssShmem")}
+
+
 def pinned(cpu: int | None, argv: list[str]) -> list[str]:
     if cpu is None or shutil.which("taskset") is None or (os.cpu_count() or 1) <= cpu:
         return argv

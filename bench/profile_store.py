@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """CPU per query of a compiled-store answer vs today's miss path, in-process (no sockets).
 
-Builds (or reuses) the synthetic index of `synth_index.py`, compiles its answer store,
-and sends distinct names through two `Gateway.handle`s over the same index, one with
+Builds (or reuses) the synthetic index of `synth_index.py` (or, with --export DIR, the
+synthetic BNS v1 export that `run_dns_bench.py --export DIR` made and imported), compiles its
+answer store (kept when current with --export: a 2.2 M-name compile takes minutes), and sends distinct names through two `Gateway.handle`s over the same index, one with
 the store: every query misses the answer cache, which is what the store is for. Reports
 process CPU time (user + sys) per query, so other load on a shared host counts less.
 
     python bench/profile_store.py [--names 100000] [--queries 20000] [--profile CASE]
+    python bench/profile_store.py --export /path/to/work-dir [--queries 20000]
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import datasets  # noqa: E402
+import synth_export  # noqa: E402
 from measure import build_query  # noqa: E402
 from synth_index import NAMESPACE, ensure_index, query_name  # noqa: E402
 
 from bns_resolver.answers.compile import compile_store  # noqa: E402
 from bns_resolver.answers.respond import StoreAnswerer  # noqa: E402
-from bns_resolver.answers.store import open_current  # noqa: E402
+from bns_resolver.answers.store import open_current, store_root  # noqa: E402
 from bns_resolver.dns.authority import BnsAuthority  # noqa: E402
 from bns_resolver.dns.forwarder import Forwarder  # noqa: E402
 from bns_resolver.dns.gateway import Gateway  # noqa: E402
@@ -53,10 +57,25 @@ def cases(names: int, count: int) -> dict[str, list[bytes]]:
     }
 
 
+def export_cases(dataset: datasets.Dataset, count: int) -> dict[str, list[bytes]]:
+    """(e) and (c′) of run_dns_bench.py --export: existing names once each, random names under a registrar."""
+    rng = random.Random(1)
+    names = datasets.dataset_queries(dataset, count)
+    return {
+        "URI of an existing name (distinct names)": [build_query(name, TYPE_URI, n & 0xFFFF)
+                                                    for n, name in enumerate(names)],
+        f"NXDOMAIN, random name under {dataset.nx_parent}": [
+            build_query(f"nx{rng.getrandbits(40):x}.{dataset.nx_parent}", TYPE_A, n & 0xFFFF) for n in range(count)],
+    }
+
+
+SHARED = {NAMESPACE: False}  # which namespaces are also ICANN TLDs (the export's are set in main)
+
+
 def gateway(engine, store=None, cache_entries: int = 10000) -> Gateway:  # type: ignore[no-untyped-def]
     reader = IndexReader(engine)
     authority = BnsAuthority(reader, ZoneCache(reader))
-    policy = NamespacePolicy(configured_shared={NAMESPACE: False})
+    policy = NamespacePolicy(configured_shared=SHARED)
     answerer = StoreAnswerer(authority, policy, store) if store is not None else None
     return Gateway(authority, Forwarder([]), policy=policy, store=answerer, cache_entries=cache_entries)
 
@@ -95,24 +114,35 @@ def main() -> int:
     p.add_argument("--queries", type=int, default=20_000, help="per case for the store path")
     p.add_argument("--slow-queries", type=int, default=4_000, help="per case for the slow path")
     p.add_argument("--profile", metavar="WORD", help="cProfile the store path of the case containing WORD")
+    p.add_argument("--export", type=Path, metavar="DIR", help="the synthetic export's work dir (run_dns_bench.py)")
     args = p.parse_args()
-    data_dir, how = ensure_index(OUT, args.names)
-    print(f"index: {args.names:,} names in {data_dir} ({how})")
+    if args.export:
+        dataset, how = datasets.export_dataset(args.export, synth_export.Sizes())
+        data_dir, hits_name = dataset.data_dir, dataset.probe
+        SHARED.clear()
+        SHARED.update({ns: ns in datasets.SHARED_NAMESPACES for ns, *_rest in synth_export.NAMESPACES})
+        query_cases = export_cases(dataset, args.queries)
+    else:
+        data_dir, how = ensure_index(OUT, args.names)
+        hits_name = query_name(7)
+        query_cases = cases(args.names, args.queries)
+    print(f"index: {data_dir} ({how})")
     engine = open_index(f"sqlite:///{data_dir / 'index.sqlite'}")
-    started, cpu = time.monotonic(), time.process_time()
-    path, report = compile_store(IndexReader(engine), data_dir / "answers")
-    size = (path / "data.mdb").stat().st_size
-    print(f"compile: {time.monotonic() - started:.1f} s wall, {time.process_time() - cpu:.1f} s CPU; "
-          f"{report.nodes:,} owner names, {size / 2**20:.1f} MiB on disk")
+    if not (args.export and datasets.store_is_current(data_dir)):
+        started, cpu = time.monotonic(), time.process_time()
+        path, report = compile_store(IndexReader(engine), store_root(data_dir))
+        size = (path / "data.mdb").stat().st_size
+        print(f"compile: {time.monotonic() - started:.1f} s wall, {time.process_time() - cpu:.1f} s CPU; "
+              f"{report.nodes:,} owner names, {size / 2**20:.1f} MiB on disk")
     rss_before = rss_anon_kib()
-    store = open_current(data_dir / "answers")
+    store = open_current(store_root(data_dir))
     fast, slow = gateway(engine, store), gateway(engine)
     unbounded = gateway(engine, store, cache_entries=10**8)
     print(f"RssAnon {rss_before / 1024:.1f} MiB before opening the store, {rss_anon_kib() / 1024:.1f} MiB after\n")
     print("CPU µs per query in Gateway.handle: with the store, and without it (today's miss path);")
     print("'no evict': the same with an answer cache that never evicts; 'answer()': the store's own part\n")
     print(f"{'case':44s} {'store':>7s} {'slow':>7s} {'ratio':>6s} {'no evict':>9s} {'answer()':>9s}")
-    for label, packets in cases(args.names, args.queries).items():
+    for label, packets in query_cases.items():
         if args.profile and args.profile in label:
             profiler = cProfile.Profile()
             profiler.runcall(cpu_per_query, gateway(engine, store), packets)
@@ -123,7 +153,7 @@ def main() -> int:
         alone = cpu_per_answer(fast.store, packets)
         print(f"{label:44s} {store_cpu * 1e6:7.2f} {slow_cpu * 1e6:7.1f} {slow_cpu / store_cpu:5.0f}x "
               f"{no_evict * 1e6:9.2f} {alone * 1e6:9.2f}")
-    hits = [build_query(query_name(7), TYPE_URI, n & 0xFFFF) for n in range(args.queries)]
+    hits = [build_query(hits_name, TYPE_URI, n & 0xFFFF) for n in range(args.queries)]
     print(f"{'(reference) answer-cache hit, same name':44s} {cpu_per_query(fast, hits) * 1e6:7.2f}")
     print(f"\nanswers from the store: {fast.store.answered:,}")
     return 0

@@ -30,6 +30,8 @@ class Footprint:
     rss_mib: float | None
     startup: float | None
     note: str = ""
+    rss_anon_mib: float | None = None  # private memory (the issue's target)
+    rss_file_mib: float | None = None  # mapped files' pages: page cache, shared and reclaimable
 
 
 @dataclass
@@ -138,10 +140,14 @@ def render(report: Report) -> str:
             lines.append(f"| {label} | {run.qps:,.0f} | {_us(run)} | {_fmt(run.per_cpu_second, ',.0f')} "
                          f"| {_fmt(versus)}× |")
     lines += ["", "### Memory and start-up", "",
-              "| server / data | VmRSS MiB (after its runs) | start-up s (exec → first good answer) | note |",
-              "|---|---:|---:|---|"]
+              "VmRSS is RssAnon (the process's own memory) + RssFile (pages of mapped files: the answer store, "
+              "libraries; page cache, shared and reclaimable) + RssShmem.", "",
+              "| server / data | VmRSS MiB (after its runs) | RssAnon MiB | RssFile MiB "
+              "| start-up s (exec → first good answer) | note |",
+              "|---|---:|---:|---:|---:|---|"]
     for fp in report.footprints:
-        lines.append(f"| {fp.label} | {_fmt(fp.rss_mib, '.2f')} | {_fmt(fp.startup, '.3f')} | {fp.note} |")
+        lines.append(f"| {fp.label} | {_fmt(fp.rss_mib, '.2f')} | {_fmt(fp.rss_anon_mib, '.2f')} "
+                     f"| {_fmt(fp.rss_file_mib, '.2f')} | {_fmt(fp.startup, '.3f')} | {fp.note} |")
     all_targets += report.targets
     lines += ["", "### Targets", "", "| target | wanted | measured | met |", "|---|---|---|---|"]
     for name, wanted, measured, met in all_targets:

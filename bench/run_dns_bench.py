@@ -25,10 +25,12 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
+import datasets  # noqa: E402
 import queryfiles  # noqa: E402
+import synth_export  # noqa: E402
 import synth_index  # noqa: E402
 import unbound_conf  # noqa: E402
-from measure import PerfResult, rss_mib, run_dnsperf  # noqa: E402
+from measure import PerfResult, memory_mib, run_dnsperf  # noqa: E402
 from report import CaseResult, Footprint, Report, render  # noqa: E402
 from servers import Processes, Server, ours_argv, ours_compile_argv, ours_config, unbound_argv  # noqa: E402
 
@@ -41,6 +43,7 @@ SERVER_CPU, CLIENT_CPU = 1, 0
 ICANN_TLDS = {"id": True, "blockstack": False, "graphite": False, "helloworld": False, "podcast": False,
               synth_index.NAMESPACE: False}
 NX_NAMESPACE = "podcast"
+NX_MISS = 100_000  # distinct random names in (c′): ten times the answer cache
 
 
 @dataclasses.dataclass
@@ -67,6 +70,15 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--distinct", type=int, default=50_000, help="distinct names queried in the big index")
     p.add_argument("--port-base", type=int, default=15354, help="ours, unbound, stub use base, base+1, base+2")
     p.add_argument("--skip-300k", action="store_true", help="only the embedded-snapshot cases")
+    p.add_argument("--export", type=Path, metavar="DIR",
+                   help="big cases on the synthetic BNS v1 export of synth_export.py instead of the synthetic "
+                        "index: generated, imported (import-snapshot) and kept under DIR; (c′) moves there too")
+    p.add_argument("--export-names", type=int, default=synth_export.Sizes.names,
+                   help=f"on-chain names in the export (default {synth_export.Sizes.names:,})")
+    p.add_argument("--export-subdomains", type=int, default=synth_export.Sizes.subdomains,
+                   help=f"subdomains in the export (default {synth_export.Sizes.subdomains:,})")
+    p.add_argument("--keep-store", action="store_true",
+                   help="do not compile the big data set's answer store again when it is current")
     p.add_argument("--no-floor", action="store_true",
                    help="skip the CPython reference responders (python_floor.py) on case (a)")
     p.add_argument("--no-saturated-latency", action="store_true",
@@ -109,11 +121,13 @@ class Bench:
         print(f"[bench] {label}: answer store compiled in {seconds:.1f} s", file=sys.stderr, flush=True)
         return seconds
 
-    def start_unbound(self, label: str, local_data: list[str], static_zones: list[str], probe: str) -> Server:
+    def start_unbound(self, label: str, local_data: list[str], static_zones: list[str], probe: str, *,
+                      transparent: list[str] | None = None, local_data_file: Path | None = None) -> Server:
         conf = self.run_dir / f"{label}.conf"
         conf.write_text(unbound_conf.comparison_conf(
             self.unbound_port, self.stub_port, self.run_dir, static_zones=static_zones,
-            transparent_zones=["id"], local_data=local_data))
+            transparent_zones=["id"] if transparent is None else transparent, local_data=local_data,
+            local_data_file=local_data_file))
         return self.procs.start(label, unbound_argv(conf), self.unbound_port, self.run_dir / f"{label}.log",
                                 cpu=SERVER_CPU, probe=(probe, TYPE_URI), limit=600)
 
@@ -159,10 +173,12 @@ class Bench:
         return result
 
     def footprint(self, label: str, server: Server | None, *, startup: float | None, note: str = "") -> None:
-        rss = rss_mib(server.pid) if server is not None and server.proc.poll() is None else None
-        self.report.footprints.append(Footprint(label, rss, startup, note))
-        self.raw["footprints"].append({"label": label, "rss_mib": rss, "startup_s": startup,  # type: ignore[union-attr]
-                                       "note": note})
+        memory = memory_mib(server.pid) if server is not None and server.proc.poll() is None else {}
+        self.report.footprints.append(Footprint(label, memory.get("VmRSS"), startup, note,
+                                                memory.get("RssAnon"), memory.get("RssFile")))
+        self.raw["footprints"].append({"label": label, "rss_mib": memory.get("VmRSS"),  # type: ignore[union-attr]
+                                       "rss_anon_mib": memory.get("RssAnon"), "rss_file_mib": memory.get("RssFile"),
+                                       "startup_s": startup, "note": note})
 
     # --- the two halves ---------------------------------------------------------------------
 
@@ -177,20 +193,21 @@ class Bench:
         static = [ns for ns, shared in ICANN_TLDS.items() if not shared and ns != synth_index.NAMESPACE]
         unbound = self.start_unbound("unbound-embedded", local_data, static, probe)
         qdir = self.run_dir / "queries"
-        nx_small, nx_big = 1000, 100_000
+        nx_small = 1000
         cases = [
             Case("bns", f"(a) BNS names ({len(queries)} URI names, cached)",
                  queryfiles.write_queries(qdir / "bns.txt", queries), "NOERROR", 0.85, 1.5),
             Case("fwd", "(b) forwarded, cache hits (1,000 names)", queryfiles.write_queries(
-                qdir / "forward.txt", (f"{n} A" for n in unbound_conf.forward_names(1000))), "NOERROR", 0.7),
+                qdir / "forward.txt", (f"{n} A" for n in unbound_conf.forward_names(1000))), "NOERROR", 0.85),
             Case("nx", f"(c) NXDOMAIN under `{NX_NAMESPACE}` ({nx_small:,} names, cached)", queryfiles.write_queries(
                 qdir / "nx.txt", queryfiles.nxdomain_queries(NX_NAMESPACE, nx_small)), "NXDOMAIN", 0.85),
-            Case("nx-miss", f"(c′) NXDOMAIN under `{NX_NAMESPACE}` ({nx_big:,} distinct names, > cache)",
-                 queryfiles.write_queries(qdir / "nx-miss.txt",
-                                          queryfiles.nxdomain_queries(NX_NAMESPACE, nx_big)), "NXDOMAIN",
-                 note=f"more distinct names than the gateway's {self.cache_entries:,}-entry answer cache: "
-                      "every query takes the slow path (informational, no target)"),
         ]
+        if not self.args.export:  # else (c′) is asked of the export, under one of its names
+            cases.append(Case(
+                "nx-miss", f"(c′) NXDOMAIN under `{NX_NAMESPACE}` ({NX_MISS:,} distinct names, > cache)",
+                queryfiles.write_queries(qdir / "nx-miss.txt", queryfiles.nxdomain_queries(NX_NAMESPACE, NX_MISS)),
+                "NXDOMAIN", 0.7, note=f"more distinct names than the gateway's {self.cache_entries:,}-entry "
+                                      "answer cache: ours answers each from the store"))
         results = [self.run_case(case, ours, unbound) for case in cases]
         if not self.args.no_floor:
             self.floor(cases[0], results[0])
@@ -219,49 +236,88 @@ class Bench:
             self.report.floors.append((f"reference: {mode}", result))
             self.raw.setdefault("floor", {})[mode] = [_summary(r) for r in runs]  # type: ignore[union-attr]
 
-    def big_index(self) -> None:
+    def big_data(self) -> None:
         a = self.args
-        data_dir, how = synth_index.ensure_index(OUT_DIR, a.names)
-        print(f"[bench] {a.names:,}-name index {how}: {data_dir}", file=sys.stderr, flush=True)
-        probe = synth_index.query_name(a.names - 1)
-        compile_seconds = self.compile_store(f"compile-{a.names}", data_dir)
-        startups = []
+        if a.export:
+            sizes = synth_export.Sizes(a.export_names, a.export_subdomains)
+            dataset, how = datasets.export_dataset(a.export, sizes)
+        else:
+            dataset, how = datasets.synth_index_dataset(OUT_DIR, a.names)
+        print(f"[bench] {dataset.label} {how}: {dataset.data_dir}", file=sys.stderr, flush=True)
+        tag = f"{dataset.size}"
+        compile_seconds = self.compile_store(f"compile-{tag}", dataset.data_dir) if self.must_compile(dataset) else None
+        startups: list[float] = []
         for attempt in range(3):
-            server = self.start_ours(f"ours-{a.names}-start{attempt}", data_dir, probe)
-            startups.append(server.startup)
+            server = self.start_ours(f"ours-{tag}-start{attempt}", dataset.data_dir, dataset.probe)
+            startups.append(_startup(server))
             self.procs.stop(server)
-        ours = self.start_ours(f"ours-{a.names}", data_dir, probe)
-        startups.append(ours.startup)
-        unbound = self.start_unbound(f"unbound-{a.names}", list(synth_index.unbound_local_data(a.names)),
-                                     [synth_index.NAMESPACE], probe)
-        distinct = queryfiles.synth_distinct(a.names, a.distinct)
-        zipf = queryfiles.synth_zipf(distinct, 4 * a.distinct)
-        qdir = self.run_dir / "queries"
-        zipf_lines = queryfiles.synth_lines(zipf)
-        hit = queryfiles.fifo_hit_rate(zipf_lines, self.cache_entries)
-        cases = [
-            Case("big-zipf", f"(d) BNS names, {a.names:,}-name index, {a.distinct:,} distinct (Zipf)",
-                 queryfiles.write_queries(qdir / "big-zipf.txt", zipf_lines), "NOERROR",
-                 note=f"{len(zipf_lines):,} queries over {a.distinct:,} names with Zipf(1) popularity; "
-                      f"simulated hit rate of the {self.cache_entries:,}-entry FIFO answer cache: {hit:.0%}"),
-            Case("big-miss", f"(e) BNS names, {a.names:,}-name index, {a.distinct:,} distinct (each once)",
-                 queryfiles.write_queries(qdir / "big-miss.txt", queryfiles.synth_lines(distinct)), "NOERROR",
-                 note="each name once per pass through the file: more names than the answer cache, so every "
-                      "query of ours is a cache miss (index + zone file + dnslib path)"),
-        ]
-        for case in cases:
-            self.run_case(case, ours, unbound)
+        ours = self.start_ours(f"ours-{tag}", dataset.data_dir, dataset.probe)
+        startups.append(_startup(ours))
+        store_current = "matches the index" in (self.run_dir / f"ours-{tag}.log").read_text()
+        unbound = self.start_unbound(f"unbound-{tag}", [], list(dataset.static_zones), dataset.probe,
+                                     transparent=list(dataset.transparent_zones), local_data_file=dataset.local_data)
+        names = datasets.dataset_queries(dataset, a.distinct)
+        datasets.check_same_answers(self.ours_port, self.unbound_port, names[:200])
+        cases = self.big_cases(dataset, names)
+        results = [self.run_case(case, ours, unbound) for case in cases]
         startup = sorted(startups)[len(startups) // 2]
-        rss = rss_mib(ours.pid)
-        self.footprint(f"ours, {a.names:,} names", ours, startup=startup,
-                       note="start-up: median of " + ", ".join(f"{s:.3f}" for s in startups) + " s")
-        self.footprint(f"Unbound, {a.names:,} local-data", unbound, startup=unbound.startup)
-        self.report.targets.append((f"RSS with {a.names:,} names", "≤ 64 MiB", f"{rss:.2f} MiB", rss <= 64))
-        self.report.targets.append((f"start-up with {a.names:,} names", "≤ 1 s", f"{startup:.3f} s", startup <= 1.0))
-        self.report.targets.append((f"compile the answer store, {a.names:,} names", "≤ 60 s",
-                                    f"{compile_seconds:.1f} s", compile_seconds <= 60))
+        memory = memory_mib(ours.pid)
+        self.footprint(f"ours, {dataset.label}", ours, startup=startup,
+                       note=f"store current at start: {store_current}; start-up: median of "
+                            + ", ".join(f"{s:.3f}" for s in startups) + " s")
+        self.footprint(f"Unbound, {dataset.label} as local-data", unbound, startup=unbound.startup)
+        self.big_targets(dataset, results, memory, startup, compile_seconds)
         self.procs.stop(ours)
         self.procs.stop(unbound)
+
+    def must_compile(self, dataset: datasets.Dataset) -> bool:
+        """Compile unless told to keep a store that is already current (the compile is measured elsewhere)."""
+        if self.args.keep_store and datasets.store_is_current(dataset.data_dir):
+            print("[bench] answer store current: not compiled again (--keep-store)", file=sys.stderr, flush=True)
+            return False
+        return True
+
+    def big_cases(self, dataset: datasets.Dataset, names: list[str]) -> list[Case]:
+        a, qdir, label = self.args, self.run_dir / "queries", dataset.label
+        zipf = [names[i] for i in queryfiles.synth_zipf(list(range(len(names))), 4 * len(names))]
+        zipf_lines = [f"{name} URI" for name in zipf]
+        hit = queryfiles.fifo_hit_rate(zipf_lines, self.cache_entries)
+        cases = []
+        if a.export:
+            nx_lines = queryfiles.nxdomain_queries(dataset.nx_parent, NX_MISS)
+            cases.append(Case("big-nx-miss", f"(c′) NXDOMAIN under `{dataset.nx_parent}`, {label} "
+                              f"({NX_MISS:,} distinct random names)",
+                              queryfiles.write_queries(qdir / "big-nx-miss.txt", nx_lines), "NXDOMAIN", 0.7,
+                              note=f"random names under a served name of a BNS-only namespace, more than the "
+                                   f"gateway's {self.cache_entries:,}-entry answer cache: ours answers each "
+                                   "from the store"))
+        cases += [
+            Case("big-zipf", f"(d) BNS names, {label}, {len(names):,} distinct (Zipf)",
+                 queryfiles.write_queries(qdir / "big-zipf.txt", zipf_lines), "NOERROR", 0.7,
+                 note=f"{len(zipf_lines):,} queries over {len(names):,} names with Zipf(1) popularity; "
+                      f"simulated hit rate of the {self.cache_entries:,}-entry FIFO answer cache: {hit:.0%}"),
+            Case("big-miss", f"(e) BNS names, {label}, {len(names):,} distinct (each once)",
+                 queryfiles.write_queries(qdir / "big-miss.txt", [f"{name} URI" for name in names]), "NOERROR",
+                 0.6, note="each name once per pass through the file: more names than the answer cache, so "
+                           "every query of ours is an answer-cache miss, answered from the compiled store"),
+        ]
+        return cases
+
+    def big_targets(self, dataset: datasets.Dataset, results: list[CaseResult], memory: dict[str, float],
+                    startup: float, compile_seconds: float | None) -> None:
+        targets, label = self.report.targets, dataset.label
+        anon = memory["RssAnon"]
+        targets.append((f"private memory (RssAnon) serving the {label} (RssFile, the store's pages and "
+                        f"libraries: {memory['RssFile']:.1f} MiB)", "≤ 64 MiB", f"{anon:.2f} MiB", anon <= 64))
+        targets.append((f"start-up with the {label}, store compiled", "≤ 1 s", f"{startup:.3f} s", startup <= 1.0))
+        for result in results:
+            if result.key in ("big-nx-miss", "big-miss"):
+                user = (result.ours.cpu_us_per_query() or (float("nan"), 0.0))[0]
+                targets.append((f"{result.title}: our user CPU per store answer", "≤ 6 µs", f"{user:.1f} µs",
+                                user <= 6))
+        if compile_seconds is not None:
+            targets.append((f"compile the answer store, {label}", "≤ 60 s", f"{compile_seconds:.1f} s",
+                            compile_seconds <= 60))
 
     def run(self) -> str:
         self.report.header = self.header()
@@ -269,7 +325,7 @@ class Bench:
             self.start_stub()
             self.embedded()
             if not self.args.skip_300k:
-                self.big_index()
+                self.big_data()
         finally:
             self.procs.stop_all()
         return render(self.report)
@@ -306,6 +362,12 @@ class Bench:
             f"{self.cache_entries:,} entries (default)",
             f"- logs, configs and query files: `{self.run_dir.relative_to(BENCH_DIR.parent)}`",
         ]
+
+
+def _startup(server: Server) -> float:
+    if server.startup is None:
+        raise RuntimeError(f"{server.label}: started without a probe, so no start-up time")
+    return server.startup
 
 
 def _median_run(results: list[PerfResult]) -> PerfResult:

@@ -46,14 +46,20 @@ def _server_block(port: int, workdir: Path) -> str:
 
 
 def comparison_conf(port: int, upstream_port: int, workdir: Path, *, static_zones: Iterable[str],
-                    transparent_zones: Iterable[str], local_data: Iterable[str]) -> str:
-    """The Unbound we compare against: BNS data as local-data, `test.` forwarded to the stub."""
+                    transparent_zones: Iterable[str], local_data: Iterable[str],
+                    local_data_file: Path | None = None) -> str:
+    """The Unbound we compare against: BNS data as local-data, `test.` forwarded to the stub.
+
+    `local_data_file` holds more `local-data:` lines, included rather than copied (millions of them).
+    """
     parts = [_server_block(port, workdir)]
     # `test.` is one of Unbound's built-in blocked zones (RFC 6761); lift that so it forwards.
     parts.append(f'    local-zone: "{FORWARD_ZONE}." nodefault\n')
     parts.extend(f'    local-zone: "{zone}." static\n' for zone in static_zones)
     parts.extend(f'    local-zone: "{zone}." transparent\n' for zone in transparent_zones)
     parts.append("".join(f"    {line}" for line in local_data))
+    if local_data_file is not None:
+        parts.append(f'    include: "{local_data_file}"\n')
     parts.append(f"""remote-control:
     control-enable: no
 forward-zone:

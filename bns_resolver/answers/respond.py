@@ -32,7 +32,7 @@ from bns_resolver.answers.store import CompiledStore
 from bns_resolver.dns.authority import NEGATIVE_TTL, WEB_ADDRESS_TTL, BnsAuthority, apex_records
 from bns_resolver.dns.loglimit import LogLimiter
 from bns_resolver.dns.policy import Mode, NamespacePolicy
-from bns_resolver.dns.wire import FastQuery, MAX_UDP_PAYLOAD
+from bns_resolver.dns.wire import MAX_UDP_PAYLOAD, MIN_UDP_PAYLOAD, FastQuery
 
 log = logging.getLogger(__name__)
 limited_log = LogLimiter(log)  # a SERVFAIL flood must not flood the log (as the slow path's)
@@ -60,7 +60,8 @@ class StoreAnswerer:
         self._get: Any = None  # store.get while the store matches the index, else None
         self.changes = 0  # index changes seen; a compile started before the last one is stale
         self.answered = 0
-        self._soa: dict[tuple[str, int | None], bytes] = {}
+        # The finished SOA record of a NXDOMAIN/NODATA reply, per namespace, height and owner pointer.
+        self._soa: dict[tuple[str, int | None, int], bytes] = {}
         self._web_rr: dict[str, tuple[int, bytes]] = {}
         if store is not None:
             self.attach(store)
@@ -171,14 +172,17 @@ class StoreAnswerer:
         return _join(packet, fast, tcp, rcode, ancount, section + authority, nscount, opt)
 
     def _soa_record(self, namespace: str, pointer: int) -> bytes:
-        key = (namespace, self.authority.height)
-        rdata = self._soa.get(key)
-        if rdata is None:
+        # One dict lookup per NXDOMAIN: a flood of random names costs no SOA building.
+        key = (namespace, self.authority.height, pointer)
+        record = self._soa.get(key)
+        if record is None:
             if len(self._soa) > 1024:
                 self._soa.clear()
             # to_wire() without a file returns the bytes (typed Optional for the file form).
-            rdata = self._soa[key] = apex_records(namespace, self.authority.height)[0].rdata.to_wire() or b""
-        return struct.pack("!H", 0xC000 | pointer) + _RR_FIXED.pack(TYPE_SOA, 1, NEGATIVE_TTL, len(rdata)) + rdata
+            rdata = apex_records(namespace, key[1])[0].rdata.to_wire() or b""
+            record = self._soa[key] = (struct.pack("!H", 0xC000 | pointer)
+                                       + _RR_FIXED.pack(TYPE_SOA, 1, NEGATIVE_TTL, len(rdata)) + rdata)
+        return record
 
 
 def _join(packet: bytes, fast: FastQuery, tcp: bool, rcode: int, ancount: int, records: bytes, nscount: int,
@@ -188,7 +192,7 @@ def _join(packet: bytes, fast: FastQuery, tcp: bool, rcode: int, ancount: int, r
     question = packet[12:fast.question_end]
     arcount = 1 if opt else 0
     wire = b"".join((packet[:2], flags, _COUNTS.pack(1, ancount, nscount, arcount), question, records, opt))
-    if tcp or len(wire) <= fast.udp_limit():
+    if tcp or len(wire) <= MIN_UDP_PAYLOAD or len(wire) <= fast.udp_limit():  # every client takes 512
         return wire
     flags = bytes((flags[0] | 0x02, flags[1]))
     return b"".join((packet[:2], flags, _COUNTS.pack(1, 0, 0, arcount), question, opt))
