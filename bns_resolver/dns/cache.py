@@ -21,6 +21,8 @@ from typing import Any
 
 from dnslib import QTYPE, RCODE, DNSRecord
 
+from bns_resolver.dns.wire import TYPE_OPT, walk_message
+
 MAX_POSITIVE_TTL = 86400
 MAX_NEGATIVE_TTL = 10800  # RFC 2308 §5 suggests at most three hours
 TTL_TOP_BIT = 1 << 31  # RFC 2181 §8: a TTL with the top bit set is treated as zero
@@ -171,36 +173,7 @@ def ttl_offsets(packet: bytes) -> list[int]:
 
     Raises ValueError when the records do not fit the packet (a malformed reply).
     """
-    if len(packet) < 12:
-        raise ValueError("shorter than a DNS header")
-    qdcount, ancount, nscount, arcount = struct.unpack_from("!HHHH", packet, 4)
-    offset = 12
-    for _ in range(qdcount):
-        offset = _skip_name(packet, offset) + 4
-    offsets: list[int] = []
-    for _ in range(ancount + nscount + arcount):
-        offset = _skip_name(packet, offset)
-        if offset + 10 > len(packet):
-            raise ValueError("a record runs past the end of the packet")
-        rtype, _cls, _ttl, rdlen = struct.unpack_from("!HHIH", packet, offset)
-        if rtype != QTYPE.OPT:
-            offsets.append(offset + 4)
-        offset += 10 + rdlen
-    if offset > len(packet):
-        raise ValueError("the last record runs past the end of the packet")
-    return offsets
-
-
-def _skip_name(packet: bytes, offset: int) -> int:
-    while True:
-        if offset >= len(packet):
-            raise ValueError("a name runs past the end of the packet")
-        length = packet[offset]
-        if length == 0:
-            return offset + 1
-        if length >= 0xC0:
-            return offset + 2
-        offset += length + 1
+    return [record.fixed + 4 for record in walk_message(packet).records if record.rtype != TYPE_OPT]
 
 
 def _age_ttls(wire: bytes, offsets: tuple[int, ...], age: int) -> bytes:
