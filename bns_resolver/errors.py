@@ -53,3 +53,25 @@ class IndexUnavailable(IndexStoreError):
 
 class IndexDamagedError(IndexStoreError):
     """The index file is damaged (truncated or corrupt); a restart cannot fix it."""
+
+
+# RFC 8914 Extended DNS Error codes we report (dns/rcodes.py maps outcomes to them).
+EDE_OTHER = 0
+EDE_STALE_ANSWER = 3
+EDE_NOT_READY = 14
+EDE_NO_REACHABLE_AUTHORITY = 22
+EDE_NETWORK_ERROR = 23
+EDE_INVALID_DATA = 24
+
+
+class ZoneUnavailable(GatewayError):
+    """The zone file for a name cannot be used now.
+
+    Carries the EDE code (RFC 8914) the DNS edge reports: EDE_NO_REACHABLE_AUTHORITY while
+    the file has not been obtained (it may arrive any moment), EDE_INVALID_DATA when it
+    does not verify or parse (it never will)."""
+
+    def __init__(self, info_code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.info_code = info_code
+        self.reason = reason

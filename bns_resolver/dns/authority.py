@@ -1,13 +1,13 @@
 """BNS answers: from a query name to records of a verified zone file, or a reason why not.
 
 Pure lookups over the index and the zone cache; no sockets and no wire format.
-The server turns an Outcome into DNS bytes (see responses.py) and applies the
-namespace policy (see policy.py) to decide what to forward.
+It answers through the gateway's one Resolver interface (resolver.py); the namespace
+policies (routing.py) decide what is forwarded instead, rcodes.py maps outcomes to
+rcodes and EDE codes, and responses.py builds the bytes.
 """
 
 from __future__ import annotations
 
-import enum
 import functools
 import ipaddress
 import logging
@@ -18,15 +18,11 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 
-from bns_resolver.errors import IndexDamagedError, IndexUnavailable
 from bns_resolver.dns.loglimit import LogLimiter
-from bns_resolver.dns.zones import (
-    EDE_NOT_READY,
-    EDE_OTHER,
-    VerifiedZone,
-    ZoneCache,
-    ZoneUnavailable,
-)
+from bns_resolver.dns.resolver import AuthorityResult, Query
+from bns_resolver.dns.resolver import Outcome as Outcome  # re-exported: bns_resolver/answers imports it here
+from bns_resolver.dns.zones import VerifiedZone, ZoneCache
+from bns_resolver.errors import EDE_NOT_READY, EDE_OTHER, IndexDamagedError, IndexUnavailable, ZoneUnavailable
 from bns_resolver.index.lookup import IndexReader
 from bns_resolver.zonefiles.parse import ParsedZone, ZoneRecord
 
@@ -43,23 +39,6 @@ UNREADABLE = "the index cannot be read"
 
 log = logging.getLogger(__name__)
 limited_log = LogLimiter(log)
-
-
-class Outcome(enum.Enum):
-    ANSWER = "answer"
-    NODATA = "nodata"
-    NXDOMAIN = "nxdomain"
-    SERVFAIL = "servfail"
-    NOT_MINE = "not-mine"
-
-
-@dataclass(frozen=True)
-class AuthorityResult:
-    outcome: Outcome
-    namespace: str | None = None
-    records: tuple[ZoneRecord, ...] = ()
-    ede_code: int | None = None
-    ede_text: str = ""
 
 
 @dataclass(frozen=True)
@@ -103,6 +82,10 @@ class BnsAuthority:
     def namespace_of(self, qname: str) -> str | None:
         tld = qname.rsplit(".", 1)[-1]
         return tld if tld in self.namespaces else None
+
+    def resolve(self, query: Query) -> AuthorityResult:
+        """The Resolver interface (dns/resolver.py): BNS's own answer for the query."""
+        return self.lookup(query.qname, query.qtype, web_address=query.web_address)
 
     def lookup(self, qname: str, qtype: int, *, web_address: str | None = None) -> AuthorityResult:
         """The answer for qname/qtype; with web_address, address-less names point at the web gateway."""

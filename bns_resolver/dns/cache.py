@@ -19,10 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dnslib import QTYPE, RCODE, DNSRecord
+from bns_resolver.dns.wire import TYPE_OPT, walk_message
 
 MAX_POSITIVE_TTL = 86400
 MAX_NEGATIVE_TTL = 10800  # RFC 2308 §5 suggests at most three hours
+TYPE_SOA = 6
+RCODE_NOERROR, RCODE_NXDOMAIN = 0, 3
+_FLAG_TC = 0x02  # in the third header byte
+_SOA_MIN_RDATA = 22  # two root names and the five 32-bit fields
 TTL_TOP_BIT = 1 << 31  # RFC 2181 §8: a TTL with the top bit set is treated as zero
 STALE_FOR = 86400  # RFC 8767 §5 suggests keeping expired answers for one to three days
 STALE_TTL = 30  # RFC 8767 §4: the TTL of a stale answer
@@ -121,8 +125,8 @@ class ForwardCache:
 
     def put(self, key: tuple[object, ...], reply: bytes) -> None:
         try:
-            lifetime = min(cache_lifetime(DNSRecord.parse(reply)), self.max_ttl)
-        except Exception:  # noqa: BLE001 - an unparsable upstream reply is simply not cached
+            lifetime = min(cache_lifetime(reply), self.max_ttl)
+        except ValueError:  # an upstream reply whose records do not fit it is simply not cached
             return
         if lifetime <= 0:
             return
@@ -137,17 +141,25 @@ class ForwardCache:
         return len(self.entries)
 
 
-def cache_lifetime(reply: DNSRecord) -> int:
-    """Seconds an upstream reply may be reused; 0 means do not cache."""
-    rcode = reply.header.rcode
-    if reply.header.tc or rcode not in (RCODE.NOERROR, RCODE.NXDOMAIN):
+def cache_lifetime(reply: bytes) -> int:
+    """Seconds an upstream reply may be reused; 0 means do not cache. Read from the bytes alone.
+
+    Raises ValueError for a reply whose records do not fit it.
+    """
+    records = walk_message(reply).records
+    rcode = reply[3] & 0x0F
+    if reply[2] & _FLAG_TC or rcode not in (RCODE_NOERROR, RCODE_NXDOMAIN):
         return 0
-    if rcode == RCODE.NOERROR and reply.rr:
-        return min(min(rr.ttl for rr in reply.rr), MAX_POSITIVE_TTL)
+    ancount, nscount = struct.unpack_from("!HH", reply, 6)
+    if rcode == RCODE_NOERROR and ancount:
+        return min(min(record.ttl for record in records[:ancount]), MAX_POSITIVE_TTL)
     # Negative answer: cacheable only with an SOA, for min(SOA TTL, SOA MINIMUM) (RFC 2308 §5).
-    for rr in reply.auth:
-        if rr.rtype == QTYPE.SOA:
-            return min(rr.ttl, rr.rdata.times[-1], MAX_NEGATIVE_TTL)
+    for record in records[ancount:ancount + nscount]:
+        if record.rtype == TYPE_SOA:
+            if record.end - record.fixed - 10 < _SOA_MIN_RDATA:
+                raise ValueError("an SOA record too short for its fields")
+            minimum = struct.unpack_from("!I", reply, record.end - 4)[0]  # MINIMUM ends the rdata
+            return min(record.ttl, minimum, MAX_NEGATIVE_TTL)
     return 0
 
 
@@ -171,36 +183,7 @@ def ttl_offsets(packet: bytes) -> list[int]:
 
     Raises ValueError when the records do not fit the packet (a malformed reply).
     """
-    if len(packet) < 12:
-        raise ValueError("shorter than a DNS header")
-    qdcount, ancount, nscount, arcount = struct.unpack_from("!HHHH", packet, 4)
-    offset = 12
-    for _ in range(qdcount):
-        offset = _skip_name(packet, offset) + 4
-    offsets: list[int] = []
-    for _ in range(ancount + nscount + arcount):
-        offset = _skip_name(packet, offset)
-        if offset + 10 > len(packet):
-            raise ValueError("a record runs past the end of the packet")
-        rtype, _cls, _ttl, rdlen = struct.unpack_from("!HHIH", packet, offset)
-        if rtype != QTYPE.OPT:
-            offsets.append(offset + 4)
-        offset += 10 + rdlen
-    if offset > len(packet):
-        raise ValueError("the last record runs past the end of the packet")
-    return offsets
-
-
-def _skip_name(packet: bytes, offset: int) -> int:
-    while True:
-        if offset >= len(packet):
-            raise ValueError("a name runs past the end of the packet")
-        length = packet[offset]
-        if length == 0:
-            return offset + 1
-        if length >= 0xC0:
-            return offset + 2
-        offset += length + 1
+    return [record.fixed + 4 for record in walk_message(packet).records if record.rtype != TYPE_OPT]
 
 
 def _age_ttls(wire: bytes, offsets: tuple[int, ...], age: int) -> bytes:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import struct
 
-from bns_resolver.dns.wire import MAX_UDP_PAYLOAD, TYPE_OPT, FastQuery, patch_answer
+from bns_resolver.dns.wire import MAX_UDP_PAYLOAD, TYPE_OPT, FastQuery, patch_answer, walk_message
 
 # Our buffer size towards upstreams (the DNS flag day 2020 value): answers that do not fit
 # come back with TC and are fetched again over TCP by the forwarder.
@@ -42,30 +42,22 @@ def upstream_query(fast: FastQuery) -> bytes:
 def core_reply(reply: bytes) -> bytes | None:
     """The upstream reply without its OPT record, with RA set and AA clear; None when it cannot
     be reshaped by bytes alone (an OPT that is not the last record, or an extended rcode)."""
-    if len(reply) < 12:
+    try:
+        walk = walk_message(reply)
+    except ValueError:
+        return None
+    if walk.end != len(reply):
         return None
     _id, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(reply)
+    opt_at = -1
+    for index, record in enumerate(walk.records):
+        if record.rtype == TYPE_OPT:
+            if index < ancount + nscount or opt_at >= 0 or record.ttl >> 24:
+                return None  # misplaced, doubled, or an extended rcode we would lose
+            opt_at = record.start
+        elif opt_at >= 0:
+            return None  # a record after the OPT: cutting the OPT out could break its pointers
     flags = (flags | _FLAG_RA) & ~_FLAG_AA
-    try:
-        offset = _skip_question(reply, qdcount)
-        opt_at = -1
-        for index in range(ancount + nscount + arcount):
-            start = offset
-            offset = _skip_name(reply, offset)
-            if offset + 10 > len(reply):
-                return None
-            rtype, _cls, ttl, rdlen = struct.unpack_from("!HHIH", reply, offset)
-            offset += 10 + rdlen
-            if rtype == TYPE_OPT:
-                if index < ancount + nscount or opt_at >= 0 or ttl >> 24:
-                    return None  # misplaced, doubled, or an extended rcode we would lose
-                opt_at = start
-            elif opt_at >= 0:
-                return None  # a record after the OPT: cutting the OPT out could break its pointers
-    except IndexError:
-        return None
-    if offset != len(reply):
-        return None
     header = _HEADER.pack(_id, flags, qdcount, ancount, nscount, arcount - (opt_at >= 0))
     return header + reply[12:opt_at if opt_at >= 0 else len(reply)]
 
@@ -88,22 +80,3 @@ def _our_opt(fast: FastQuery) -> bytes:
     if fast.edns is None:
         return b""
     return b"\x00" + struct.pack("!HHBBHH", TYPE_OPT, MAX_UDP_PAYLOAD, 0, 0, _FLAG_DO if fast.edns.do_bit else 0, 0)
-
-
-def _skip_question(packet: bytes, qdcount: int) -> int:
-    offset = 12
-    for _ in range(qdcount):
-        offset = _skip_name(packet, offset) + 4
-    return offset
-
-
-def _skip_name(packet: bytes, offset: int) -> int:
-    while True:
-        length = packet[offset]  # IndexError past the end: the caller treats it as malformed
-        if length == 0:
-            return offset + 1
-        if length >= 0xC0:
-            return offset + 2
-        if length > 63:
-            raise IndexError("an extended label type")
-        offset += length + 1

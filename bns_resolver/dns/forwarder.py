@@ -27,17 +27,15 @@ from twisted.protocols.basic import Int16StringReceiver
 
 from bns_resolver.dns.cache import ttl_offsets
 from bns_resolver.dns.loglimit import LogLimiter
+from bns_resolver.dns.resolver import Query
 from bns_resolver.dns.wire import skip_plain_name
-from bns_resolver.errors import GatewayError
+from bns_resolver.errors import EDE_NETWORK_ERROR, EDE_NO_REACHABLE_AUTHORITY, GatewayError
 
 log = logging.getLogger(__name__)
 limited_log = LogLimiter(log)
 
 Address = tuple[str, int]
 
-# RFC 8914 Extended DNS Errors for upstream failures.
-EDE_NO_REACHABLE_AUTHORITY = 22
-EDE_NETWORK_ERROR = 23
 # Rcodes that say "this server cannot help with this query", not "this is the answer".
 FAILING_RCODES = {1: "FORMERR", 2: "SERVFAIL", 4: "NOTIMP", 5: "REFUSED"}
 MAX_UDP_REPLY = 65535
@@ -327,6 +325,10 @@ class Forwarder:
         # Read by /metrics: upstream exchanges (one per distinct query in flight), how many found no
         # answer, and the seconds they took in all (latency = seconds / exchanges).
         self.stats: dict[str, float] = {"exchanges": 0, "failures": 0, "seconds": 0.0}
+
+    def resolve(self, query: Query) -> defer.Deferred[bytes]:
+        """The Resolver interface (dns/resolver.py): the upstreams' reply to the query's wire form."""
+        return self.forward(query.wire)
 
     def forward(self, query: bytes) -> defer.Deferred[bytes]:
         """Resolve `query` upstream; the reply carries the query's own ID.

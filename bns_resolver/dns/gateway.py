@@ -1,8 +1,11 @@
-"""The query pipeline: access check → answer caches → BNS authority or upstream.
+"""The query pipeline: access check → answer caches → compiled store → resolvers.
 
 `Gateway.handle` takes one DNS message and returns the answer bytes, a Deferred
 of them (forwarding), or None (drop). The common case is decided by a
 dictionary lookup on the hand-parsed question; dnslib runs only on a miss.
+On a miss the gateway composes its resolvers (resolver.py): the namespace
+policies (routing.py) answer from the BNS authority or send the question to the
+forwarder, and the gateway turns what they resolve to into bytes.
 """
 
 from __future__ import annotations
@@ -10,7 +13,6 @@ from __future__ import annotations
 import copy
 import logging
 import struct
-import time
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -19,54 +21,39 @@ from twisted.internet import defer
 
 from bns_resolver.answers.respond import FORWARD, StoreAnswerer
 from bns_resolver.dns.access import AccessList
-from bns_resolver.dns.authority import AuthorityResult, BnsAuthority, Outcome, ReadinessCheck
+from bns_resolver.dns.authority import BnsAuthority, ReadinessCheck
 from bns_resolver.dns.cache import (
     MAX_POSITIVE_TTL,
     STALE_FOR,
     AnswerCache,
     ForwardCache,
     capped_ttls,
-    evict_oldest,
 )
 from bns_resolver.dns.forward_shape import client_reply, core_reply, shared_key, upstream_query
-from bns_resolver.dns.forwarder import EDE_NO_REACHABLE_AUTHORITY, Forwarder, UpstreamError, reply_rcode
+from bns_resolver.dns.forwarder import Forwarder, UpstreamError, reply_rcode
 from bns_resolver.dns.loglimit import LogLimiter
-from bns_resolver.dns.policy import Mode, NamespacePolicy
-from bns_resolver.dns.ratelimit import Bucket
-from bns_resolver.dns.responses import (
-    RCODE_BADVERS,
-    authority_response,
-    edns_version,
-    error_response,
-    finish,
-    request_edns,
-)
+from bns_resolver.dns.policy import NamespacePolicy
+from bns_resolver.dns.rcodes import RCODE_BADVERS, STALE_ANSWER, ede_of, upstream_failure
+from bns_resolver.dns.replay import FOREVER, ReplayCache
+from bns_resolver.dns.resolver import AuthorityResult, Forward, Outcome, Query, Resolution, Resolver
+from bns_resolver.dns.responses import authority_response, edns_version, error_response, finish, request_edns
+from bns_resolver.dns.routing import UNKNOWN_NAME_FETCH_RATE, NamespaceRouter
 from bns_resolver.dns.wire import CLASS_IN, FastQuery, parse_fast, patch_answer
-from bns_resolver.dns.zones import EDE_NOT_READY
+from bns_resolver.errors import EDE_NO_REACHABLE_AUTHORITY
 
 log = logging.getLogger(__name__)
 limited_log = LogLimiter(log)
 
 Answer = bytes | defer.Deferred[bytes] | None
-FOREVER = float("inf")  # authoritative answers live until the index changes
-# Firefox turns its default DNS-over-HTTPS off when this name does not resolve, so the
-# system resolver (us) stays in charge of its lookups.
-DOH_CANARY = "use-application-dns.net"
 MAX_NAME_LENGTH = 255
 MAX_LABEL_LENGTH = 63
-EDE_OTHER = 0  # RFC 8914
-EDE_STALE_ANSWER = 3
-# A flood of random names under a namespace shared with an ICANN TLD must not become an upstream flood.
-UNKNOWN_NAME_FETCH_RATE = 100.0
 
 
 class Gateway:
     """The query pipeline.
 
-    `ready` says whether the index may vouch for names (None when it may; by default the
-    authority's own check); `bns_namespaces` names namespaces known to be BNS's before the
-    index has seen them (from the snapshot or the chain profile): while the index is not
-    ready, names under them get SERVFAIL, never an upstream's NXDOMAIN.
+    `ready` (by default the authority's own check), `bns_namespaces`, `doh_canary` and
+    `unknown_name_fetch_rate` configure the namespace policies (see routing.NamespaceRouter).
     """
 
     def __init__(self, authority: BnsAuthority, forwarder: Forwarder, *, policy: NamespacePolicy | None = None,
@@ -81,20 +68,15 @@ class Gateway:
         self.access = access or AccessList()
         self.answers = AnswerCache(cache_entries)
         self.forwarded = ForwardCache(cache_entries, max_ttl=max_cache_ttl, stale_for=stale_for)
-        self._not_ready: ReadinessCheck = ready if ready is not None else authority.not_ready
-        self._bns_namespaces = bns_namespaces or frozenset
+        self.router = NamespaceRouter(authority, self.policy, ready=ready or authority.not_ready,
+                                      bns_namespaces=bns_namespaces or frozenset, doh_canary=doh_canary,
+                                      fetch_rate=unknown_name_fetch_rate)
         self.stats = {"queries": 0, "cache_hits": 0, "refused": 0, "forwarded": 0, "servfail": 0, "stale": 0,
                       "rate_limited": 0}
-        # Query bytes after the ID -> (answer bytes after the ID, monotonic deadline).
-        self.replay: dict[bytes, tuple[bytes, float]] = {}
+        self.replay = ReplayCache(cache_entries)  # what the UDP reader answers repeats from
         self._replay_entries = cache_entries
-        self.doh_canary = doh_canary
         self.web_address = web_address  # what address-less BNS names answer A/AAAA with, if anything
         self._views: list[Gateway] = []
-        # Upstream fetches per second for names BNS does not know, per namespace (0: no limit).
-        self._fetch_rate = unknown_name_fetch_rate
-        self._fetch_budgets: dict[str, Bucket] = {}
-        self.clock: Callable[[], float] = time.monotonic  # the fetch budgets' clock (tests freeze it)
         self.store = store  # the compiled answer store, consulted on a cache miss (bns_resolver/answers)
         # Which part answered the last query (see dns/querylog.py): set as it is decided, read by the log.
         self.last_source = "policy"
@@ -112,7 +94,7 @@ class Gateway:
         view = copy.copy(self)
         view.web_address = web_address
         view.answers = AnswerCache(self._replay_entries)
-        view.replay = {}
+        view.replay = ReplayCache(self._replay_entries)
         view._views = []
         self._views.append(view)
         return view
@@ -120,6 +102,15 @@ class Gateway:
     def views(self) -> list[Gateway]:
         """This gateway and its per-web-address views (see view_with_web_address)."""
         return [self, *self._views]
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The clock of the namespaces' upstream fetch budgets (tests freeze it)."""
+        return self.router.clock
+
+    @clock.setter
+    def clock(self, clock: Callable[[], float]) -> None:
+        self.router.clock = clock
 
     def index_changed(self) -> None:
         """Anything may have changed (an import, a log trimmed past us): drop every BNS answer and
@@ -152,11 +143,7 @@ class Gateway:
             answers = gateway.answers.entries
             for key in [key for key in answers if bns(key[0])]:  # type: ignore[arg-type]
                 del answers[key]
-            replay = gateway.replay
-            # A replayed answer lives forever when it is BNS's, until its TTL when it is upstream's.
-            for packet in [packet for packet, (_, until) in replay.items()
-                           if (bns if until == FOREVER else forwarded)(_replay_qname(packet))]:
-                del replay[packet]
+            gateway.replay.drop(bns, forwarded)
 
     def handle(self, packet: bytes, client_ip: str, *, tcp: bool) -> Answer:
         self.stats["queries"] += 1
@@ -184,7 +171,7 @@ class Gateway:
         self.stats["cache_hits"] += 1
         self.last_source = "cache"
         if not tcp:
-            self._remember_replay(packet, answer, until)
+            self.replay.remember(packet, answer, until)
         return answer
 
     def _from_store(self, packet: bytes, fast: FastQuery, found: Any, *, tcp: bool) -> Answer:
@@ -192,21 +179,13 @@ class Gateway:
         wire, cacheable = found
         if wire is FORWARD:
             request, namespace = DNSRecord.parse(packet), cacheable
-            if not self._may_fetch_unknown(namespace):
-                return self._over_fetch_limit(request, namespace, fast, tcp=tcp)
-            return self._forward(packet, request, fast, tcp=tcp)
+            return self._serve(self.router.unknown_name(namespace), self._query(packet, request, fast), packet,
+                               request, fast, tcp=tcp)
         if cacheable:
             self.answers.put(fast.cache_key(tcp=tcp), wire)
         else:
             self.stats["servfail"] += 1
         return wire
-
-    def _remember_replay(self, packet: bytes, answer: bytes, until: float) -> None:
-        """Let the UDP reader answer this exact query again by a single lookup."""
-        replay = self.replay
-        if len(replay) >= self._replay_entries:
-            evict_oldest(replay, self._replay_entries)
-        replay[packet[2:]] = (answer[2:], until)
 
     def _slow_path(self, packet: bytes, fast: FastQuery | None, *, tcp: bool) -> Answer:
         self.last_source = "policy"  # until the query is known to be well-formed and served
@@ -223,68 +202,30 @@ class Gateway:
         if problem is not None:
             return problem
         self.last_source = "index"
-        qname = str(request.q.qname).rstrip(".").lower()
-        if self.doh_canary and qname == DOH_CANARY:
-            return self._answer(request, AuthorityResult(Outcome.NXDOMAIN), fast, tcp=tcp)
-        namespace = self.authority.namespace_of(qname)
-        if namespace is None:
-            return self._not_yet_indexed(packet, request, fast, qname, tcp=tcp)
-        mode = self.policy.effective_mode(namespace)
-        if qname == namespace and mode is not Mode.BNS_ONLY:
-            return self._forward(packet, request, fast, tcp=tcp)  # a shared TLD's apex is ICANN's
-        if mode is Mode.ICANN_FIRST:
-            if not self._may_fetch_unknown(namespace):
-                return self._over_fetch_limit(request, namespace, fast, tcp=tcp)
-            return self._icann_first(packet, request, fast, qname, tcp=tcp)
-        result = self._lookup(qname, request.q.qtype)
-        if mode is Mode.BNS_FIRST and result.outcome is Outcome.NXDOMAIN:
-            if not self._may_fetch_unknown(namespace):
-                return self._over_fetch_limit(request, namespace, fast, tcp=tcp)
-            return self._forward(packet, request, fast, tcp=tcp)
-        return self._answer(request, result, fast, tcp=tcp)
+        query = self._query(packet, request, fast)
+        return self._serve(self.router.resolve(query), query, packet, request, fast, tcp=tcp)
 
-    def _may_fetch_unknown(self, namespace: str) -> bool:
-        """Spend one of the namespace's upstream fetches for names BNS does not know."""
-        if self._fetch_rate <= 0:
-            return True
-        now = self.clock()
-        budget = self._fetch_budgets.get(namespace)
-        if budget is None:
-            budget = self._fetch_budgets[namespace] = Bucket(self._fetch_rate, 2 * self._fetch_rate, now)
-        return budget.admit(now)
+    def _query(self, packet: bytes, request: DNSRecord, fast: FastQuery | None) -> Query:
+        """The question for the resolvers. Plain queries go upstream in one canonical shape (see
+        forward_shape), so clients that ask the same question differently share one fetch;
+        anything unusual goes as the client sent it."""
+        return Query(str(request.q.qname).rstrip(".").lower(), request.q.qtype,
+                     upstream_query(fast) if fast is not None else packet, self.web_address)
 
-    def _over_fetch_limit(self, request: DNSRecord, namespace: str, fast: FastQuery | None, *, tcp: bool) -> bytes:
-        return self._answer(request, AuthorityResult(
-            Outcome.SERVFAIL, namespace, ede_code=EDE_OTHER,
-            ede_text=f"too many upstream queries for unknown names under {namespace}; try again"), fast, tcp=tcp)
-
-    def _lookup(self, qname: str, qtype: int) -> AuthorityResult:
-        return self.authority.lookup(qname, qtype, web_address=self.web_address)
-
-    def _not_yet_indexed(self, packet: bytes, request: DNSRecord, fast: FastQuery | None, qname: str, *,
-                         tcp: bool) -> Answer:
-        """Forward a name outside BNS, unless it may be a BNS name the syncing index has not reached.
-
-        A fresh sync reveals namespaces as it goes: until it is ready, a namespace the
-        configuration or the chain knows as BNS's may simply not be indexed yet, and the
-        upstream's NXDOMAIN for `alice.<namespace>` would be a false one.
-        """
-        tld = qname.rsplit(".", 1)[-1]
-        not_ready = self._not_ready() if self._is_bns_namespace(tld) else None
-        if not not_ready:
-            return self._forward(packet, request, fast, tcp=tcp)
-        if qname == tld and self.policy.effective_mode(tld) is not Mode.BNS_ONLY:
-            return self._forward(packet, request, fast, tcp=tcp)  # a shared TLD's apex is ICANN's
-        return self._answer(request, AuthorityResult(Outcome.SERVFAIL, tld, ede_code=EDE_NOT_READY,
-                                                      ede_text=not_ready), fast, tcp=tcp)
-
-    def _is_bns_namespace(self, tld: str) -> bool:
-        policy = self.policy
-        return tld in policy.configured_shared or tld in policy.modes or tld in self._bns_namespaces()
+    def _serve(self, resolution: Resolution, query: Query, packet: bytes, request: DNSRecord,
+               fast: FastQuery | None, *, tcp: bool) -> Answer:
+        """What the resolvers decided, as the client's answer: ours now, or the upstream's later."""
+        if isinstance(resolution, AuthorityResult):
+            return self._answer(request, resolution, fast, tcp=tcp)
+        if isinstance(resolution, Forward):
+            if resolution.fallback is not None:
+                return self._icann_first(query, resolution.fallback, packet, request, fast, tcp=tcp)
+            return self._forward(query, packet, request, fast, tcp=tcp)
+        raise TypeError(f"the namespace policies resolved to {type(resolution).__name__}, not an answer or Forward")
 
     def _answer(self, request: DNSRecord, result: AuthorityResult, fast: FastQuery | None, *, tcp: bool) -> bytes:
         reply = authority_response(request, result, height=self.authority.height)
-        ede = (result.ede_code, result.ede_text) if result.ede_code is not None else None
+        ede = ede_of(result)
         if result.outcome is Outcome.SERVFAIL:
             self.stats["servfail"] += 1
             limited_log.warning(f"servfail-{result.ede_code}", "SERVFAIL for %s: %s", request.q.qname, result.ede_text)
@@ -293,18 +234,14 @@ class Gateway:
             self.answers.put(fast.cache_key(tcp=tcp), wire)
         return wire
 
-    def _forward(self, packet: bytes, request: DNSRecord, fast: FastQuery | None, *, tcp: bool) -> Answer:
+    def _forward(self, query: Query, packet: bytes, request: DNSRecord, fast: FastQuery | None, *,
+                 tcp: bool) -> Answer:
         self.stats["forwarded"] += 1
         self.last_source = "forward"
-        deferred = self._ask_upstream(packet, fast)
+        deferred = self.forwarder.resolve(query)
         deferred.addCallback(self._forwarded, packet, request, fast, tcp)
         deferred.addErrback(self._upstream_failed, request, fast, tcp)
         return deferred
-
-    def _ask_upstream(self, packet: bytes, fast: FastQuery | None) -> defer.Deferred[bytes]:
-        """Plain queries go upstream in one canonical shape (see forward_shape), so clients that ask
-        the same question differently share one fetch; anything unusual goes as the client sent it."""
-        return self.forwarder.forward(upstream_query(fast) if fast is not None else packet)
 
     def _forwarded(self, reply: bytes, packet: bytes, request: DNSRecord, fast: FastQuery | None, tcp: bool) -> bytes:
         reply = capped_ttls(reply, self.forwarded.max_ttl)
@@ -335,8 +272,7 @@ class Gateway:
         if stale is not None:
             return self._stale_answer(stale, request, tcp)
         self.stats["servfail"] += 1
-        text = "no upstream could answer" if ede_code == EDE_NO_REACHABLE_AUTHORITY else "upstream network error"
-        return finish(error_response(request, RCODE.SERVFAIL), request, tcp=tcp, ede=(ede_code, text))
+        return finish(error_response(request, RCODE.SERVFAIL), request, tcp=tcp, ede=upstream_failure(ede_code))
 
     def _stale_answer(self, stale: bytes, request: DNSRecord, tcp: bool) -> bytes:
         """RFC 8767: the expired answer, TTL 30, with EDE 3, rather than SERVFAIL when upstreams fail."""
@@ -345,22 +281,29 @@ class Gateway:
         reply.header.id = request.header.id
         reply.questions = list(request.questions)  # the client's own letter case
         reply.ar = [rr for rr in reply.ar if rr.rtype != QTYPE.OPT]
-        return finish(reply, request, tcp=tcp, ede=(EDE_STALE_ANSWER, "upstreams failed; serving an expired answer"))
+        return finish(reply, request, tcp=tcp, ede=STALE_ANSWER)
 
-    def _icann_first(self, packet: bytes, request: DNSRecord, fast: FastQuery | None, qname: str, *,
-                     tcp: bool) -> Answer:
+    def _icann_first(self, query: Query, fallback: Resolver, packet: bytes, request: DNSRecord,
+                     fast: FastQuery | None, *, tcp: bool) -> Answer:
+        """Upstream's answer, unless it is NXDOMAIN or there is none: then the fallback's (BNS's)."""
         self.last_source = "forward"
-        deferred = self._ask_upstream(packet, fast)
+        deferred = self.forwarder.resolve(query)
+
+        def fall_back() -> bytes:
+            result = fallback.resolve(query)
+            if not isinstance(result, AuthorityResult):
+                raise TypeError(f"an icann-first fallback resolved to {type(result).__name__}, not an answer")
+            return self._answer(request, result, fast, tcp=tcp)
 
         def decide(reply: bytes) -> bytes:
             if reply_rcode(reply) == RCODE.NXDOMAIN:
-                return self._answer(request, self._lookup(qname, request.q.qtype), fast, tcp=tcp)
+                return fall_back()
             return self._forwarded(reply, packet, request, fast, tcp)
 
         def upstream_down(failure: Any) -> bytes:
             failure.trap(UpstreamError, defer.TimeoutError)
             # No upstream verdict: BNS's own answer is still better than none.
-            return self._answer(request, self._lookup(qname, request.q.qtype), fast, tcp=tcp)
+            return fall_back()
 
         return deferred.addCallbacks(decide, upstream_down)
 
@@ -421,11 +364,3 @@ def _tld(qname: bytes) -> bytes:
         last = offset
         offset += qname[offset] + 1
     return qname[last:]
-
-
-def _replay_qname(key: bytes) -> bytes:
-    """The question name of a replay key (the query after its ID), lower-cased like cache keys."""
-    offset = 10
-    while offset < len(key) and key[offset]:
-        offset += key[offset] + 1
-    return key[10:offset + 1].lower()

@@ -19,10 +19,11 @@ import logging
 import struct
 import time
 
-from dnslib import QTYPE, RCODE, DNSRecord
+import dns.rcode
+import dns.rdatatype
 
 from bns_resolver.dns.loglimit import LogLimiter
-from bns_resolver.dns.wire import TYPE_OPT
+from bns_resolver.dns.wire import TYPE_OPT, walk_message
 
 QUERY_LOGGER = logging.getLogger("bns_resolver.queries")
 DEFAULT_LINES_PER_SECOND = 1000
@@ -66,26 +67,36 @@ def question_of(query: bytes) -> tuple[str, str]:
     if offset + 2 > len(query):
         return ".".join(labels) + ".", "-"
     qtype = struct.unpack_from("!H", query, offset)[0]
-    return ".".join(labels) + ".", str(QTYPE.get(qtype, f"TYPE{qtype}"))
+    return ".".join(labels) + ".", dns.rdatatype.to_text(qtype)
 
 
 def outcome_of(answer: bytes | None) -> tuple[str, str]:
     """The answer's rcode mnemonic and its first Extended DNS Error code ('-' when none)."""
     if answer is None or len(answer) < 12:
         return "DROPPED", "-"
-    rcode = str(RCODE.get(answer[3] & 0x0F, answer[3] & 0x0F))
+    rcode = dns.rcode.to_text(dns.rcode.Rcode.make(answer[3] & 0x0F))
     if struct.unpack_from("!H", answer, 10)[0] == 0:
         return rcode, "-"  # no additional records, so no OPT and no EDE
     try:
-        reply = DNSRecord.parse(answer)
-    except Exception:  # noqa: BLE001 - dnslib raises several types; the rcode is still known
-        return rcode, "-"
-    for rr in reply.ar:
-        if rr.rtype == TYPE_OPT:
-            for option in rr.rdata:
-                if option.code == EDE_OPTION and len(option.data) >= 2:
-                    return rcode, str(struct.unpack_from("!H", option.data)[0])
+        records = walk_message(answer).records
+    except ValueError:
+        return rcode, "-"  # the rcode is still known
+    for record in records:
+        if record.rtype == TYPE_OPT:
+            code = _first_ede(answer, record.fixed + 10, record.end)
+            if code is not None:
+                return rcode, str(code)
     return rcode, "-"
+
+
+def _first_ede(answer: bytes, offset: int, end: int) -> int | None:
+    """The INFO-CODE of the first EDE option in an OPT record's options (RFC 6891 §6.1.2), if any."""
+    while offset + 4 <= end:
+        code, length = struct.unpack_from("!HH", answer, offset)
+        if code == EDE_OPTION and length >= 2 and offset + 6 <= end:
+            return int(struct.unpack_from("!H", answer, offset + 4)[0])
+        offset += 4 + length
+    return None
 
 
 def _escaped(label: bytes) -> str:

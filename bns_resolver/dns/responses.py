@@ -8,26 +8,17 @@ from __future__ import annotations
 
 import struct
 
-from dnslib import EDNS0, QTYPE, RCODE, RR, DNSHeader, DNSRecord
+from dnslib import EDNS0, QTYPE, RR, DNSHeader, DNSRecord
 from dnslib.dns import RD, EDNSOption
 
-from bns_resolver.dns.authority import (
-    NEGATIVE_TTL,
-    AuthorityResult,
-    Outcome,
-    apex_records,
-)
+from bns_resolver.dns.authority import NEGATIVE_TTL, apex_records
+from bns_resolver.dns.rcodes import Ede, rcode_of
+from bns_resolver.dns.resolver import AuthorityResult, Outcome
 from bns_resolver.dns.wire import MAX_UDP_PAYLOAD, MIN_UDP_PAYLOAD
 from bns_resolver.zonefiles.parse import ZoneRecord
 
 EDNS_OPTION_EDE = 15
-RCODE_BADVERS = 16
-_RCODES = {
-    Outcome.ANSWER: RCODE.NOERROR,
-    Outcome.NODATA: RCODE.NOERROR,
-    Outcome.NXDOMAIN: RCODE.NXDOMAIN,
-    Outcome.SERVFAIL: RCODE.SERVFAIL,
-}
+EDE_TEXT_MAX = 300  # bytes of EXTRA-TEXT we send: enough to act on, small enough for a UDP answer
 
 
 def to_rr(record: ZoneRecord) -> RR:
@@ -36,7 +27,7 @@ def to_rr(record: ZoneRecord) -> RR:
 
 def authority_response(request: DNSRecord, result: AuthorityResult, *, height: int | None) -> DNSRecord:
     """An authoritative reply: answers, or the namespace SOA for NXDOMAIN/NODATA (RFC 2308)."""
-    reply = _reply_header(request, rcode=_RCODES[result.outcome], aa=True)
+    reply = _reply_header(request, rcode=rcode_of(result.outcome), aa=True)
     for record in result.records:
         reply.add_answer(to_rr(record))
     if result.outcome in (Outcome.NODATA, Outcome.NXDOMAIN) and result.namespace:
@@ -75,13 +66,13 @@ def udp_payload(opt: RR | None) -> int:
     return min(max(opt.rclass, MIN_UDP_PAYLOAD), MAX_UDP_PAYLOAD)
 
 
-def finish(reply: DNSRecord, request: DNSRecord, *, tcp: bool, ede: tuple[int, str] | None = None,
+def finish(reply: DNSRecord, request: DNSRecord, *, tcp: bool, ede: Ede | None = None,
            extended_rcode: int = 0) -> bytes:
     """Add OPT (mirroring the client's EDNS) and EDE, pack, and truncate for UDP."""
     opt = request_edns(request)
     if opt is not None:
         do_flag = "do" if (opt.ttl & 0x8000) else ""
-        options = [EDNSOption(EDNS_OPTION_EDE, struct.pack("!H", ede[0]) + ede[1].encode()[:300])] if ede else []
+        options = [EDNSOption(EDNS_OPTION_EDE, struct.pack("!H", ede[0]) + ede[1].encode()[:EDE_TEXT_MAX])] if ede else []
         reply.add_ar(EDNS0(udp_len=MAX_UDP_PAYLOAD, ext_rcode=extended_rcode >> 4, flags=do_flag, opts=options))
     packed = reply.pack()
     limit = udp_payload(opt)

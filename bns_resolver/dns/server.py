@@ -43,7 +43,7 @@ def default_tcp_limits() -> tuple[int, int]:
 
 
 class FastUdpServer:
-    """A UDP socket the reactor reads directly, answering repeats from `Gateway.replay`.
+    """A UDP socket the reactor reads directly, answering repeats from the gateway's ReplayCache.
 
     Twisted's UDP port costs more per datagram than everything else on the cached
     path (its write() re-validates the address string each time). Here a repeated

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 TYPE_OPT = 41
 CLASS_IN = 1
@@ -91,6 +92,73 @@ def skip_plain_name(packet: bytes, offset: int) -> int:
             return -1
         offset += label + 1
     return -1
+
+
+class RecordSpan(NamedTuple):
+    """Where one resource record of a message lies, and the fixed fields the callers need."""
+
+    start: int  # the first byte of its owner name
+    fixed: int  # the first byte after the owner name: TYPE, then CLASS, TTL (at fixed + 4), RDLENGTH
+    rtype: int
+    ttl: int
+    end: int  # the first byte after its RDATA
+
+
+class MessageWalk(NamedTuple):
+    question_end: int
+    records: list[RecordSpan]  # answer, authority and additional sections, in order
+    end: int  # after the last record: len(message) unless bytes trail it
+
+
+_RR_FIXED = struct.Struct("!HHIH")
+
+
+def skip_name(message: bytes, offset: int) -> int:
+    """Offset after a (possibly compressed) name in a DNS message.
+
+    Raises ValueError when the name runs past the end, or uses an extended label type
+    (RFC 6891 §5: lengths 0x40-0xBF, never deployed): its length is unknowable.
+    """
+    length = len(message)
+    while offset < length:
+        label = message[offset]
+        if label == 0:
+            return offset + 1
+        if label >= 0xC0:
+            if offset + 2 > length:
+                break
+            return offset + 2  # a pointer ends the name
+        if label > 63:
+            raise ValueError(f"an extended label type (0x{label:02x}) at byte {offset}")
+        offset += label + 1
+    raise ValueError("a name runs past the end of the message")
+
+
+def walk_message(message: bytes) -> MessageWalk:
+    """Every record of a message after its question section, by offsets (no library, no copies).
+
+    Raises ValueError for a message whose names or records do not fit it.
+    """
+    if len(message) < 12:
+        raise ValueError("shorter than a DNS header")
+    qdcount, ancount, nscount, arcount = struct.unpack_from("!HHHH", message, 4)
+    offset = 12
+    for _ in range(qdcount):
+        offset = skip_name(message, offset) + 4
+    question_end = offset
+    if question_end > len(message):
+        raise ValueError("the question runs past the end of the message")
+    records: list[RecordSpan] = []
+    for _ in range(ancount + nscount + arcount):
+        start, fixed = offset, skip_name(message, offset)
+        if fixed + 10 > len(message):
+            raise ValueError("a record runs past the end of the message")
+        rtype, _cls, ttl, rdlen = _RR_FIXED.unpack_from(message, fixed)
+        offset = fixed + 10 + rdlen
+        if offset > len(message):
+            raise ValueError("a record's data runs past the end of the message")
+        records.append(RecordSpan(start, fixed, rtype, ttl, offset))
+    return MessageWalk(question_end, records, offset)
 
 
 def _parse_bare_opt(packet: bytes, offset: int) -> EdnsInfo | None:

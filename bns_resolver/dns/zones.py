@@ -10,25 +10,23 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from bns_resolver.errors import VerificationError, ZoneFileError
+from bns_resolver.errors import (
+    EDE_INVALID_DATA,
+    EDE_NO_REACHABLE_AUTHORITY,
+    EDE_NOT_READY,
+    EDE_OTHER,
+    VerificationError,
+    ZoneFileError,
+    ZoneUnavailable,
+)
 from bns_resolver.index.lookup import IndexReader
 from bns_resolver.zonefiles.parse import ParsedZone, parse_zonefile
 from bns_resolver.zonefiles.store import verify_zonefile
 
-# RFC 8914 Extended DNS Error codes we use.
-EDE_OTHER = 0
-EDE_NOT_READY = 14
-EDE_NO_REACHABLE_AUTHORITY = 22
-EDE_INVALID_DATA = 24
-
-
-class ZoneUnavailable(Exception):
-    """The zone file for a name cannot be used; carries the EDE to report."""
-
-    def __init__(self, info_code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.info_code = info_code
-        self.reason = reason
+# bns_resolver/answers/ still imports ZoneUnavailable and these codes from here (its owners move
+# it to bns_resolver.errors, where they live now).
+__all__ = ["EDE_INVALID_DATA", "EDE_NOT_READY", "EDE_NO_REACHABLE_AUTHORITY", "EDE_OTHER", "VerifiedZone",
+           "ZoneCache", "ZoneUnavailable"]
 
 
 @dataclass(frozen=True)

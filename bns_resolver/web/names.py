@@ -12,7 +12,7 @@ from typing import Any
 import dns.rdatatype
 
 from bns_resolver.dns.authority import BnsAuthority
-from bns_resolver.dns.zones import ZoneUnavailable
+from bns_resolver.errors import ZoneUnavailable
 from bns_resolver.index.lookup import IndexReader
 from bns_resolver.zonefiles.parse import ParsedZone, ZoneRecord
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dns.message
 import dns.rcode
+import dns.flags
 import dns.rrset
-from dnslib import DNSRecord
+import pytest
 
-from bns_resolver.dns.cache import AnswerCache, ForwardCache, cache_lifetime, capped_ttls
+from bns_resolver.dns.cache import MAX_POSITIVE_TTL, AnswerCache, ForwardCache, cache_lifetime, capped_ttls
 
 
 class FakeClock:
@@ -59,9 +60,24 @@ def test_forwarded_ttls_count_down_and_expire() -> None:
 
 def test_negative_lifetime_follows_rfc2308() -> None:
     """NXDOMAIN lives min(SOA TTL, SOA MINIMUM); without an SOA it is not cached."""
-    assert cache_lifetime(DNSRecord.parse(_reply(rcode=dns.rcode.NXDOMAIN, soa=(900, 60)))) == 60
-    assert cache_lifetime(DNSRecord.parse(_reply(rcode=dns.rcode.NXDOMAIN, soa=(30, 600)))) == 30
-    assert cache_lifetime(DNSRecord.parse(_reply(rcode=dns.rcode.NXDOMAIN))) == 0
+    assert cache_lifetime(_reply(rcode=dns.rcode.NXDOMAIN, soa=(900, 60))) == 60
+    assert cache_lifetime(_reply(rcode=dns.rcode.NXDOMAIN, soa=(30, 600))) == 30
+    assert cache_lifetime(_reply(rcode=dns.rcode.NXDOMAIN)) == 0
+    assert cache_lifetime(_reply(soa=(900, 120))) == 120  # NODATA: NOERROR, no answer, an SOA
+
+
+def test_positive_lifetime_is_the_shortest_ttl_read_from_the_bytes() -> None:
+    """The smallest answer TTL, at most a day; truncated replies, failures and short packets are not cached."""
+    response = dns.message.make_response(dns.message.make_query("example.com", "A"))
+    response.answer.append(dns.rrset.from_text("example.com.", 600, "IN", "CNAME", "www.example.com."))
+    response.answer.append(dns.rrset.from_text("www.example.com.", 45, "IN", "A", "192.0.2.1"))
+    assert cache_lifetime(response.to_wire()) == 45
+    assert cache_lifetime(_reply(ttl=10 * MAX_POSITIVE_TTL)) == MAX_POSITIVE_TTL
+    response.flags |= dns.flags.TC
+    assert cache_lifetime(response.to_wire()) == 0
+    assert cache_lifetime(_reply(rcode=dns.rcode.REFUSED)) == 0
+    with pytest.raises(ValueError):
+        cache_lifetime(_reply()[:-3])
 
 
 def test_servfail_is_not_cached() -> None:

@@ -40,7 +40,9 @@ def test_repeated_query_is_replayable_with_any_id(gateway: Gateway) -> None:
     """After a cache hit, the exact query bytes map to the answer minus its ID."""
     _ask(gateway, "www.alice.id")
     query, reply = _ask(gateway, "www.alice.id")
-    tail, until = gateway.replay[query[2:]]
+    entry = gateway.replay.get(query[2:])
+    assert entry is not None
+    tail, until = entry
     assert until == float("inf")
     replayed = dns.message.from_wire(b"\xbe\xef" + tail)
     assert replayed.id == 0xBEEF and replayed.answer == reply.answer
