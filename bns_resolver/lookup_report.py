@@ -58,7 +58,9 @@ def _zonefile_lines(reader: IndexReader, fqn: str, value_hash: str) -> list[str]
     return [f"  zone file    {verdict}"] + [f"    | {line}" for line in body]
 
 
-def index_status(engine: Engine, settings: Settings) -> dict[str, Any]:
+def index_status(engine: Engine, settings: Settings, *, with_supply: bool = True) -> dict[str, Any]:
+    """What the index holds. `with_supply` adds the STX supply at its height, which means reading the
+    genesis allocation (about a second and 50 MiB kept): `status` wants it, `serve`'s start-up does not."""
     reader = IndexReader(engine)
     state = reader.sync_state()
     counts = reader.counts()
@@ -72,7 +74,7 @@ def index_status(engine: Engine, settings: Settings) -> dict[str, Any]:
         "tip": tip,
         "lag": (tip - height) if tip is not None and height is not None else None,
         "consensus_hash": state.get("consensus_hash"),
-        "stx_supply": describe_supply(state.get("network", settings.chain.network), height),
+        "stx_supply": describe_supply(state.get("network", settings.chain.network), height) if with_supply else None,
         "namespaces": counts.namespaces,
         "names": counts.names,
         "subdomains": counts.subdomains,

@@ -161,7 +161,7 @@ class GatewayService:
         """What this start serves, in a few log lines: the index, the namespaces, addresses, upstreams."""
         from bns_resolver.lookup_report import index_status
 
-        status = index_status(self.engine, self.settings)
+        status = index_status(self.engine, self.settings, with_supply=False)
         where = ("an imported snapshot of the BNS v1 final state (block 665750)" if status["source"] == "snapshot"
                  else f"built from {status['network']}, at block {status['height']} (chain tip {status['tip']}, "
                  f"consensus hash {status['consensus_hash']})" if status["source"] == "chain"
