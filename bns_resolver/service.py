@@ -25,6 +25,7 @@ from bns_resolver.dns.forwarder import Forwarder, build_query, reply_rcode
 from bns_resolver.dns.gateway import Gateway
 from bns_resolver.dns.policy import Mode, NamespacePolicy, TldStatus
 from bns_resolver.dns.querylog import QueryLog
+from bns_resolver.dns.rcodes import RCODE_NXDOMAIN
 from bns_resolver.dns.server import TcpConnectionLimits, listen
 from bns_resolver.dns.zones import ZoneCache
 from bns_resolver.index.changes import IndexEvents, IndexUpdate
@@ -47,7 +48,6 @@ if TYPE_CHECKING:  # imported at run time only when a chain or zone-file sources
 log = logging.getLogger(__name__)
 
 TYPE_SOA = 6
-RCODE_NXDOMAIN = 3
 # How often the change feed is read: one indexed query, so a fleet of servers on one database
 # follows a commit within about this long.
 INDEX_POLL_SECONDS = 0.5

@@ -243,7 +243,7 @@ def test_limit_defaults_are_the_dns_layers_own() -> None:
     """[limits] defaults equal what the DNS classes use when given nothing, so the two cannot drift apart."""
     from bns_resolver.dns.cache import MAX_POSITIVE_TTL, STALE_FOR
     from bns_resolver.dns.forwarder import Forwarder
-    from bns_resolver.dns.gateway import UNKNOWN_NAME_FETCH_RATE
+    from bns_resolver.dns.routing import UNKNOWN_NAME_FETCH_RATE
     from bns_resolver.dns.ratelimit import DEFAULT_RATE, DEFAULT_SLIP
     from bns_resolver.dns.server import default_tcp_limits
 

@@ -25,15 +25,16 @@ from bns_resolver.answers.format import (
     is_plain_name,
     name_to_wire,
 )
-from bns_resolver.dns.authority import Outcome, _answer_from_zone
-from bns_resolver.dns.zones import EDE_NO_REACHABLE_AUTHORITY, VerifiedZone, ZoneCache, ZoneUnavailable
+from bns_resolver.dns.authority import _answer_from_zone
+from bns_resolver.dns.rcodes import rcode_of
+from bns_resolver.dns.zones import VerifiedZone, ZoneCache
+from bns_resolver.errors import EDE_NO_REACHABLE_AUTHORITY, ZoneUnavailable
 from bns_resolver.zonefiles.parse import ParsedZone
 
 # A private-use type no zone file carries: its answer is what every type not in the zone gets.
 UNLISTED_QTYPE = 65280
 TYPE_ANY = int(dns.rdatatype.ANY)
 _ADDRESS_TYPES = (int(dns.rdatatype.A), int(dns.rdatatype.AAAA), int(dns.rdatatype.CNAME))
-RCODE_NXDOMAIN = 3
 
 Item = tuple[bytes, bytes]  # store key, store value
 
@@ -113,5 +114,4 @@ def _node_items(zone: VerifiedZone, namespace: str, nodes: list[str]) -> Iterato
 def _entry(zone: VerifiedZone, qname: str, qtype: int, namespace: str) -> Entry:
     result = _answer_from_zone(zone, qname, qtype, namespace)
     records = [(r.owner, r.rdtype, r.ttl, r.rdata.to_wire() or b"") for r in result.records]
-    rcode = RCODE_NXDOMAIN if result.outcome is Outcome.NXDOMAIN else 0
-    return rcode, len(records), encode_answer_section(qname, records)
+    return rcode_of(result.outcome), len(records), encode_answer_section(qname, records)

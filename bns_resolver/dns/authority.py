@@ -19,8 +19,7 @@ import dns.rdataclass
 import dns.rdatatype
 
 from bns_resolver.dns.loglimit import LogLimiter
-from bns_resolver.dns.resolver import AuthorityResult, Query
-from bns_resolver.dns.resolver import Outcome as Outcome  # re-exported: bns_resolver/answers imports it here
+from bns_resolver.dns.resolver import AuthorityResult, Outcome, Query
 from bns_resolver.dns.zones import VerifiedZone, ZoneCache
 from bns_resolver.errors import EDE_NOT_READY, EDE_OTHER, IndexDamagedError, IndexUnavailable, ZoneUnavailable
 from bns_resolver.index.lookup import IndexReader

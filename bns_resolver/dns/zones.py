@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from bns_resolver.errors import (
     EDE_INVALID_DATA,
     EDE_NO_REACHABLE_AUTHORITY,
-    EDE_NOT_READY,
-    EDE_OTHER,
     VerificationError,
     ZoneFileError,
     ZoneUnavailable,
@@ -22,11 +20,6 @@ from bns_resolver.errors import (
 from bns_resolver.index.lookup import IndexReader
 from bns_resolver.zonefiles.parse import ParsedZone, parse_zonefile
 from bns_resolver.zonefiles.store import verify_zonefile
-
-# bns_resolver/answers/ still imports ZoneUnavailable and these codes from here (its owners move
-# it to bns_resolver.errors, where they live now).
-__all__ = ["EDE_INVALID_DATA", "EDE_NOT_READY", "EDE_NO_REACHABLE_AUTHORITY", "EDE_OTHER", "VerifiedZone",
-           "ZoneCache", "ZoneUnavailable"]
 
 
 @dataclass(frozen=True)
