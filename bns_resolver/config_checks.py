@@ -4,10 +4,10 @@ block files, the file-descriptor limit. Each failure is one ConfigError naming w
 from __future__ import annotations
 
 import os
-import resource
 from pathlib import Path
 
 from bns_resolver import config_values as v
+from bns_resolver import descriptors
 from bns_resolver.config_table import checked
 from bns_resolver.errors import ConfigError
 from bns_resolver.settings import Settings
@@ -28,15 +28,12 @@ def check_whole(settings: Settings, origins: dict[str, str], check_environment: 
         _check_descriptors(settings.limits.tcp_connections, origins["tcp_connections"])
 
 
-DESCRIPTOR_RESERVE = 64  # the index, zone files, logs and listening sockets
-
-
 def _check_descriptors(tcp_connections: int | None, where: str) -> None:
-    """Each TCP client may need an upstream socket too: two descriptors per connection, plus a reserve."""
-    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if tcp_connections is None or soft == resource.RLIM_INFINITY:
+    """A configured TCP cap must fit the process's descriptor share (descriptors.py)."""
+    soft = descriptors.soft_limit()
+    if tcp_connections is None or soft is None:
         return
-    most = (soft - DESCRIPTOR_RESERVE) // 2
+    most = descriptors.share(soft)
     if tcp_connections > most:
         raise ConfigError(f"{where}: {tcp_connections} connections need more file descriptors than this process "
                           f"may open (limit {soft}): at most {max(most, 0)}, or raise the limit "

@@ -23,7 +23,7 @@ from bns_resolver.config import (
     parse_hostport,
     system_upstreams,
 )
-from bns_resolver.config_checks import DESCRIPTOR_RESERVE
+from bns_resolver import descriptors
 from bns_resolver.config_render import render_settings
 from bns_resolver.errors import ConfigError
 
@@ -255,7 +255,7 @@ def test_limit_defaults_are_the_dns_layers_own() -> None:
     assert (limits.upstream_attempt_timeout, limits.upstream_deadline) == (forwarder.attempt_timeout,
                                                                             forwarder.deadline)
     assert limits.tcp_connections is None and limits.tcp_connections_per_client is None  # from the rlimit
-    assert default_tcp_limits()[0] <= (resource.getrlimit(resource.RLIMIT_NOFILE)[0] - DESCRIPTOR_RESERVE) // 2
+    assert default_tcp_limits()[0] <= (resource.getrlimit(resource.RLIMIT_NOFILE)[0] - descriptors.RESERVE) // 2
 
 
 def test_tcp_connections_past_the_descriptor_limit_are_refused(tmp_path: Path) -> None:
@@ -263,7 +263,7 @@ def test_tcp_connections_past_the_descriptor_limit_are_refused(tmp_path: Path) -
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         pytest.skip("no descriptor limit")
-    most = (soft - DESCRIPTOR_RESERVE) // 2
+    most = (soft - descriptors.RESERVE) // 2
     config = _write(tmp_path / "c.toml", f"[limits]\ntcp_connections = {most + 1}\n")
     with pytest.raises(ConfigError, match=rf"^{re.escape(str(config))}: \[limits\] tcp_connections: {most + 1} "
                                           rf"connections need more file descriptors .* at most {most}, or raise"):

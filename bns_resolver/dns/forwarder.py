@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import resource
 import secrets
 import socket
 import struct
@@ -25,6 +24,7 @@ from typing import Any, cast
 from twisted.internet import defer, protocol
 from twisted.protocols.basic import Int16StringReceiver
 
+from bns_resolver import descriptors
 from bns_resolver.dns.cache import ttl_offsets
 from bns_resolver.dns.loglimit import LogLimiter
 from bns_resolver.dns.resolver import Query
@@ -299,11 +299,8 @@ class _Exchange:
 
 
 def default_max_sockets() -> int:
-    """Upstream UDP sockets open at once: half of the descriptors left after a reserve (see server.py)."""
-    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        soft = 65536
-    return max(16, min(4096, (soft - 64) // 2))
+    """Upstream UDP sockets open at once: the descriptor share (descriptors.py)."""
+    return max(16, min(4096, descriptors.share(descriptors.soft_limit())))
 
 
 class Forwarder:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import resource
 import socket
 import time
 from typing import Any
@@ -13,6 +12,7 @@ from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.error import CannotListenError
 from twisted.protocols.basic import Int16StringReceiver
 
+from bns_resolver import descriptors
 from bns_resolver.dns.gateway import Gateway
 from bns_resolver.dns.loglimit import LogLimiter
 from bns_resolver.dns.querylog import QueryLog
@@ -35,10 +35,7 @@ def default_tcp_limits() -> tuple[int, int]:
     Every TCP client may need an upstream socket too, and the index, zone files and
     logs need descriptors: the caps leave half of what remains after a reserve.
     """
-    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        soft = 65536
-    total = max(8, min(1024, (soft - 64) // 2))
+    total = max(8, min(1024, descriptors.share(descriptors.soft_limit())))
     return total, max(4, min(64, total // 8))
 
 
