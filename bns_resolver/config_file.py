@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bns_resolver import config_values as v
-from bns_resolver.config_table import MISSING, Table
+from bns_resolver.config_table import Table, given
 from bns_resolver.errors import ConfigError
 from bns_resolver.settings import (
     DNS_PORT,
@@ -59,7 +59,7 @@ def settings_from_file(settings: Settings, path: Path, origins: dict[str, str]) 
     changes["chain"] = _chain_table(chain, settings.chain)
     changes["web"] = _web_table(web, settings.web)
     changes["limits"] = _limits_table(limits, settings.limits)
-    return replace(settings, **{k: val for k, val in changes.items() if val is not MISSING})
+    return replace(settings, **given(changes))
 
 
 def _dns_table(dns: Table) -> dict[str, Any]:
@@ -138,7 +138,7 @@ def _chain_table(chain: Table, base: ChainSettings) -> ChainSettings:
     chain.known.extend(PROFILE_FIELDS)
     chain.refuse_unknown()
     profile = ProfileOverrides.from_table(overrides, chain.where)
-    values = {k: val for k, val in values.items() if val is not MISSING}
+    values = given(values)
     network = values.get("network", base.network)
     if network is Network.TESTNET and profile.first_block is None:
         raise ConfigError(f"{chain.where}: [chain] network = \"testnet\": testnet has no BNS deployment of "
@@ -161,7 +161,7 @@ def _web_table(web: Table, base: WebSettings) -> WebSettings:
         "profile_concurrency": web.take("profile_concurrency", v.integer(minimum=1)),
     }
     web.refuse_unknown()
-    return replace(base, **{k: val for k, val in values.items() if val is not MISSING})
+    return replace(base, **given(values))
 
 
 MAX_TTL = 2**31 - 1  # RFC 2181 §8: larger TTLs are read as 0
@@ -182,7 +182,7 @@ def _limits_table(limits: Table, base: LimitSettings) -> LimitSettings:
         "upstream_deadline": limits.take("upstream_deadline", seconds),
     }
     limits.refuse_unknown()
-    result = replace(base, **{k: val for k, val in values.items() if val is not MISSING})
+    result = replace(base, **given(values))
     total, per_client = result.tcp_connections, result.tcp_connections_per_client
     if total is not None and per_client is not None and per_client > total:
         raise ConfigError(f"{limits.where}: [limits] tcp_connections_per_client: {per_client} is more than "

@@ -59,3 +59,8 @@ class Table:
             near = difflib.get_close_matches(key, self.known, n=1)
             hint = f"did you mean {near[0]!r}?" if near else f"known keys: {', '.join(self.known)}"
             raise ConfigError(f"{self.where}: {self.key(key)}: unknown key ({hint})")
+
+
+def given(values: dict[str, Any]) -> dict[str, Any]:
+    """The values a table set: those `Table.take` found, without the MISSING ones."""
+    return {key: value for key, value in values.items() if value is not MISSING}

@@ -105,12 +105,11 @@ class GatewayService:
             self.chain_sync = ChainSync(self.engine, self.settings.chain)
             self.events.not_ready = "the index has not caught up with the chain yet"
         authority = BnsAuthority(reader, ZoneCache(reader), ready=lambda: self.events.not_ready)
-        forwarder = Forwarder(list(upstreams), reactor=self.reactor,
-                              attempt_timeout=self.settings.limits.upstream_attempt_timeout,
-                              deadline=self.settings.limits.upstream_deadline)
+        limits = self.settings.limits
+        forwarder = Forwarder(list(upstreams), reactor=self.reactor, attempt_timeout=limits.upstream_attempt_timeout,
+                              deadline=limits.upstream_deadline)
         policy = build_policy(self.settings)
         answerer = self._answer_store(authority, policy)
-        limits = self.settings.limits
         self.gateway = Gateway(authority, forwarder, policy=policy,
                                access=AccessList(self.settings.allow), cache_entries=self.settings.cache_entries,
                                doh_canary=self.settings.doh_canary, bns_namespaces=self._known_namespaces,
@@ -143,8 +142,7 @@ class GatewayService:
             self.handed_out[f"{host}:{port}"] = web_address
             self.ports.extend(listen(self.gateway.view_with_web_address(web_address), host, port, self.reactor,
                                      query_log=query_log, tcp_limits=self.tcp_limits,
-                                     rrl_rate=self.settings.limits.responses_per_second,
-                                     rrl_slip=self.settings.limits.slip))
+                                     rrl_rate=self.settings.limits.responses_per_second, rrl_slip=self.settings.limits.slip))
         self._start_ops()
         self._every(INDEX_POLL_SECONDS, self.check_index)
         self._every(self.settings.tld_probe_interval, self.probe_namespaces)

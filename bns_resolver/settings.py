@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bns_resolver import config_values as v
-from bns_resolver.config_table import MISSING, Table, checked
+from bns_resolver.config_table import Table, checked, given
 from bns_resolver.errors import ConfigError
 
 DEFAULT_LISTEN = ("127.0.0.1", 5354)
@@ -81,7 +81,7 @@ class ProfileOverrides:
         table = Table(dict(raw), where, "chain")
         values = {name: table.take(name, parse) for name, parse in PROFILE_FIELDS.items()}
         table.refuse_unknown()
-        return cls(**{k: val for k, val in values.items() if val is not MISSING})
+        return cls(**given(values))
 
     def apply_to(self, profile: P) -> P:
         """The network profile (a bns.networks.NetworkProfile) with these overrides."""
