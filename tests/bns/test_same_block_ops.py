@@ -217,7 +217,8 @@ def test_interleaved_ops_quoting_different_consensus_hashes(rules: str) -> None:
     assert seen == {fqn: fqn.split(".")[0] for fqn in seen} and len(seen) == 6
 
 
-def _double_renewal(rules: str) -> tuple[BnsChain, str, str]:
+def _registered_abc(rules: str) -> tuple[BnsChain, Wallet, Wallet, str]:
+    """A chain where `buyer`'s transactions registered abc.<namespace> to `owner`."""
     chain = BnsChain(profile=_profile(rules))
     _launch(chain)
     owner, buyer = chain.wallet("owner"), chain.wallet("buyer")
@@ -227,6 +228,11 @@ def _double_renewal(rules: str) -> tuple[BnsChain, str, str]:
     chain.mine()
     register(chain, buyer, fqn, owner)
     chain.mine()
+    return chain, owner, buyer, fqn
+
+
+def _double_renewal(rules: str) -> tuple[BnsChain, str, str]:
+    chain, owner, _buyer, fqn = _registered_abc(rules)
     first, second = renew(chain, owner, fqn), renew(chain, owner, fqn)
     chain.mine()
     return chain, first, second
@@ -300,15 +306,7 @@ def test_early_sqlite_renewals_store_the_renewing_tx_key() -> None:
 def test_revoke_stores_the_tx_key_only_in_the_early_sqlite_code(rules: str, stored: str) -> None:
     """revoke.py before c4abd401e: MUTATE_FIELDS lists 'sender_pubkey' and tx_extract sets it from
     the revoking tx; from c4abd401e on neither does, so the row keeps the registrant's key."""
-    chain = BnsChain(profile=_profile(rules))
-    _launch(chain)
-    owner, buyer = chain.wallet("owner"), chain.wallet("buyer")
-    fqn = f"abc.{NAMESPACE}"
-    chain.mine()
-    preorder(chain, buyer, fqn, owner)
-    chain.mine()
-    register(chain, buyer, fqn, owner)
-    chain.mine()
+    chain, owner, buyer, fqn = _registered_abc(rules)
     revoke(chain, owner, fqn)
     chain.mine()
     (revoked,) = chain.outcomes[chain.height].accepted
