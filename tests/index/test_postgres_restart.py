@@ -14,7 +14,8 @@ import pytest
 from dnslib import QTYPE
 
 from bns_resolver.dns.authority import BnsAuthority, Outcome
-from bns_resolver.dns.zones import EDE_NOT_READY, ZoneCache
+from bns_resolver.dns.zones import ZoneCache
+from bns_resolver.errors import EDE_NOT_READY
 from bns_resolver.index.db import open_index
 from bns_resolver.index.lookup import IndexReader
 from bns_resolver.index.snapshot import ExportFiles, import_export
