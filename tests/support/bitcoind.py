@@ -19,23 +19,21 @@ from __future__ import annotations
 
 import base64
 import hmac
-import json
 import re
 import secrets
 import socket
-import statistics
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self
 
-from bitcoin.core import CBlock, CTransaction, b2lx
+from bitcoin.core import CBlock, b2lx
 
+from tests.support.bitcoind_chain import NodeChain, difficulty
+from tests.support.bitcoind_http import RpcHandler
 from tests.support.bitcoind_json import (
-    Prevout,
     _Amount,
-    _encode_json,
     tx_json,
     txid_bytes,
 )
@@ -55,59 +53,6 @@ class RpcFailure(Exception):
         self.message = message
 
 
-
-
-# -- chain state ------------------------------------------------------------------------
-def _bits_target(bits: int) -> int:
-    return (bits & 0xFFFFFF) << (8 * ((bits >> 24) - 3))
-
-
-def _difficulty(bits: int) -> float:
-    return _bits_target(0x1D00FFFF) / _bits_target(bits)
-
-
-class _Chain:
-    """The node's view: an active chain plus every block it ever saw (stale ones too)."""
-
-    def __init__(self) -> None:
-        self.active: list[CBlock] = []
-        self.hashes: list[str] = []
-        self.known: dict[str, CBlock] = {}
-        self.known_height: dict[str, int] = {}
-        self.txindex: dict[str, tuple[CTransaction, int, int]] = {}  # txid -> (tx, height, pos)
-        self.external: dict[tuple[str, int], tuple[bytes, int]] = {}
-
-    def set_active(self, blocks: Sequence[CBlock]) -> None:
-        self.active = list(blocks)
-        self.hashes = [b2lx(b.GetHash()) for b in self.active]
-        self.txindex = {}
-        for height, (block, block_hash) in enumerate(zip(self.active, self.hashes)):
-            self.known[block_hash] = block
-            self.known_height[block_hash] = height
-            for pos, tx in enumerate(block.vtx):
-                self.txindex[b2lx(txid_bytes(tx))] = (tx, height, pos)
-
-    def height_of(self, block_hash: str) -> int | None:
-        height = self.known_height.get(block_hash)
-        if height is None or height >= len(self.hashes) or self.hashes[height] != block_hash:
-            return None
-        return height
-
-    def prevout(self, txid: str, vout: int) -> Prevout | None:
-        found = self.txindex.get(txid)
-        if found is not None:
-            tx, height, pos = found
-            out = tx.vout[vout]
-            return Prevout(bytes(out.scriptPubKey), out.nValue, height, pos == 0)
-        ext = self.external.get((txid, vout))
-        if ext is not None:
-            return Prevout(ext[0], ext[1], 0, False)
-        return None
-
-    def prevouts(self, tx: CTransaction) -> list[Prevout | None]:
-        if tx.is_coinbase():
-            return [None]
-        return [self.prevout(b2lx(i.prevout.hash), i.prevout.n) for i in tx.vin]
 
 
 # -- the server -------------------------------------------------------------------------
@@ -135,7 +80,7 @@ class BitcoindServer:
         self.drop_requests = 0
         self.calls: list[tuple[str, list[Any]]] = []
         self.http_posts = 0
-        self._state = _Chain()
+        self._state = NodeChain()
         self._lock = threading.RLock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -155,7 +100,7 @@ class BitcoindServer:
     def start(self) -> None:
         import time
 
-        handler = type("Handler", (_Handler,), {"node": self})
+        handler = type("Handler", (RpcHandler,), {"node": self})
         httpd = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
         httpd.daemon_threads = True
         httpd.block_on_close = False
@@ -357,9 +302,9 @@ class BitcoindServer:
         info: dict[str, Any] = {
             "chain": self.chain, "blocks": self.tip_height, "headers": self.tip_height,
             "bestblockhash": self._state.hashes[-1], "bits": f"{tip.nBits:08x}",
-            "difficulty": _difficulty(tip.nBits), "time": tip.nTime,
-            "mediantime": self._median_time(self.tip_height), "verificationprogress": 1,
-            "initialblockdownload": False, "chainwork": self._chainwork(self.tip_height),
+            "difficulty": difficulty(tip.nBits), "time": tip.nTime,
+            "mediantime": self._state.median_time(self.tip_height), "verificationprogress": 1,
+            "initialblockdownload": False, "chainwork": self._state.chainwork(self.tip_height),
             "size_on_disk": sum(len(b.serialize()) for b in self._state.active),
             "pruned": bool(self.pruned_heights), "warnings": [],
         }
@@ -455,9 +400,9 @@ class BitcoindServer:
             "hash": block_hash, "confirmations": self.tip_height - height + 1 if active else -1,
             "height": height, "version": block.nVersion, "versionHex": f"{block.nVersion:08x}",
             "merkleroot": b2lx(block.hashMerkleRoot), "time": block.nTime,
-            "mediantime": self._median_time(height) if active else block.nTime, "nonce": block.nNonce,
-            "bits": f"{block.nBits:08x}", "difficulty": _difficulty(block.nBits),
-            "chainwork": self._chainwork(height), "nTx": len(block.vtx),
+            "mediantime": self._state.median_time(height) if active else block.nTime, "nonce": block.nNonce,
+            "bits": f"{block.nBits:08x}", "difficulty": difficulty(block.nBits),
+            "chainwork": self._state.chainwork(height), "nTx": len(block.vtx),
         }
         if height > 0:
             out["previousblockhash"] = b2lx(block.hashPrevBlock)
@@ -465,82 +410,4 @@ class BitcoindServer:
             out["nextblockhash"] = self._state.hashes[height + 1]
         return out
 
-    def _median_time(self, height: int) -> int:
-        times = [b.nTime for b in self._state.active[max(0, height - 10): height + 1]]
-        return int(statistics.median_low(sorted(times)))
 
-    def _chainwork(self, height: int) -> str:
-        work = sum((1 << 256) // (_bits_target(b.nBits) + 1) for b in self._state.active[: height + 1])
-        return f"{work:064x}"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    node: BitcoindServer
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in two writes; without this, Nagle + delayed ACK add 40 ms.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        with self.node._lock:
-            self.node._conns.add(self.connection)
-
-    def finish(self) -> None:
-        with self.node._lock:
-            self.node._conns.discard(self.connection)
-        try:
-            super().finish()
-        except OSError:
-            pass
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self._send(405, b"JSONRPC server handles only POST requests", content_type="text/html")
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.node._consume_drop():
-            self.close_connection = True
-            self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        if self.node._consume_busy():
-            self._send(503, b"Work queue depth exceeded", content_type="text/html")
-            return
-        if not self.node.allow_client:
-            self._send(403, b"")
-            return
-        if not self.node.check_auth(self.headers.get("Authorization")):
-            self._send(401, b"", extra={"WWW-Authenticate": 'Basic realm="jsonrpc"'})
-            return
-        with self.node._lock:
-            self.node.http_posts += 1
-        try:
-            request = json.loads(body)
-        except ValueError:
-            error = {"code": -32700, "message": "Parse error"}
-            self._send_json(500, {"result": None, "error": error, "id": None})
-            return
-        if isinstance(request, list):
-            self._send_json(200, self.node.handle_batch(request))
-            return
-        reply = self.node.handle_one(request, warming=self.node._consume_warmup())
-        if reply is None:
-            self._send(204, b"")
-        else:
-            self._send_json(*reply)
-
-    def _send_json(self, status: int, obj: Any) -> None:
-        self._send(status, _encode_json(obj) + b"\n", content_type="application/json")
-
-    def _send(self, status: int, body: bytes, *, content_type: str | None = None,
-              extra: Mapping[str, str] | None = None) -> None:
-        self.send_response(status)
-        if content_type:
-            self.send_header("Content-Type", content_type)
-        for key, value in (extra or {}).items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
