@@ -38,7 +38,8 @@ from bitcoin.core import CBlock, CTransaction, b2lx
 
 from bns_resolver.hashing import hash160
 from tests.support import bns_ops
-from tests.support.bitcoind import BitcoindServer, _encode_json
+from tests.support.bitcoind import BitcoindServer
+from tests.support.bitcoind_json import _encode_json
 
 OUT = REPO / "bench" / "out"
 FORMAT = 2  # bump when the chain's shape changes, so old caches are not reused

@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from bitcoin.core import CBlock
 
-import tests.support.bitcoind as test_bitcoind
+import tests.support.bitcoind_http as test_bitcoind_http
 from tests.support.bitcoind import BitcoindServer
 
 USER, PASSWORD = "bench", "bench"
@@ -44,7 +44,7 @@ class Encoded:
         self.data = data
 
 
-_plain_encode = test_bitcoind._encode_json
+_plain_encode = test_bitcoind_http._encode_json
 
 
 def _encode_json(obj: Any) -> bytes:
@@ -89,7 +89,7 @@ def main() -> None:
     parser.add_argument("folder", type=Path)
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
-    test_bitcoind._encode_json = _encode_json  # this process only: the handler looks it up per reply
+    test_bitcoind_http._encode_json = _encode_json  # this process only: the handler looks it up per reply
     started = time.monotonic()
     node = PreencodedNode(args.folder)
     node.port = args.port
