@@ -6,9 +6,9 @@ them is a field here, so rules ask `profile.generation.<question>` and never com
 generation's name:
 
 * "0.14.0": Sept 2016 flat-file namedb (branch tests-0.13; the corpus's 0.13 set);
-* "0.14.0-sqlite-early": the same SQLite namedb before blockstack-core c4abd401e (the corpus's
-  0.14 logs that lack the server's `NUM_CONFIRMATIONS` warning, bns/networks.py);
-* "0.14.0-sqlite": Sept 2016 develop with the first SQLite namedb (the rest of the 0.14 set);
+* "0.14.0-sqlite-early": Sept 2016 SQLite namedb before blockstack-core c4abd401e (692319b26 ..
+  fefce0537; the corpus's 0.14 logs of 2016-08-31 .. 09-05, bns/networks.py corpus_generations);
+* "0.14.0-sqlite": the same from c4abd401e on (the corpus's 0.14 logs of 2016-09-06);
 * "0.14.1": Feb 2017, with epochs (the corpus's 0.14.1 set);
 * "v22": v22.2.0.0, mainnet.
 """

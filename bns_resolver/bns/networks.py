@@ -135,8 +135,9 @@ def mainnet() -> NetworkProfile:
                           known_namespaces=MAINNET_V1_NAMESPACES, genesis=load_genesis)
 
 
-def from_corpus_config(config: Mapping[str, Any], version: str) -> NetworkProfile:
-    """Build the regtest profile a consensus-corpus scenario ran under."""
+def from_corpus_config(config: Mapping[str, Any], version: str, rules: str | None = None) -> NetworkProfile:
+    """Build the regtest profile a consensus-corpus scenario ran under; `rules` picks one of
+    `corpus_generations(config, version)` (default: the first)."""
     versions = config.get("address_version_bytes", {})
     constants = config.get("test_mode_constants", {})
     logged = config.get("logged_settings", {})
@@ -145,14 +146,15 @@ def from_corpus_config(config: Mapping[str, Any], version: str) -> NetworkProfil
         value = logged.get(key, constants.get(key, {}).get("value", default))
         return int(value)
 
-    if "EPOCH_1_END_BLOCK" in config.get("epochs", {}):
+    if _has_epochs(config):
         epochs = _corpus_epochs(config["epochs"], logged)
-        rules = "0.14.1"
     else:
         # Sept 2016 code predates epochs: one open epoch, NAMESPACE_LIFETIME_MULTIPLIER = 2 for
         # every namespace, no p2sh gate.
         epochs = (Epoch(end_block=None, lifetime_multiplier=((WILDCARD, 2),), features=frozenset({FEATURE_MULTISIG})),)
-        rules = _sept2016_rules(version, logged)
+    candidates = corpus_generations(config, version)
+    if rules is not None and rules not in candidates:
+        raise ConfigError(f"a {version} corpus scenario ran one of {', '.join(candidates)}, not {rules!r}")
     magic_hex = config.get("magic_bytes_hex", "6964")
     if config.get("first_block") is None:
         raise ConfigError(f"corpus config of {version} has no first_block")
@@ -167,24 +169,31 @@ def from_corpus_config(config: Mapping[str, Any], version: str) -> NetworkProfil
         namespace_reveal_expire=constant("NAMESPACE_REVEAL_EXPIRE", BLOCKS_PER_DAY),
         namespace_1char_cost=constant("NAMESPACE_1_CHAR_COST_satoshis", 40_000_000_000),
         min_confirmations=0,
-        rules=rules,
+        rules=rules or candidates[0],
     )
 
 
-def _sept2016_rules(version: str, logged: Mapping[str, str]) -> str:
-    """The 0.13 test set ran the flat-file namedb of branch tests-0.13 ("0.14.0"); the 0.14 set ran
-    develop's first SQLite namedb, whose expiry SQL is 0.14.1's.  Its server logs
-    `NUM_CONFIRMATIONS = 0` from the sqlite3 merge on (blockstack-core 4a7c1a3b4, 2016-09-02,
-    config.py), so a 0.14 log that shows the test settings but not that line ran older code, in
-    which renewals and revokes stored the sending tx's key, as register.py and revoke.py do in
-    every version before c4abd401e ("0.14.0-sqlite-early").  In the shared corpus the 23 0.14 logs
-    with a renewal or revoke whose tx key differs from the record's all have the line (and keep
-    the record's key); none of the 27 without it has such an op."""
+def corpus_generations(config: Mapping[str, Any], version: str) -> tuple[str, ...]:
+    """The rule generations a corpus scenario of `version` may have been recorded with.
+
+    The 0.13 set ran the flat-file namedb of branch tests-0.13 ("0.14.0") and the 0.14.1 set the
+    Feb 2017 code with epochs.  The 0.14 set was run over a week of development (2016-08-31 ..
+    09-06) and its logs show two revisions of the op rules: the source-line tags of their
+    register/revoke/namedb debug lines are those of blockstack-core 692319b26 (sqlite3 merge) up
+    to fefce0537 in the logs of 08-31 .. 09-05, and those of c4abd401e in the logs of 09-06
+    (run the day before it was committed).  The two differ in one consensus rule, the sender key a
+    renewal or revoke stores ("0.14.0-sqlite-early" before c4abd401e, "0.14.0-sqlite" from it on).
+    Nothing in a scenario file (config, logged settings) tells the two apart, so a 0.14 scenario
+    has both as candidates; c4abd401e's first, as the rule of every later release."""
+    if _has_epochs(config):
+        return ("0.14.1",)
     if version == "0.13":
-        return "0.14.0"
-    if logged and "NUM_CONFIRMATIONS" not in logged:
-        return "0.14.0-sqlite-early"
-    return "0.14.0-sqlite"
+        return ("0.14.0",)
+    return ("0.14.0-sqlite", "0.14.0-sqlite-early")
+
+
+def _has_epochs(config: Mapping[str, Any]) -> bool:
+    return "EPOCH_1_END_BLOCK" in config.get("epochs", {})
 
 
 def _corpus_epochs(table: Mapping[str, Any], logged: Mapping[str, str]) -> tuple[Epoch, ...]:

@@ -1,6 +1,9 @@
 """Tests for bns.networks: mainnet epochs and corpus-config mapping."""
 
-from bns_resolver.bns.networks import FEATURE_MULTISIG, from_corpus_config, mainnet
+import pytest
+
+from bns_resolver.bns.networks import FEATURE_MULTISIG, corpus_generations, from_corpus_config, mainnet
+from bns_resolver.errors import ConfigError
 
 
 def test_mainnet_epoch_boundaries() -> None:
@@ -29,7 +32,7 @@ def test_corpus_0141_epoch_table_applies_to_id_and_test_only() -> None:
         "test_mode_constants": {"NAMESPACE_1_CHAR_COST_satoshis": {"value": 4100000000}},
     }
     profile = from_corpus_config(config, "0.14.1")
-    assert profile.rules == "0.14.1"
+    assert profile.rules == "0.14.1" and corpus_generations(config, "0.14.1") == ("0.14.1",)
     assert profile.lifetime_multiplier(263, "test") == 2
     assert profile.lifetime_multiplier(263, "other") == 1
     assert not profile.has_feature(262, FEATURE_MULTISIG) and profile.has_feature(263, FEATURE_MULTISIG)
@@ -44,13 +47,18 @@ def test_corpus_0140_has_no_epochs() -> None:
     assert profile.rules == "0.14.0" and len(profile.epochs) == 1
 
 
-def test_corpus_014_logs_pick_the_sqlite_generation_by_the_num_confirmations_warning() -> None:
-    """The server logs `NUM_CONFIRMATIONS = 0` from the sqlite3 merge (blockstack-core 4a7c1a3b4,
-    config.py) on; a 0.14 log with the test settings but without that line ran older code."""
+def test_corpus_014_scenarios_have_both_sqlite_generations_as_candidates() -> None:
+    """The 0.14 set ran the op rules of before and from blockstack-core c4abd401e, and its files do
+    not say which (logged settings included): both are candidates, c4abd401e's first."""
     base = {"first_block": 256, "epochs": {"note": "none"}}
-    early = {"FIRST_BLOCK_MAINNET": "256", "TX_MIN_CONFIRMATIONS": "0"}
-    merged = dict(early, NUM_CONFIRMATIONS="0")
-    assert from_corpus_config(dict(base, logged_settings=early), "0.14").rules == "0.14.0-sqlite-early"
-    assert from_corpus_config(dict(base, logged_settings=merged), "0.14").rules == "0.14.0-sqlite"
-    assert from_corpus_config(base, "0.14").rules == "0.14.0-sqlite"  # nothing logged: no evidence
-    assert from_corpus_config(dict(base, logged_settings=early), "0.13").rules == "0.14.0"
+    for logged in ({}, {"FIRST_BLOCK_MAINNET": "256", "TX_MIN_CONFIRMATIONS": "0", "NUM_CONFIRMATIONS": "0"}):
+        config = dict(base, logged_settings=logged)
+        assert corpus_generations(config, "0.14") == ("0.14.0-sqlite", "0.14.0-sqlite-early")
+        assert from_corpus_config(config, "0.14").rules == "0.14.0-sqlite"
+        assert from_corpus_config(config, "0.14", "0.14.0-sqlite-early").rules == "0.14.0-sqlite-early"
+    assert corpus_generations(base, "0.13") == ("0.14.0",)
+
+
+def test_corpus_generation_must_be_a_candidate_of_the_version() -> None:
+    with pytest.raises(ConfigError, match="0.14.0-sqlite-early"):
+        from_corpus_config({"first_block": 256, "epochs": {}}, "0.13", "0.14.0-sqlite-early")

@@ -16,9 +16,11 @@ record's (`check_renewal` deletes the tx's key before the commit), and a transfe
 consensus hash of the name's last update if there is one (`find_last_transfer_consensus_hash`).
 The final names are those the reference test's own `check()` expects.
 
-Sender keys: the SQLite code from before blockstack-core c4abd401e (generation "0.14.0-sqlite-early",
-the 0.14 logs without the server's NUM_CONFIRMATIONS warning) stored the renewing or revoking tx's
-key; every other generation keeps the record's.
+Sender keys: the SQLite code from before blockstack-core c4abd401e (generation "0.14.0-sqlite-early")
+stored the renewing or revoking tx's key; every other generation keeps the record's.  The
+reference's own run of this test (0.14 set, 2016-09-01, its register.py debug lines at the line
+numbers of 692319b26) stored the renewer's key in all six renewals of the block, including the
+three that are their name's first op of the block: the key rule, not the interleaving, decides.
 
 Collisions: before v22 a ':' renewal is first checked by `check_register`, whose
 `@state_create(..., "check_name_collision")` wrapper records the name in the block's collision
@@ -45,6 +47,7 @@ from tests.support.bns_ops import (
     register,
     regtest_profile,
     renew,
+    replay,
     revoke,
     script_hex,
     transfer,
@@ -62,22 +65,12 @@ EPOCHS_0141 = {"EPOCH_1_END_BLOCK": 436650, "EPOCH_1_NAMESPACE_LIFETIME_MULTIPLI
                "EPOCH_2_PRICE_MULTIPLIER": 1.0, "EPOCH_2_FEATURES": ["BLOCKSTACK_MULTISIG"]}
 
 
-# What a 0.14 log of the code from before the sqlite3 merge shows: the test settings, but not the
-# server's NUM_CONFIRMATIONS warning (bns/networks.py `_sept2016_rules`).
-EARLY_0140_LOGGED = {"FIRST_BLOCK_MAINNET": "256", "TX_MIN_CONFIRMATIONS": "0"}
-
-
 def _profile(rules: str) -> NetworkProfile:
     if rules == "v22":
         return regtest_profile()
     if rules == "0.14.1":
         return from_corpus_config({"first_block": 256, "epochs": EPOCHS_0141}, "0.14.1")
-    config: dict[str, object] = {"first_block": 256, "epochs": {}}
-    if rules == "0.14.0-sqlite-early":
-        config["logged_settings"] = EARLY_0140_LOGGED
-    profile = from_corpus_config(config, "0.13" if rules == "0.14.0" else "0.14")
-    assert profile.rules == rules
-    return profile
+    return from_corpus_config({"first_block": 256, "epochs": {}}, "0.13" if rules == "0.14.0" else "0.14", rules)
 
 
 RULES = ("0.14.0", "0.14.0-sqlite-early", "0.14.0-sqlite", "0.14.1", "v22")
@@ -312,3 +305,33 @@ def test_revoke_stores_the_tx_key_only_in_the_early_sqlite_code(rules: str, stor
     (revoked,) = chain.outcomes[chain.height].accepted
     assert revoked.opchar == "~"
     assert _record(revoked.serialized)["sender_pubkey"] == (owner if stored == "revoker" else buyer).pubkey.hex()
+
+
+def test_the_two_0140_sqlite_generations_hash_the_interleaving_block_differently() -> None:
+    """Same chain, same 18 accepted ops, but a different ops hash: the renewals (and the ops after
+    them on their name) hash another sender key, so a recording of this block shows which of the
+    two rule sets produced it (bns/networks.py `corpus_generations`).  Earlier blocks agree."""
+    early = _interleaving("0.14.0-sqlite-early")[0]
+    height = early.height
+    _, outcomes = replay(early.blocks, _profile("0.14.0-sqlite"))
+    merged = {o.height: o for o in outcomes}
+    assert all(early.outcomes[h].consensus_hash == merged[h].consensus_hash for h in range(256, height))
+    early_ops, merged_ops = early.outcomes[height].accepted, merged[height].accepted
+    assert [a.txid for a in early_ops] == [a.txid for a in merged_ops] and len(early_ops) == 18
+    assert early.outcomes[height].ops_hash != merged[height].ops_hash
+    differing = {a.txid for a, b in zip(early_ops, merged_ops) if a.serialized != b.serialized}
+    for a, b in zip(early_ops, merged_ops):
+        if a.txid in differing:
+            ra, rb = _record(a.serialized), _record(b.serialized)
+            assert {k for k in ra if ra[k] != rb[k]} == {"sender_pubkey"}, a.fqn
+    # Every renewal differs (the renewer's key is neither the registrant's nor a transfer's empty
+    # one), and so does an update that follows a renewal of its name with no transfer between;
+    # nothing else does.
+    renewed: set[str | None] = set()
+    for a in early_ops:
+        assert (a.txid in differing) == (a.opchar == ":" or (a.opchar == "+" and a.fqn in renewed)), a.fqn
+        if a.opchar == ":":
+            renewed.add(a.fqn)
+        elif a.opchar == ">":
+            renewed.discard(a.fqn)
+    assert sum(a.opchar == ":" for a in early_ops) == 6

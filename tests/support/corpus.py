@@ -4,6 +4,11 @@ Turns a scenario into `ChainBlock`s the way a bitcoind stand-in would serve them
 a coinbase without OP_RETURN at position 0, each tx at its logged vtxindex, and
 every input's spent output taken from the scenario's own txs or, failing that,
 from `external_prevouts` (derived from the scriptSig; value unknown, reported 0).
+
+A scenario may have been recorded by one of several generations of reference code that its file
+does not tell apart (the 0.14 set, bns/networks.py `corpus_generations`): `profiles` holds one
+profile per candidate and `replay` says how far each gets; a scenario conforms when one of them
+reproduces every block.
 """
 
 from __future__ import annotations
@@ -17,8 +22,11 @@ from typing import Any
 
 from bitcoin.core import CTransaction, b2lx, x
 
-from bns_resolver.bns.networks import NetworkProfile, from_corpus_config
+from bns_resolver.bns.engine import BnsEngine
+from bns_resolver.bns.networks import NetworkProfile, corpus_generations, from_corpus_config
+from bns_resolver.bns.state import MemoryStateStore
 from bns_resolver.chain.types import ChainBlock, ChainTx, TxInput, TxOutput
+from bns_resolver.chain.virtualchain import apply_block
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,8 +43,13 @@ def corpus_files() -> list[Path]:
 class Scenario:
     path: Path
     data: dict[str, Any]
-    profile: NetworkProfile | None  # None for aborted logs without blocks
+    profiles: tuple[NetworkProfile, ...]  # one per candidate generation; () for aborted logs
     blocks: tuple[ChainBlock, ...]
+
+    @property
+    def profile(self) -> NetworkProfile | None:
+        """The first candidate (None for aborted logs without blocks)."""
+        return self.profiles[0] if self.profiles else None
 
     @property
     def label(self) -> str:
@@ -109,7 +122,9 @@ def _chain_tx(tx: CTransaction, vtxindex: int, known: dict[str, CTransaction], e
 def load_scenario(path: Path) -> Scenario:
     with gzip.open(path, "rt") as handle:
         data = json.load(handle)
-    profile = from_corpus_config(data["config"], data["version"]) if data["blocks"] else None
+    config, version = data["config"], data["version"]
+    profiles = tuple(from_corpus_config(config, version, rules)
+                     for rules in corpus_generations(config, version)) if data["blocks"] else ()
     known: dict[str, CTransaction] = {}
     for block in data["blocks"]:
         for raw in block["txs"]:
@@ -127,7 +142,40 @@ def load_scenario(path: Path) -> Scenario:
         block_hash = block.get("regtest_block_hash") or f"{height:064x}"
         blocks.append(ChainBlock(height=height, block_hash=block_hash, prev_hash=prev_hash, txs=tuple(txs)))
         prev_hash = block_hash
-    return Scenario(path=path, data=data, profile=profile, blocks=tuple(blocks))
+    return Scenario(path=path, data=data, profiles=profiles, blocks=tuple(blocks))
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A direct replay of a scenario under one profile: the outcome of every block replayed, up to
+    and including the first whose ops hash or consensus hash differs from the reference's."""
+
+    profile: NetworkProfile
+    outcomes: tuple[tuple[ChainBlock, Any], ...]  # (block, the engine's BlockOutcome)
+    divergence: int | None  # the first diverging height; None: every replayable block matched
+
+
+def replay(scenario: Scenario, profile: NetworkProfile) -> Replay:
+    engine = BnsEngine(profile, MemoryStateStore())
+    heights = scenario.replayable_heights()
+    outcomes = []
+    for block, recorded in zip(scenario.blocks, scenario.data["blocks"]):
+        if block.height not in heights:
+            break
+        outcome = apply_block(engine.store, engine, block)
+        outcomes.append((block, outcome))
+        if (outcome.ops_hash, outcome.consensus_hash) != (recorded["ops_hash"], recorded["consensus_hash"]):
+            return Replay(profile, tuple(outcomes), block.height)
+    return Replay(profile, tuple(outcomes), None)
+
+
+def best_replay(scenario: Scenario) -> Replay:
+    """The first candidate generation that reproduces every block, else the one that got furthest."""
+    replays = [replay(scenario, profile) for profile in scenario.profiles]
+    for candidate in replays:
+        if candidate.divergence is None:
+            return candidate
+    return max(replays, key=lambda r: r.divergence or 0)
 
 
 def serialized_accepted_ops(block: dict[str, Any]) -> list[str]:
