@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bns_resolver.errors import IndexDamagedError, IndexUnavailable
 from bns_resolver.index import schema
 from bns_resolver.index.changes import ChangeSet, changes_since, latest_seq, names_expiring_between
-from bns_resolver.index.db import index_error
+from bns_resolver.index.db import index_error, mapped_reads
 from bns_resolver.index.sync_state import read_sync_state
 
 
@@ -119,10 +119,10 @@ class IndexReader:
 
     def _scan(self, statement: Any) -> Iterator[Any]:
         try:
-            with self._engine.connect() as conn:
-                result = conn.execution_options(stream_results=True).execute(statement)
-                while rows := result.fetchmany(SCAN_BATCH):
-                    yield from rows
+            with self._engine.connect() as conn, mapped_reads(conn):
+                with conn.execution_options(stream_results=True).execute(statement) as result:
+                    while rows := result.fetchmany(SCAN_BATCH):
+                        yield from rows
         except SQLAlchemyError as exc:
             raise index_error(self._engine, "read", exc) from exc
 

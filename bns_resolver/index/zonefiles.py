@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Column, Connection, Engine, Float, LargeBinary, MetaData, String, Table, or_, select
+from sqlalchemy import Column, Connection, Engine, LargeBinary, MetaData, String, Table, or_, select
 
 from bns_resolver.index.db import bulk_insert
 
@@ -76,19 +76,21 @@ def insert_verified_stream(conn: Connection, files: Iterable[tuple[str, bytes]],
                            fetched_at: float) -> None:
     """insert_verified for a bulk load: (hash, bytes) pulled one at a time, held hashes skipped by
     the database itself (no lookup per batch), then the backoff of every now-held want cleared."""
-    values = ((h, content, source[:_SOURCE_MAX], fetched_at) for h, content in files)
-    columns = ("zonefile_hash", "content", "source", "fetched_at")
+    source = source[:_SOURCE_MAX]
     if conn.dialect.name != "sqlite":
-        bulk_insert(conn, zonefiles, columns, values, skip_existing=True)
+        values = ((h, content, source, fetched_at) for h, content in files)
+        bulk_insert(conn, zonefiles, ("zonefile_hash", "content", "source", "fetched_at"), values, skip_existing=True)
     else:
         # Millions of random hashes inserted one by one into the primary-key B-tree thrash any page
         # cache once it outgrows it; appending to an unindexed temporary table and copying it over
-        # in hash order turns that into a sort and an append.
+        # in hash order turns that into a sort and an append. The stage holds only what differs per
+        # row: every byte of it is written, sorted and read back.
         # (A failure rolls the caller's transaction back, and the temporary table with it.)
         _STAGE.create(conn)
-        bulk_insert(conn, _STAGE, columns, values)
-        conn.exec_driver_sql(f"INSERT OR IGNORE INTO zonefiles ({', '.join(columns)}) SELECT {', '.join(columns)} "
-                             f"FROM temp.{_STAGE.name} ORDER BY zonefile_hash")
+        bulk_insert(conn, _STAGE, ("zonefile_hash", "content"), files)
+        conn.exec_driver_sql(f"INSERT OR IGNORE INTO zonefiles (zonefile_hash, content, source, fetched_at) "
+                             f"SELECT zonefile_hash, content, ?, ? FROM temp.{_STAGE.name} ORDER BY zonefile_hash",
+                             (source, fetched_at))
         _STAGE.drop(conn)
     held = select(zonefiles.c.zonefile_hash)
     conn.execute(zonefile_wants.update().where(zonefile_wants.c.zonefile_hash.in_(held), zonefile_wants.c.attempts != 0)
@@ -96,7 +98,7 @@ def insert_verified_stream(conn: Connection, files: Iterable[tuple[str, bytes]],
 
 
 _STAGE = Table("zonefile_stage", MetaData(), Column("zonefile_hash", String), Column("content", LargeBinary),
-               Column("source", String), Column("fetched_at", Float), prefixes=["TEMPORARY"])
+               prefixes=["TEMPORARY"])
 
 
 def due_wants(conn: Connection, *, now: float, limit: int) -> list[tuple[str, str | None]]:

@@ -51,6 +51,7 @@ def test_files_off_the_pattern_take_the_whole_path() -> None:
     fqn = "alice.reg.id"
     good = zonefile(fqn, "1AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
     assert shapes.items(fqn, "id", "0" * 40, good) is None  # hash mismatch: the slow path's SERVFAIL
+    assert shapes.items(fqn, "id", hash160_hex(good).upper(), good) is None  # not a lower-case hash, as verify_zonefile
     assert shapes.items(fqn, "id", hash160_hex(good), None) is None  # not held yet
     others = [
         zonefile(fqn, "1AAAA", "www\tIN\tA\t192.0.2.1"),  # a record owner that is not an underscore label

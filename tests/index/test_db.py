@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import event, text
 
-from bns_resolver.index.db import HEAD_REVISION, current_revision, open_index
+from bns_resolver.index.db import HEAD_REVISION, current_revision, mapped_reads, open_index, scan_mmap_bytes
 from bns_resolver.index.lookup import IndexReader
 from bns_resolver.index.schema import metadata
 from bns_resolver.index.snapshot import EMBEDDED_DIR, ExportFiles, import_export
@@ -37,6 +37,40 @@ def test_sqlite_uses_write_ahead_logging(tmp_path: Path) -> None:
     engine = open_index(f"sqlite:///{tmp_path / 'index.sqlite'}")
     with engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_a_whole_index_scan_reads_through_mmap_and_leaves_the_connection_as_it_was(tmp_path: Path) -> None:
+    """The compile's scans map the file while they run; point lookups after them read through the cache."""
+    engine = open_index(f"sqlite:///{tmp_path / 'index.sqlite'}")
+    import_export(engine, ExportFiles.open(EMBEDDED_DIR))
+    seen: list[int] = []
+
+    def note_mmap(conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        if statement.startswith("SELECT s.fqn"):
+            seen.append(conn.connection.driver_connection.execute("PRAGMA mmap_size").fetchone()[0])
+
+    event.listen(engine, "before_cursor_execute", note_mmap)
+    rows = list(IndexReader(engine).subdomains_with_zonefiles())
+    assert rows and len(seen) == 1 and seen[0] > 0
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA mmap_size")).scalar() == 0
+
+
+def test_mapped_reads_restores_a_connection_s_own_setting(tmp_path: Path) -> None:
+    engine = open_index(f"sqlite:///{tmp_path / 'index.sqlite'}")
+    with engine.connect() as conn:
+        conn.execute(text("PRAGMA mmap_size=4096"))
+        with mapped_reads(conn):
+            assert conn.execute(text("PRAGMA mmap_size")).scalar() != 4096
+        assert conn.execute(text("PRAGMA mmap_size")).scalar() == 4096
+
+
+def test_the_scan_maps_nothing_on_32_bit_and_little_of_a_limited_address_space() -> None:
+    gib = 1 << 30
+    assert scan_mmap_bytes(2 * gib, maxsize=2**31 - 1) == 0
+    assert scan_mmap_bytes(2 * gib) == 2 * gib
+    assert scan_mmap_bytes(100 * gib) == 8 * gib
+    assert scan_mmap_bytes(2 * gib, address_space=4 * gib) == gib
 
 
 @pytest.fixture

@@ -7,7 +7,13 @@ from sqlalchemy.engine import Engine
 from bns_resolver.errors import VerificationError
 from bns_resolver.hashing import hash160
 from bns_resolver.index.schema import zonefile_wants, zonefiles
-from bns_resolver.zonefiles.store import MAX_ZONEFILE_BYTES, get_zonefile, held_hashes, store_verified
+from bns_resolver.zonefiles.store import (
+    MAX_ZONEFILE_BYTES,
+    get_zonefile,
+    held_hashes,
+    store_verified,
+    store_verified_stream,
+)
 
 # TV10: the first genesis zone file (0.id), byte for byte.
 ZERO_ID = (
@@ -49,6 +55,21 @@ def test_store_verified_accepts_exactly_the_limit(engine: Engine) -> None:
     """A file of exactly 40,960 bytes is still acceptable."""
     content = b";" * MAX_ZONEFILE_BYTES
     assert store_verified(engine, hash160(content).hex(), content, "dir:/x") is True
+
+
+def test_the_bulk_stream_refuses_what_store_verified_refuses_with_the_same_reasons(engine: Engine) -> None:
+    """An over-limit file whose hash matches, one changed byte, a claim that is not a hash: each refused
+    with its own reason; an upper-case claim of the right hash is stored under the lower-case one."""
+    big = b";" * (MAX_ZONEFILE_BYTES + 1)
+    items = [(hash160(big).hex(), big), (ZERO_ID_HASH, ZERO_ID + b"\n"), ("not-a-hash", ZERO_ID),
+             (ZERO_ID_HASH.upper(), ZERO_ID)]
+    with engine.begin() as conn:
+        failed = store_verified_stream(conn, items, "snapshot:x", now=1.0)
+    reasons = {claimed: str(exc) for claimed, exc in failed}
+    assert "40960" in reasons[hash160(big).hex()]
+    assert reasons[ZERO_ID_HASH].startswith("zone file bytes hash to")
+    assert "not a 40-hex" in reasons["not-a-hash"]
+    assert len(failed) == 3 and get_zonefile(engine, ZERO_ID_HASH) == ZERO_ID and _count(engine) == 1
 
 
 def test_store_verified_is_idempotent(engine: Engine) -> None:
