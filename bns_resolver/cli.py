@@ -8,12 +8,14 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bns_resolver import __version__
 from bns_resolver.config import Settings, default_data_dir, load_settings
 from bns_resolver.errors import ConfigError, GatewayError, IndexDamagedError
+from bns_resolver.workers import WORKER_COMMAND
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -85,13 +87,26 @@ EXIT_DAMAGED_INDEX = 65
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == [WORKER_COMMAND]:
+        return _guarded(cmd_dns_worker)  # hidden: only `serve` starts it, with its brief on stdin
     args = build_parser().parse_args(argv)
-    try:
+
+    def run() -> int:
         if args.command == "config":
             return cmd_config_check(args)
         settings = load_settings(args.config, **_flags(args))
-        _setup_logging(settings.log_level)
+        several = args.command == "serve" and settings.dns_processes > 1
+        _setup_logging(settings.log_level, tag="[serve %(process)d] " if several else "")
         return int(COMMANDS[args.command](settings, args) or 0)
+
+    return _guarded(run)
+
+
+def _guarded(run: Callable[[], int]) -> int:
+    """A command's errors as one line on stderr and an exit status."""
+    try:
+        return run()
     except IndexDamagedError as exc:
         print(f"bns-resolver: {_one_line(str(exc))}", file=sys.stderr)
         return EXIT_DAMAGED_INDEX
@@ -119,9 +134,10 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name, None) for name in names}
 
 
-def _setup_logging(level: str) -> None:
+def _setup_logging(level: str, tag: str = "") -> None:
+    """`tag` tells processes apart when several write one log (serve and its DNS workers)."""
     logging.basicConfig(level=getattr(logging, level, logging.INFO), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+                        format=f"%(asctime)s %(levelname)s {tag}%(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     if level != "DEBUG":
         # Twisted logs every UDP port it opens and closes ("_Attempt starting on N", "(UDP Port N
@@ -166,14 +182,42 @@ def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
     except CannotListenError as exc:
         raise ConfigError(_cannot_listen(exc)) from None
     drop_privileges(settings.run_as_user, settings.data_dir)
-    # Twisted stops the reactor on SIGINT and SIGTERM; stop listening cleanly first.
+    # Twisted stops the reactor on SIGINT and SIGTERM; stop listening (and the workers) cleanly first.
     reactor.addSystemEventTrigger("before", "shutdown", service.stop)
+    service.start_workers()
     refused: list[str] = []
     probe_forwarding_loop(service.gateway).addCallback(_stop_on_loop, reactor, refused)
     reactor.run()
     log.info("stopped")
     if refused:
         raise ConfigError(refused[0])
+    return 0
+
+
+def cmd_dns_worker() -> int:
+    """One DNS worker of `serve` (dns_worker.py): its brief on stdin, its sockets inherited."""
+    from twisted.internet import reactor as global_reactor
+    from twisted.logger import STDLibLogObserver, globalLogBeginner
+
+    from bns_resolver.dns_worker import DnsWorker, watch_parent
+    from bns_resolver.index.db import open_index
+    from bns_resolver.service import become_user
+    from bns_resolver.workers import WorkerBrief
+
+    brief = WorkerBrief.read(sys.stdin.buffer)
+    settings = load_settings(None, config_text=brief.settings_toml)
+    _setup_logging(settings.log_level, tag=f"[worker {brief.number} %(process)d] ")
+    if os.getppid() != brief.parent_pid:
+        return 0  # serve ended before this worker got going
+    reactor: Any = global_reactor
+    observers: list[Any] = [STDLibLogObserver()]
+    globalLogBeginner.beginLoggingTo(observers, redirectStandardIO=False)
+    become_user(settings.run_as_user)
+    worker = DnsWorker(settings, reactor, open_index(settings.database_url), brief)
+    worker.start()
+    watch_parent(reactor, sys.stdin.fileno())
+    reactor.addSystemEventTrigger("before", "shutdown", worker.stop)
+    reactor.run()
     return 0
 
 

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from bns_resolver import config_values as v
 from bns_resolver.config_checks import check_whole
-from bns_resolver.config_file import settings_from_file, zonefile_source
+from bns_resolver.config_file import settings_from_file, settings_from_text, zonefile_source
 from bns_resolver.config_table import checked
 from bns_resolver.errors import ConfigError
 from bns_resolver.settings import (
@@ -30,6 +30,7 @@ from bns_resolver.settings import (
     DEFAULT_METRICS_LISTEN,
     DNS_PORT,
     HTTP_PORT,
+    WORKERS_AUTO,
     ZONEFILE_HTTP_PORT,
     ChainSettings,
     LimitSettings,
@@ -45,7 +46,7 @@ from bns_resolver.settings import (
 )
 
 # The settings types live in settings.py; they are importable from here too, as the one settings API.
-__all__ = ["DEFAULT_LISTEN", "DEFAULT_METRICS_LISTEN", "DNS_PORT", "HTTP_PORT", "ZONEFILE_HTTP_PORT",
+__all__ = ["DEFAULT_LISTEN", "DEFAULT_METRICS_LISTEN", "DNS_PORT", "HTTP_PORT", "WORKERS_AUTO", "ZONEFILE_HTTP_PORT",
            "ChainSettings", "LimitSettings", "LogLevel", "NamespaceMode", "Network", "ProfileOverrides", "Rules",
            "Settings", "WebSettings", "default_data_dir", "effective_upstreams", "is_own_address",
            "load_settings", "parse_hostport", "system_upstreams"]
@@ -54,8 +55,11 @@ T = TypeVar("T")
 
 
 def load_settings(config_file: Path | None = None, env: Mapping[str, str] | None = None, *,
-                  check_environment: bool = True, **flags: Any) -> Settings:
-    """The effective settings. `check_environment` also checks this machine: data dir, DB driver."""
+                  check_environment: bool = True, config_text: str | None = None, **flags: Any) -> Settings:
+    """The effective settings. `check_environment` also checks this machine: data dir, DB driver.
+
+    `config_text` stands for the file's content when the settings come whole from another process
+    (render_settings' output, as `serve` hands it to its DNS workers)."""
     env = os.environ if env is None else env
     settings = Settings(data_dir=default_data_dir(env))
     origins = {"data_dir": "data_dir (default)", "db_url": "db", "bitcoind": "[chain] bitcoind",
@@ -63,6 +67,8 @@ def load_settings(config_file: Path | None = None, env: Mapping[str, str] | None
                "blocks_dir": "[chain] blocks_dir", "tcp_connections": "[limits] tcp_connections"}
     if config_file is not None:
         settings = settings_from_file(settings, config_file, origins)
+    if config_text is not None:
+        settings = settings_from_text(settings, config_text, "settings handed over by serve", origins)
     settings = _from_env(settings, env, origins)
     settings = _from_flags(settings, flags, origins)
     check_whole(settings, origins, check_environment)

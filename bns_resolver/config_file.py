@@ -13,6 +13,7 @@ from bns_resolver.errors import ConfigError
 from bns_resolver.settings import (
     DNS_PORT,
     HTTP_PORT,
+    MAX_WORKERS,
     ZONEFILE_HTTP_PORT,
     ChainSettings,
     LimitSettings,
@@ -39,7 +40,21 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def settings_from_file(settings: Settings, path: Path, origins: dict[str, str]) -> Settings:
     """`settings` with what the file at `path` sets; `origins` learns the file's name for later checks."""
-    top = Table(_read_toml(path), str(path))
+    return settings_from_document(settings, _read_toml(path), str(path), origins)
+
+
+def settings_from_text(settings: Settings, text: str, where: str, origins: dict[str, str]) -> Settings:
+    """The same, from TOML handed over whole (a DNS worker gets `serve`'s effective settings this way)."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where} is not valid TOML: {exc}") from None
+    return settings_from_document(settings, document, where, origins)
+
+
+def settings_from_document(settings: Settings, document: dict[str, Any], path: str,
+                           origins: dict[str, str]) -> Settings:
+    top = Table(document, path)
     changes: dict[str, Any] = {
         "data_dir": top.take("data_dir", v.path),
         "db_url": top.take("db", v.string),
@@ -72,6 +87,7 @@ def _dns_table(dns: Table) -> dict[str, Any]:
         "run_as_user": dns.take("run_as_user", v.string),
         "doh_canary": dns.take("doh_canary", v.boolean),
         "answer_store": dns.take("answer_store", v.boolean),
+        "workers": dns.take("workers", v.count_or_auto(MAX_WORKERS)),
     }
     dns.refuse_unknown()
     return changes

@@ -74,6 +74,23 @@ def number(minimum: float, *, inclusive: bool = True, unit: str = "") -> Callabl
     return parse
 
 
+def count_or_auto(maximum: int) -> Callable[[Any], int | str]:
+    """A count from 1 to `maximum`, or "auto" (the caller decides what auto means)."""
+    counted = integer(minimum=1, maximum=maximum)
+
+    def parse(value: Any) -> int | str:
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        if isinstance(value, str):
+            raise Invalid(f"must be an integer or \"auto\", got {_shown(value)}")
+        try:
+            return counted(value)
+        except Invalid as exc:
+            raise Invalid(f"{exc} (or \"auto\")") from None
+
+    return parse
+
+
 def choice(enum_type: type[E]) -> Callable[[Any], E]:
     def parse(value: Any) -> E:
         allowed = ", ".join(str(member.value) for member in enum_type)

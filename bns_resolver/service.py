@@ -21,22 +21,24 @@ from bns_resolver.answers.update import affected_bindings
 from bns_resolver.config import Settings, effective_upstreams
 from bns_resolver.dns.access import AccessList
 from bns_resolver.dns.authority import BnsAuthority
-from bns_resolver.dns.forwarder import Forwarder, build_query, reply_rcode
+from bns_resolver.dns.forwarder import Forwarder
 from bns_resolver.dns.gateway import Gateway
-from bns_resolver.dns.policy import Mode, NamespacePolicy, TldStatus
+from bns_resolver.dns.policy import Mode, NamespacePolicy
 from bns_resolver.dns.querylog import QueryLog
-from bns_resolver.dns.rcodes import RCODE_NXDOMAIN
+from bns_resolver.dns.reuseport import ListenCopy, bind_copies
 from bns_resolver.dns.server import TcpConnectionLimits, listen
 from bns_resolver.dns.zones import ZoneCache
-from bns_resolver.index.changes import IndexEvents, IndexUpdate
+from bns_resolver.index.changes import IndexEvents, IndexUpdate, save_state_noted
 from bns_resolver.index.db import open_index
 from bns_resolver.index.lookup import IndexReader
 from bns_resolver.index.snapshot import EMBEDDED_DIR, ExportFiles, import_export
 from bns_resolver.index.sync_state import save_state
 from bns_resolver.periodic import every
 from bns_resolver.runtime import remove_runtime, write_runtime
+from bns_resolver.tld_probe import TldProber
 from bns_resolver.web.listeners import bind_web, web_address_for, web_listen_addresses
 from bns_resolver.web.metrics import MetricsSource
+from bns_resolver.workers import WorkerPool
 
 if TYPE_CHECKING:  # imported at run time only when a chain or zone-file sources are configured
     from twisted.python.failure import Failure
@@ -47,11 +49,12 @@ if TYPE_CHECKING:  # imported at run time only when a chain or zone-file sources
 
 log = logging.getLogger(__name__)
 
-TYPE_SOA = 6
+# With DNS workers and a chain: serve's verdict on whether names may be answered yet, for the
+# workers (which do not sync). "" is ready; a missing key is "not caught up yet".
+NOT_READY_KEY = "dns_not_ready"
 # How often the change feed is read: one indexed query, so a fleet of servers on one database
 # follows a commit within about this long.
 INDEX_POLL_SECONDS = 0.5
-PROBE_RETRY_SECONDS = 60  # a TLD probe that got no verdict is asked again this soon, not next round
 
 
 def open_data(settings: Settings) -> Engine:
@@ -74,6 +77,24 @@ def build_policy(settings: Settings) -> NamespacePolicy:
                            configured_shared=dict(settings.icann_tlds))
 
 
+def build_gateway(settings: Settings, reactor: Any, authority: BnsAuthority, policy: NamespacePolicy,
+                  answerer: StoreAnswerer | None, *,
+                  known_namespaces: Callable[[], frozenset[str]] = frozenset) -> Gateway:
+    """The DNS gateway as `serve` and each of its DNS workers run it: store, forwarder, policies, limits."""
+    limits = settings.limits
+    forwarder = Forwarder(list(effective_upstreams(settings)), reactor=reactor,
+                          attempt_timeout=limits.upstream_attempt_timeout, deadline=limits.upstream_deadline)
+    return Gateway(authority, forwarder, policy=policy, access=AccessList(settings.allow),
+                   cache_entries=settings.cache_entries, doh_canary=settings.doh_canary,
+                   bns_namespaces=known_namespaces, store=answerer, max_cache_ttl=limits.max_cache_ttl,
+                   stale_for=limits.serve_stale_for, unknown_name_fetch_rate=limits.unknown_name_fetches_per_second)
+
+
+def process_tcp_caps(settings: Settings) -> TcpConnectionLimits:
+    """One set of TCP caps for every listener of a process (descriptors are per process)."""
+    return TcpConnectionLimits(settings.limits.tcp_connections, settings.limits.tcp_connections_per_client)
+
+
 @dataclass
 class GatewayService:
     settings: Settings
@@ -92,12 +113,12 @@ class GatewayService:
     ops_ports: list[Any] = field(default_factory=list)  # [metrics] listen: /metrics, /healthz, /status.json
     started_at: float = field(default_factory=time.time)
     last_probe_at: float | None = None
-    _probe_retries: set[str] = field(default_factory=set)  # namespaces whose failed probe is to be asked again
+    _published_verdict: str | None = None  # the readiness last recorded for the workers
     _profile_stats: Callable[[], dict[str, int]] = dict  # the web gateway's profile fetcher, once it runs
+    worker_pool: WorkerPool | None = None  # [dns] workers > 1: the DNS worker processes
 
     def __post_init__(self) -> None:
         reader = IndexReader(self.engine)
-        upstreams = effective_upstreams(self.settings)
         self.events = IndexEvents(self.engine)
         if self.settings.chain.bitcoind:
             from bns_resolver.chainsync import ChainSync
@@ -105,18 +126,12 @@ class GatewayService:
             self.chain_sync = ChainSync(self.engine, self.settings.chain)
             self.events.not_ready = "the index has not caught up with the chain yet"
         authority = BnsAuthority(reader, ZoneCache(reader), ready=lambda: self.events.not_ready)
-        limits = self.settings.limits
-        forwarder = Forwarder(list(upstreams), reactor=self.reactor, attempt_timeout=limits.upstream_attempt_timeout,
-                              deadline=limits.upstream_deadline)
         policy = build_policy(self.settings)
         answerer = self._answer_store(authority, policy)
-        self.gateway = Gateway(authority, forwarder, policy=policy,
-                               access=AccessList(self.settings.allow), cache_entries=self.settings.cache_entries,
-                               doh_canary=self.settings.doh_canary, bns_namespaces=self._known_namespaces,
-                               store=answerer, max_cache_ttl=limits.max_cache_ttl, stale_for=limits.serve_stale_for,
-                               unknown_name_fetch_rate=limits.unknown_name_fetches_per_second)
-        # One set of TCP caps for every listener of this process.
-        self.tcp_limits = TcpConnectionLimits(limits.tcp_connections, limits.tcp_connections_per_client)
+        self.gateway = build_gateway(self.settings, self.reactor, authority, policy, answerer,
+                                     known_namespaces=self._known_namespaces)
+        self.prober = TldProber(self.gateway, self.reactor, on_round=self._record_policy)
+        self.tcp_limits = process_tcp_caps(self.settings)
         self.events.subscribe(self._index_moved)
 
     def _known_namespaces(self) -> frozenset[str]:
@@ -137,12 +152,18 @@ class GatewayService:
     def start(self) -> None:
         bound_web_hosts = self._start_web() if self.settings.web.enabled else set()
         query_log = QueryLog(self.settings.query_log_lines_per_second) if self.settings.query_log else None
+        processes = self.settings.dns_processes
         for host, port in self.settings.listen:
             web_address = web_address_for(host, bound_web_hosts, self.settings.web.address)
             self.handed_out[f"{host}:{port}"] = web_address
+            own = self._bind_for_workers(host, port, web_address, processes) if processes > 1 else None
             self.ports.extend(listen(self.gateway.view_with_web_address(web_address), host, port, self.reactor,
                                      query_log=query_log, tcp_limits=self.tcp_limits,
-                                     rrl_rate=self.settings.limits.responses_per_second, rrl_slip=self.settings.limits.slip))
+                                     rrl_rate=self.settings.limits.responses_per_second,
+                                     rrl_slip=self.settings.limits.slip,
+                                     bound=None if own is None else (own.udp, own.tcp)))
+            if own is not None:
+                own.tcp.close()  # the reactor serves its own duplicate
         self._start_ops()
         self._every(INDEX_POLL_SECONDS, self.check_index)
         self._every(self.settings.tld_probe_interval, self.probe_namespaces)
@@ -154,6 +175,39 @@ class GatewayService:
             self._serve_zonefiles(self.settings.zonefile_http)
         for line in self.startup_summary():
             log.info("%s", line)
+
+    def _bind_for_workers(self, host: str, port: int, web_address: str | None, processes: int) -> ListenCopy:
+        """SO_REUSEPORT copies of one listen address, one per DNS process; returns serve's own."""
+        copies = bind_copies(host, port, processes)
+        if self.worker_pool is None:
+            from bns_resolver.config_render import render_settings
+
+            self.worker_pool = WorkerPool(self.reactor, render_settings(self.settings),
+                                          {n: [] for n in range(1, processes)}, [], on_exit=self._worker_exited)
+        for number, copy in enumerate(copies[1:], start=1):
+            self.worker_pool.copies[number].append(copy)
+        self.worker_pool.web_addresses.append(web_address)
+        return copies[0]
+
+    def start_workers(self) -> None:
+        """Start the DNS workers (after serve dropped its privileges: they inherit the user)."""
+        if self.worker_pool is None:
+            return
+        if self.chain_sync is not None:
+            self._published_verdict = self.events.not_ready
+            self._publish_verdict(self.events.not_ready)
+        self.worker_pool.start()
+
+    def _worker_exited(self) -> None:
+        # A killed worker leaves its slot in the store's reader table: free it, or updates
+        # could not reuse the pages its last read transaction held.
+        keeper = self.store_keeper
+        if keeper is not None and keeper.store is not None:
+            keeper.store.env.reader_check()
+
+    def _publish_verdict(self, not_ready: str | None) -> None:
+        """serve's readiness, where its workers read it (they do not sync)."""
+        save_state_noted(self.engine, {NOT_READY_KEY: not_ready or ""})
 
     def startup_summary(self) -> list[str]:
         """What this start serves, in a few log lines: the index, the namespaces, addresses, upstreams."""
@@ -172,12 +226,16 @@ class GatewayService:
             f"index {status['database']}: {where}; {status['names']} names, {status['namespaces']} namespaces, "
             f"{status['subdomains']} subdomains, {status['zonefiles']} zone files",
             f"namespaces: {namespaces}",
-            f"serving DNS on {', '.join(self.addresses())}; upstreams "
+            f"serving DNS on {', '.join(self.addresses())}{self._workers_summary()}; upstreams "
             + (upstreams or "none: BNS only, no forwarding ([dns] upstreams = [])")
             + ("; query log on" if self.settings.query_log else ""),
             self._web_summary(),
             f"status endpoint: {', '.join(self.ops_endpoints()) or 'off ([metrics] listen = [])'}",
         ]
+
+    def _workers_summary(self) -> str:
+        processes = self.settings.dns_processes
+        return f" in {processes} processes (serve and {processes - 1} DNS workers)" if processes > 1 else ""
 
     def _web_summary(self) -> str:
         if not self.settings.web.enabled:
@@ -253,6 +311,7 @@ class GatewayService:
             "last_probe_at": self.last_probe_at,
             "namespaces": policy.describe(self.gateway.authority.namespaces),
             "queries": dict(self.gateway.stats), "query_log": self.settings.query_log,
+            "dns_workers": self.worker_pool.pids() if self.worker_pool is not None else [],
         }
 
     def _cache_sizes(self) -> dict[str, int]:
@@ -276,6 +335,8 @@ class GatewayService:
         self.ports.extend(self.web_ports + self.ops_ports)
         self.web_ports, self.ops_ports = [], []
         remove_runtime(self.settings.data_dir)
+        if self.worker_pool is not None:
+            self.worker_pool.stop()
         for loop in self._loops:
             if loop.running:
                 loop.stop()
@@ -294,6 +355,9 @@ class GatewayService:
     def _index_moved(self, update: IndexUpdate) -> None:
         """The feed's subscriber: drop the answers of what changed, and update the store."""
         changes, height_moved = update.changes, update.height != update.previous_height
+        if update.not_ready != self._published_verdict and self.worker_pool is not None and self.chain_sync:
+            self._published_verdict = update.not_ready
+            self._publish_verdict(update.not_ready)
         if not changes.complete:
             self.gateway.index_changed()
             log.info("index changed as a whole (change %s): answer caches dropped", changes.seq)
@@ -359,47 +423,13 @@ class GatewayService:
                  self.http_port.getHost().port)
 
     def probe_namespaces(self) -> defer.Deferred[Any]:
-        policy = self.gateway.policy
-        probes = [self._probe(ns) for ns in sorted(self.gateway.authority.namespaces)
-                  if ns not in policy.configured_shared]
-        return defer.gatherResults(probes, consumeErrors=True).addCallback(self._record_policy)
+        return self.prober.probe_namespaces()
 
-    def _record_policy(self, _results: Any) -> None:
+    def _record_policy(self) -> None:
         """Leave the probe results where `bns-resolver status` can read them."""
         self.last_probe_at = round(time.time(), 3)
         described = self.gateway.policy.describe(self.gateway.authority.namespaces)
         save_state(self.engine, {"namespace_policy": json.dumps(described, sort_keys=True)})
-
-    def _probe(self, namespace: str) -> defer.Deferred[None]:
-        def classify(reply: bytes) -> None:
-            if reply_rcode(reply) == RCODE_NXDOMAIN:
-                self.gateway.policy.record_probe(namespace, TldStatus.BNS_ONLY)
-            elif reply_rcode(reply) == 0:
-                # NOERROR, with the SOA or even without data: the name exists upstream.
-                self.gateway.policy.record_probe(namespace, TldStatus.SHARED)
-
-        def failed(failure: Failure) -> None:
-            # An upstream that refuses, fails or stays silent says nothing about the TLD: keep what we
-            # knew, say why in `status`, and ask again sooner than the next hourly round.
-            reason = failure.getErrorMessage().splitlines()[0]
-            log.info("could not ask upstream whether TLD %s exists (asking again in %d s): %s",
-                     namespace, PROBE_RETRY_SECONDS, reason)
-            self.gateway.policy.record_probe_failure(namespace, reason)
-            self._retry_probe_later(namespace)
-
-        deferred = self.gateway.forwarder.forward(build_query(namespace + ".", TYPE_SOA))
-        return deferred.addCallbacks(classify, failed)
-
-    def _retry_probe_later(self, namespace: str) -> None:
-        if namespace in self._probe_retries:
-            return
-        self._probe_retries.add(namespace)
-
-        def retry() -> None:
-            self._probe_retries.discard(namespace)
-            self._probe(namespace).addCallback(self._record_policy)
-
-        self.reactor.callLater(PROBE_RETRY_SECONDS, retry)
 
 
 def subdomain_first_block(chain_sync: ChainSync | None) -> int:
@@ -422,6 +452,16 @@ def drop_privileges(user: str | None, data_dir: Path) -> None:
     # zone-file fetcher must still write them after the drop.
     for path in [data_dir, *data_dir.rglob("*")]:
         os.chown(path, entry.pw_uid, entry.pw_gid)
+    become_user(user)
+
+
+def become_user(user: str | None) -> None:
+    """Continue as `user` when running as root (a DNS worker: serve already owns the data dir to it)."""
+    if not user or os.getuid() != 0:
+        return
+    import pwd
+
+    entry = pwd.getpwnam(user)
     os.setgroups([])
     os.setgid(entry.pw_gid)
     os.setuid(entry.pw_uid)

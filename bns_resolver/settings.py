@@ -24,6 +24,8 @@ DEFAULT_METRICS_LISTEN = (("127.0.0.1", 0),)
 DNS_PORT = 53
 HTTP_PORT = 80
 ZONEFILE_HTTP_PORT = 6270
+WORKERS_AUTO = "auto"  # [dns] workers: one DNS process per CPU this process may run on
+MAX_WORKERS = 256  # far past any core count we serve on; a typo like 1000 is refused, not forked
 T = TypeVar("T")
 P = TypeVar("P")
 
@@ -188,6 +190,7 @@ class Settings:
     web: WebSettings = field(default_factory=WebSettings)
     doh_canary: bool = True  # NXDOMAIN for use-application-dns.net: Firefox keeps the system resolver
     answer_store: bool = True  # answer cache misses from the compiled store (data_dir/answers)
+    workers: int | str = 1  # DNS processes sharing the listen sockets (SO_REUSEPORT); or WORKERS_AUTO
     query_log: bool = False  # [log] queries: one line per query (dns/querylog.py)
     query_log_lines_per_second: int = 1000  # past this, query lines are counted, not written
     metrics_listen: tuple[tuple[str, int], ...] = DEFAULT_METRICS_LISTEN  # /metrics, /healthz, /status.json
@@ -196,6 +199,21 @@ class Settings:
     @property
     def database_url(self) -> str:
         return self.db_url or f"sqlite:///{self.data_dir / 'index.sqlite'}"
+
+    @property
+    def dns_processes(self) -> int:
+        """How many processes answer DNS: `serve` itself and workers - 1 DNS-only workers."""
+        if isinstance(self.workers, int):
+            return self.workers
+        return usable_cpus()
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (a container's or taskset's share, not the whole machine's)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def default_data_dir(env: Mapping[str, str] | None = None) -> Path:

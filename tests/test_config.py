@@ -97,6 +97,12 @@ BROKEN_FILES = [
     ("dns = 5", "[dns]", "must be a table"),
     ('[dns]\nrun_as_user = "nosuchuser"', "[dns] run_as_user", "no such user"),
     ('[dns]\ndoh_canary = "no"', "[dns] doh_canary", "true or false"),
+    ("[dns]\nworkers = 0", "[dns] workers", 'must be at least 1, got 0 (or "auto")'),
+    ("[dns]\nworkers = -2", "[dns] workers", "must be at least 1"),
+    ("[dns]\nworkers = 1000", "[dns] workers", "must be at most 256"),
+    ('[dns]\nworkers = "many"', "[dns] workers", 'must be an integer or "auto", got \'many\''),
+    ("[dns]\nworkers = 2.5", "[dns] workers", "must be an integer"),
+    ("[dns]\nworkers = true", "[dns] workers", "must be an integer"),
     ('[namespaces]\nicann_tlds = ["id"]', "[namespaces] icann_tlds", "must be a table"),
     ('[namespaces]\nicann_tlds = { id = "yes" }', "[namespaces] icann_tlds", "id: must be true or false"),
     ('[namespaces]\ndefault_mode = "bns-last"', "[namespaces] default_mode", "bns-first, bns-only, icann-first"),
@@ -237,6 +243,35 @@ def test_rendered_settings_load_back_the_same(tmp_path: Path) -> None:
     rendered.write_text(render_settings(first))
     again = load_settings(rendered, env={})
     assert again == replace_db(first, again.db_url)
+
+
+def test_workers_count_auto_and_default(tmp_path: Path) -> None:
+    """[dns] workers: 1 (one process) unless set; "auto" is one DNS process per usable CPU."""
+    import os
+
+    config = tmp_path / "c.toml"
+    assert load_settings(None, env={}, data_dir=str(tmp_path)).dns_processes == 1
+    config.write_text("[dns]\nworkers = 3\n")
+    assert load_settings(config, env={}, data_dir=str(tmp_path)).dns_processes == 3
+    config.write_text('[dns]\nworkers = "AUTO"\n')
+    settings = load_settings(config, env={}, data_dir=str(tmp_path))
+    assert settings.workers == "auto" and settings.dns_processes == len(os.sched_getaffinity(0))
+    rendered = tmp_path / "rendered.toml"
+    rendered.write_text(render_settings(settings))
+    assert 'workers = "auto"' in rendered.read_text()
+    assert load_settings(rendered, env={}).workers == "auto"
+
+
+def test_settings_handed_over_as_text_load_the_same(tmp_path: Path) -> None:
+    """What serve hands its DNS workers: its effective settings, rendered, loaded without a file."""
+    config = tmp_path / "c.toml"
+    config.write_text('[dns]\nworkers = 2\nupstreams = ["192.0.2.53"]\n[log]\nqueries = true\n'
+                      '[limits]\nresponses_per_second = 7.0\n')
+    first = load_settings(config, env={}, data_dir=str(tmp_path), listen=["127.0.0.1:0"])
+    again = load_settings(None, env={}, config_text=render_settings(first))
+    assert again == replace_db(first, again.db_url)
+    with pytest.raises(ConfigError, match="settings handed over by serve is not valid TOML"):
+        load_settings(None, env={}, config_text="[dns")
 
 
 def test_limit_defaults_are_the_dns_layers_own() -> None:

@@ -43,12 +43,13 @@ def index_state(reader: IndexReader) -> IndexState:
 
 
 class CompiledStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
         if not (path / "data.mdb").exists():
             raise lmdb.Error(f"{path} has no data.mdb: not an answer store")
-        # Address space only (the file grows as updates need); writable, for update.py's thread.
-        self.env = lmdb.open(str(path), readahead=False, map_size=STORE_MAP_SIZE)
+        # Address space only (the file grows as updates need); writable, for update.py's thread,
+        # unless another process owns the updates (a DNS worker follows `serve`'s store).
+        self.env = lmdb.open(str(path), readahead=False, map_size=STORE_MAP_SIZE, readonly=readonly)
         self._txn = self.env.begin()
         self.get = self._txn.get  # the hot path calls this directly
         self.meta: dict[str, Any] = {}

@@ -51,15 +51,10 @@ class FastUdpServer:
     MAX_BATCH = 512  # datagrams per wake-up, so TCP clients and timers still get turns
 
     def __init__(self, gateway: Gateway, host: str, port: int, reactor: Any,
-                 rate_limiter: ResponseRateLimiter | None = None, query_log: QueryLog | None = None) -> None:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+                 rate_limiter: ResponseRateLimiter | None = None, query_log: QueryLog | None = None,
+                 sock: socket.socket | None = None) -> None:
+        self.sock = sock if sock is not None else _bound_udp(host, port)
         self.sock.setblocking(False)
-        try:
-            self.sock.bind((host, port))
-        except OSError as exc:
-            self.sock.close()
-            raise CannotListenError(host, port, exc) from None
         self.gateway = gateway
         self.reactor = reactor
         self.rrl = rate_limiter
@@ -189,6 +184,16 @@ class FastUdpServer:
     def stopListening(self) -> None:  # noqa: N802
         self.reactor.removeReader(self)
         self.sock.close()
+
+
+def _bound_udp(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise CannotListenError(host, port, exc) from None
+    return sock
 
 
 def _log_udp_failure(failure: Any, addr: Any) -> None:
@@ -346,19 +351,25 @@ class DnsTcpFactory(protocol.ServerFactory):
 
 def listen(gateway: Gateway, host: str, port: int, reactor: Any, *, tcp_limits: TcpConnectionLimits | None = None,
            tcp_backlog: int = TCP_BACKLOG, rrl_rate: float = DEFAULT_RATE,
-           rrl_slip: int = DEFAULT_SLIP, query_log: QueryLog | None = None) -> tuple[Any, Any]:
+           rrl_slip: int = DEFAULT_SLIP, query_log: QueryLog | None = None,
+           bound: tuple[socket.socket, socket.socket] | None = None) -> tuple[Any, Any]:
     """Bind UDP and TCP on the same address; with port 0 both get the same free port.
 
     TCP connections count against `tcp_limits`, by default the process's shared limits (caps
     from the descriptor limit, see default_tcp_limits). UDP responses are rate-limited per
     client prefix at `rrl_rate` per second (0: off). With a `query_log`, every query gets a line.
+    `bound` is a UDP socket and a listening TCP socket made elsewhere (SO_REUSEPORT copies shared
+    with DNS worker processes, dns/reuseport.py): those are served instead, and the caller keeps
+    and closes its TCP socket object (the reactor serves a duplicate of it).
     """
     limiter = ResponseRateLimiter(rate=rrl_rate, slip=rrl_slip) if rrl_rate > 0 else None
-    udp = FastUdpServer(gateway, host, port, reactor, rate_limiter=limiter, query_log=query_log)
-    bound = udp.getHost().port
+    udp = FastUdpServer(gateway, host, port, reactor, rate_limiter=limiter, query_log=query_log,
+                        sock=bound[0] if bound is not None else None)
     factory = DnsTcpFactory(gateway, reactor, limits=tcp_limits or process_tcp_limits(), query_log=query_log)
     try:
-        tcp = reactor.listenTCP(bound, factory, interface=host, backlog=tcp_backlog)
+        if bound is not None:
+            return udp, reactor.adoptStreamPort(bound[1].fileno(), bound[1].family, factory)
+        tcp = reactor.listenTCP(udp.getHost().port, factory, interface=host, backlog=tcp_backlog)
     except Exception:
         udp.stopListening()
         raise
