@@ -41,6 +41,8 @@ QUESTION_FIXED = 4  # qtype and qclass after the question name
 PLAIN_BYTES = b"abcdefghijklmnopqrstuvwxyz0123456789-_*"
 
 Entry = tuple[int, int, bytes]  # rcode, ancount, answer section
+# In a wire name this short every label length is at most 40, below '*' (42), the first plain byte.
+_NO_PLAIN_LENGTHS = 42
 
 
 def encode_node(flags: int, default: Entry, entries: dict[int, Entry]) -> bytes:
@@ -110,7 +112,10 @@ def split_wire_names(joined: bytes) -> list[bytes]:
 def is_plain(wire: bytes, offsets: list[int]) -> bool:
     # Quick: what is not a plain byte must be exactly the length bytes and the final zero. Lengths
     # that are themselves plain bytes ('*', '-', digits: 42, 45, 48-57) fail it; then look per label.
-    if wire.translate(None, PLAIN_BYTES) == bytes(map(wire.__getitem__, offsets)) + b"\x00":
+    rest = wire.translate(None, PLAIN_BYTES)
+    if len(wire) <= _NO_PLAIN_LENGTHS:
+        return len(rest) == len(offsets) + 1  # every length is below 42: none of them was removed
+    if rest == bytes(map(wire.__getitem__, offsets)) + b"\x00":
         return True
     return not any(wire[o + 1:o + 1 + wire[o]].translate(None, PLAIN_BYTES) for o in offsets)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import struct
+from collections.abc import Container
 from typing import Any
 
 from bns_resolver.answers.format import (
@@ -80,7 +81,10 @@ class StoreAnswerer:
         self.changes += 1
         self._get = None
 
-    def answer(self, packet: bytes, fast: FastQuery, *, tcp: bool, web_address: str | None) -> Reply | tuple[str, str] | None:
+    def answer(self, packet: bytes, fast: FastQuery, *, tcp: bool, web_address: str | None,
+               shadowed: Container[str] = ()) -> Reply | tuple[str, str] | None:
+        """The reply, (FORWARD, namespace), or None (the slow path decides). Names of a namespace in
+        `shadowed` are declined: an upstream answer cached for them comes first (the gateway's order)."""
         get = self._get
         qtype = fast.qtype
         if get is None or fast.qclass != 1 or qtype == TYPE_AXFR or qtype == TYPE_IXFR:
@@ -92,7 +96,7 @@ class StoreAnswerer:
         if len(offsets) < 2 or qname == _CANARY:
             return None  # a namespace apex, the root, or the canary: the slow path's own rules
         namespace = qname[offsets[-1] + 1:-1].decode("latin-1")
-        if namespace not in self.authority.namespaces:
+        if namespace not in self.authority.namespaces or namespace in shadowed:
             return None
         mode = self.policy.effective_mode(namespace)
         if mode is Mode.ICANN_FIRST or self.authority.not_ready():

@@ -85,6 +85,16 @@ class ForwardEntry:
         return cached
 
 
+class _EveryName:
+    """A container holding every name: what `ForwardCache.namespaces` becomes past its bound."""
+
+    def __contains__(self, _item: object) -> bool:
+        return True
+
+
+MAX_TRACKED_NAMESPACES = 4096  # distinct last labels; an attacker's random TLDs must not grow it for ever
+
+
 class ForwardCache:
     def __init__(self, max_entries: int, *, clock: Callable[[], float] = time.monotonic,
                  max_ttl: int = MAX_POSITIVE_TTL, stale_for: int = STALE_FOR) -> None:
@@ -93,6 +103,10 @@ class ForwardCache:
         self.stale_for = stale_for
         self._clock = clock
         self.entries: dict[tuple[object, ...], ForwardEntry] = {}
+        # The last label (the namespace, as text) of every question put since the last clear: a
+        # superset of what entries hold, so "not in here" proves no upstream answer shadows a name
+        # (the gateway's UDP fast path skips the probe then). Past its bound it holds everything.
+        self.namespaces: set[str] | _EveryName = set()
 
     def get(self, key: tuple[object, ...]) -> bytes | None:
         return self.get_with_deadline(key)[0]
@@ -133,12 +147,31 @@ class ForwardCache:
         if key not in self.entries and len(self.entries) >= self._max_entries:
             evict_oldest(self.entries, self._max_entries)
         self.entries[key] = ForwardEntry(reply, self._clock(), lifetime, tuple(ttl_offsets(reply)))
+        self._note_namespace(key[0])
+
+    def _note_namespace(self, qname: object) -> None:
+        namespaces = self.namespaces
+        if isinstance(namespaces, set) and isinstance(qname, bytes):
+            if len(namespaces) >= MAX_TRACKED_NAMESPACES:
+                self.namespaces = _EveryName()
+            else:
+                namespaces.add(last_label(qname))
 
     def clear(self) -> None:
         self.entries.clear()
+        self.namespaces = set()
 
     def __len__(self) -> int:
         return len(self.entries)
+
+
+def last_label(qname: bytes) -> str:
+    """The last label of a lower-case wire name, as text: b'\\x05alice\\x02id\\x00' → 'id' ('' for the root)."""
+    offset, last = 0, 0
+    while offset < len(qname) and qname[offset]:
+        last = offset
+        offset += qname[offset] + 1
+    return qname[last + 1:offset].decode("latin-1")
 
 
 def cache_lifetime(reply: bytes) -> int:

@@ -167,6 +167,34 @@ class Gateway:
                     return self._from_store(packet, fast, found, tcp=tcp)
         return self._slow_path(packet, fast, tcp=tcp)
 
+    def store_answer_udp(self, packet: bytes) -> bytes | None:
+        """The UDP reader's fast path, for a client already allowed: the compiled store's answer to a
+        plain query, or None when the full path (handle) must decide.
+
+        Only what the store vouches for alone is answered here: not a namespace whose names an upstream
+        answer may be cached for (handle probes that cache first), not a name the store sends
+        upstream. Both caches of handle are skipped: the store is as cheap as the answer cache, and
+        its answer goes into the replay table, so the next repeat is one lookup in the reader.
+        """
+        store = self.store
+        fast = parse_fast(packet) if store is not None else None
+        if fast is None or store is None:
+            return None
+        found = store.answer(packet, fast, tcp=False, web_address=self.web_address,
+                             shadowed=self.forwarded.namespaces)
+        if found is None:
+            return None
+        wire, cacheable = found
+        if not isinstance(wire, bytes):
+            return None  # (FORWARD, namespace)
+        self.stats["queries"] += 1
+        self.last_source = "store"
+        if cacheable:
+            self.replay.remember(packet, wire, FOREVER)
+        else:
+            self.stats["servfail"] += 1
+        return wire
+
     def _cache_hit(self, packet: bytes, answer: bytes, until: float, *, tcp: bool) -> bytes:
         self.stats["cache_hits"] += 1
         self.last_source = "cache"

@@ -74,6 +74,7 @@ class FastUdpServer:
         # Locals, not attributes: this loop runs once per datagram.
         recvfrom, sendto = self.sock.recvfrom, self.sock.sendto
         replayed, allowed = self.gateway.replay.get, self.gateway.access.decided.get
+        from_store = self.gateway.store_answer_udp
         buckets = self.rrl.by_client.get if self.rrl is not None else None
         now = time.monotonic()
         for _ in range(self.MAX_BATCH):
@@ -84,8 +85,22 @@ class FastUdpServer:
             except OSError:
                 continue  # e.g. an ICMP error queued on the socket
             entry = replayed(data[2:])
-            if entry is None or entry[1] <= now or not allowed(addr[0]):
-                self._answer(data, addr)
+            if entry is not None and entry[1] > now and allowed(addr[0]):
+                reply = data[:2] + entry[0]
+            elif allowed(addr[0]):
+                # A query new to the replay table, from a client known to be allowed: the store
+                # answers most of these in one call; anything else takes the full path.
+                try:
+                    stored = from_store(data)
+                except Exception:  # noqa: BLE001 - one bad packet must never stop the server
+                    limited_log.error("udp-failure", "failed to answer a UDP query from %s", addr[0], exc_info=True)
+                    continue
+                if stored is None:
+                    self._answer(data, addr)
+                    continue
+                reply = stored
+            else:
+                self._answer(data, addr)  # not decided yet, or refused: handle says so
                 continue
             if buckets is not None:
                 bucket = buckets(addr[0], _UNSEEN)
@@ -96,7 +111,7 @@ class FastUdpServer:
                 elif not self._admitted(bucket, data, addr, now):
                     continue
             try:
-                sendto(data[:2] + entry[0], addr)
+                sendto(reply, addr)
             except OSError:
                 pass  # a full send buffer drops the reply, as UDP may
 

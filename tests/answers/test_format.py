@@ -52,6 +52,9 @@ def test_plain_names_are_exactly_those_of_plain_labels() -> None:
         (b"y" * 45, b"a b", b"id"): False,
         (b"y" * 48, b"\x02", b"id"): False,
         (b"UPPER", b"id"): False,  # queries are lower-cased before; stored names are lower-case
+        (b"a\x01b", b"id"): False,  # short names are judged by counting what is not plain
+        (b"a\x00b", b"c", b"id"): False,
+        (b"x" * 30, b"id"): True,
     }
     for labels, plain in cases.items():
         wire = _wire(list(labels))
