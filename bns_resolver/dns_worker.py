@@ -21,9 +21,9 @@ from sqlalchemy import Engine
 from bns_resolver.answers.follower import StoreFollower
 from bns_resolver.answers.respond import StoreAnswerer
 from bns_resolver.answers.store import store_root
-from bns_resolver.answers.update import affected_bindings
 from bns_resolver.config import Settings
 from bns_resolver.dns.authority import BnsAuthority
+from bns_resolver.dns.invalidation import CacheInvalidation
 from bns_resolver.dns.querylog import QueryLog
 from bns_resolver.dns.reuseport import adopt
 from bns_resolver.dns.server import listen
@@ -55,6 +55,7 @@ class DnsWorker:
             names_changed=lambda names, moved: self.gateway.names_changed(names, height_moved=moved))
         self.prober = TldProber(self.gateway, reactor, on_round=lambda: None)
         self.ports: list[Any] = []
+        self.invalidation = CacheInvalidation(self.gateway, self.not_ready)
         self.events.subscribe(self._index_moved)
 
     def _serve_verdict(self) -> str | None:
@@ -86,14 +87,11 @@ class DnsWorker:
             self.follower.poll()
 
     def _index_moved(self, update: IndexUpdate) -> None:
-        changes, height_moved = update.changes, update.height != update.previous_height
+        """serve's verdict as it recorded it (workers do not sync), then the caches and the store."""
         self.not_ready = self._serve_verdict()
-        if not changes.complete:
-            self.gateway.index_changed()
-            if self.follower is not None:
-                self.follower.require(changes.seq)  # no store older than this import is served
-        elif changes.names or height_moved:
-            self.gateway.names_changed(affected_bindings(changes.names), height_moved=height_moved)
+        self.invalidation.apply(update, self.not_ready)
+        if not update.changes.complete and self.follower is not None:
+            self.follower.require(update.changes.seq)  # no store older than this import is served
 
     def stop(self) -> Any:
         from twisted.internet import defer

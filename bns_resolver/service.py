@@ -17,12 +17,12 @@ from twisted.internet import defer, task
 from bns_resolver.answers.keeper import StoreKeeper
 from bns_resolver.answers.respond import StoreAnswerer
 from bns_resolver.answers.store import store_root
-from bns_resolver.answers.update import affected_bindings
 from bns_resolver.config import Settings, effective_upstreams
 from bns_resolver.dns.access import AccessList
 from bns_resolver.dns.authority import BnsAuthority
 from bns_resolver.dns.forwarder import Forwarder
 from bns_resolver.dns.gateway import Gateway
+from bns_resolver.dns.invalidation import CacheInvalidation
 from bns_resolver.dns.policy import Mode, NamespacePolicy
 from bns_resolver.dns.querylog import QueryLog
 from bns_resolver.dns.reuseport import ListenCopy, bind_copies
@@ -132,6 +132,7 @@ class GatewayService:
                                      known_namespaces=self._known_namespaces)
         self.prober = TldProber(self.gateway, self.reactor, on_round=self._record_policy)
         self.tcp_limits = process_tcp_caps(self.settings)
+        self.invalidation = CacheInvalidation(self.gateway, self.events.not_ready)
         self.events.subscribe(self._index_moved)
 
     def _known_namespaces(self) -> frozenset[str]:
@@ -353,17 +354,11 @@ class GatewayService:
             self.store_keeper.check()
 
     def _index_moved(self, update: IndexUpdate) -> None:
-        """The feed's subscriber: drop the answers of what changed, and update the store."""
-        changes, height_moved = update.changes, update.height != update.previous_height
+        """The feed's subscriber: tell the workers a new verdict, drop what changed, update the store."""
         if update.not_ready != self._published_verdict and self.worker_pool is not None and self.chain_sync:
             self._published_verdict = update.not_ready
             self._publish_verdict(update.not_ready)
-        if not changes.complete:
-            self.gateway.index_changed()
-            log.info("index changed as a whole (change %s): answer caches dropped", changes.seq)
-        elif changes.names or height_moved:
-            self.gateway.names_changed(affected_bindings(changes.names), height_moved=height_moved)
-            log.debug("index change %s: %d names, height %s", changes.seq, len(changes.names), update.height)
+        self.invalidation.apply(update, update.not_ready)
         if self.store_keeper is not None:
             self.store_keeper.check()
 

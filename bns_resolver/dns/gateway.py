@@ -122,6 +122,13 @@ class Gateway:
         namespaces = {_wire_name(ns) for ns in self.authority.namespaces}
         self._drop_cached(lambda _qname: True, lambda qname: _tld(qname) in namespaces)
 
+    def readiness_changed(self) -> None:
+        """The index turned ready or not: every BNS answer goes (each is SERVFAIL now, or no longer),
+        and so do upstream answers under BNS namespaces, which the namespace policies may route
+        differently now."""
+        namespaces = {_wire_name(ns) for ns in self.authority.namespaces}
+        self._drop_cached(lambda _qname: True, lambda qname: _tld(qname) in namespaces)
+
     def names_changed(self, names: Collection[str], *, height_moved: bool) -> None:
         """These names (and so everything under them) changed: a block, a zone file, a subdomain.
         Only their answers go, upstream ones included (a forwarded NXDOMAIN for a name BNS now
