@@ -52,7 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--bitcoind-blocks-dir", metavar="PATH",
                       help="bitcoind's local blocks/ folder: read blk*.dat there instead of fetching blocks over RPC")
     sync.add_argument("--zonefile-source", action="append", metavar="SPEC", help="dir:PATH, URL template, ...")
-    _command(commands, "compile", "rebuild the compiled answer store from the index (serve does it when stale)")
+    compile_command = _command(commands, "compile",
+                               "rebuild the compiled answer store from the index (serve does it when stale)")
+    compile_command.add_argument("--processes", type=_positive_int, metavar="N",
+                                 help="processes building subdomain entries (default: one per core, at most 4)")
     look = _command(commands, "lookup", "show a name's record and zone file, and whether it verifies")
     look.add_argument("name")
     integrate = _command(commands, "integrate", "print a split-DNS snippet for unbound, dnsmasq, resolved or pihole")
@@ -70,6 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "then BNS_RESOLVER_* environment) as TOML")
     check.add_argument("config", type=Path, metavar="FILE", help="TOML configuration file")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
 
 
 def _command(commands: Any, name: str, help_text: str) -> argparse.ArgumentParser:
@@ -306,15 +319,17 @@ def fetch_zonefiles(engine: Engine, specs: tuple[str, ...]) -> str:
             f"{len(report.still_missing)} still missing")
 
 
-def cmd_compile(settings: Settings, _args: argparse.Namespace) -> int:
+def cmd_compile(settings: Settings, args: argparse.Namespace) -> int:
     from bns_resolver.answers.compile import compile_store
+    from bns_resolver.answers.parallel import default_processes
     from bns_resolver.answers.store import store_root
     from bns_resolver.index.lookup import IndexReader
     from bns_resolver.service import ensure_embedded_snapshot, open_data
 
     engine = open_data(settings)
     ensure_embedded_snapshot(engine, settings)  # as serve would: it then finds the store current
-    path, report = compile_store(IndexReader(engine), store_root(settings.data_dir))
+    processes = args.processes or default_processes()
+    path, report = compile_store(IndexReader(engine), store_root(settings.data_dir), processes=processes)
     print(f"compiled {path}: {report.summary()}")
     return 0
 

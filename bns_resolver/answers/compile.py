@@ -21,8 +21,10 @@ from pathlib import Path
 
 import lmdb
 
+from bns_resolver.answers import parallel
 from bns_resolver.answers.format import FORMAT_VERSION, META_KEY, NODES_PREFIX, name_to_wire
 from bns_resolver.answers.nodes import Item, binding_items
+from bns_resolver.answers.parallel import PARALLEL_MIN_SUBDOMAINS
 from bns_resolver.answers.shapes import SubdomainShapes
 from bns_resolver.answers.store import CURRENT, IndexState, index_state
 from bns_resolver.index.lookup import IndexReader, NameRecord, SubdomainRecord
@@ -50,15 +52,16 @@ class CompileReport:
                 f"{self.skipped} skipped; {self.seconds:.2f} s")
 
 
-def compile_store(reader: IndexReader, root: Path) -> tuple[Path, CompileReport]:
-    """Build a new store from the index and make it current; returns its path."""
+def compile_store(reader: IndexReader, root: Path, *, processes: int = 1) -> tuple[Path, CompileReport]:
+    """Build a new store from the index and make it current; returns its path. With `processes` > 1
+    the subdomains are built by that many processes (parallel.py), when there are enough of them."""
     started = time.monotonic()
     state = index_state(reader)  # read first: a change during the scan then reads as stale
     root.mkdir(parents=True, exist_ok=True)
     build = root / f"build-{os.getpid()}-{time.time_ns()}"
     report = CompileReport()
     try:
-        _build(build, reader, state, report, started)
+        _build(build, reader, state, report, started, processes)
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
         raise
@@ -70,10 +73,11 @@ def compile_store(reader: IndexReader, root: Path) -> tuple[Path, CompileReport]
     return final, report
 
 
-def _build(build: Path, reader: IndexReader, state: IndexState, report: CompileReport, started: float) -> None:
+def _build(build: Path, reader: IndexReader, state: IndexState, report: CompileReport, started: float,
+           processes: int) -> None:
     env = lmdb.open(str(build), map_size=BUILD_MAP_SIZE, sync=False, metasync=False, readahead=False)
     try:
-        _write(env, _items(reader, state, report))
+        _write(env, _items(reader, state, report, processes))
         report.seconds = round(time.monotonic() - started, 3)
         with env.begin(write=True) as txn:
             txn.put(META_KEY, json.dumps({"format": FORMAT_VERSION, **asdict(state),
@@ -99,12 +103,15 @@ def _put_all(env: lmdb.Environment, batch: list[Item]) -> None:
         cursor.putmulti(batch)
 
 
-def _items(reader: IndexReader, state: IndexState, report: CompileReport) -> Iterator[list[Item]]:
+def _items(reader: IndexReader, state: IndexState, report: CompileReport, processes: int) -> Iterator[list[Item]]:
     """Each binding's entries, names first."""
-    bindings = Bindings(reader, state, reader.subdomain_domains(), report,
-                        SubdomainShapes(with_nodes_key))
+    domains = reader.subdomain_domains()
+    bindings = Bindings(reader, state, domains, report, SubdomainShapes(with_nodes_key))
     for name, content in reader.names_with_zonefiles():
         yield bindings.name_items(name, content)
+    if processes > 1 and reader.counts().subdomains >= PARALLEL_MIN_SUBDOMAINS:
+        yield from parallel.subdomain_items(reader, state, domains, report, processes)
+        return
     for subdomain, content in reader.subdomains_with_zonefiles():
         yield bindings.subdomain_items(subdomain, content)
 

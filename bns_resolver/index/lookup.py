@@ -112,10 +112,25 @@ class IndexReader:
         for row in self._scan(_ALL_NAMES_SQL):
             yield NameRecord(row[0], row[1], row[2], row[3], bool(row[4]), row[5]), _content(row[6])
 
-    def subdomains_with_zonefiles(self) -> Iterator[tuple[SubdomainRecord, bytes | None]]:
-        """Every subdomain with the bytes of its zone file (None if not held), streamed."""
-        for row in self._scan(_ALL_SUBDOMAINS_SQL):
+    def subdomains_with_zonefiles(self, low: str | None = None,
+                                  high: str | None = None) -> Iterator[tuple[SubdomainRecord, bytes | None]]:
+        """Every subdomain (with `low` <= fqn < `high`, where given) with the bytes of its zone file
+        (None if not held), streamed."""
+        bounds = [clause for clause, bound in (("s.fqn >= :low", low), ("s.fqn < :high", high)) if bound is not None]
+        statement = _ALL_SUBDOMAINS_SQL if not bounds else \
+            text(f"{_ALL_SUBDOMAINS_SQL.text} WHERE {' AND '.join(bounds)}").bindparams(
+                **{key: value for key, value in (("low", low), ("high", high)) if value is not None})
+        for row in self._scan(statement):
             yield SubdomainRecord(row[0], row[1], row[2], row[3], row[4]), _content(row[5])
+
+    def subdomain_split_points(self, parts: int) -> list[str]:
+        """Up to `parts - 1` subdomain names splitting them, in fqn order, into about equal ranges."""
+        fqn = schema.subdomains.c.fqn
+        with self._engine.connect() as conn:
+            total = int(conn.execute(select(func.count()).select_from(schema.subdomains)).scalar() or 0)
+            points = [conn.execute(select(fqn).order_by(fqn).limit(1).offset(total * part // parts)).scalar()
+                      for part in range(1, parts)] if total >= parts else []
+        return sorted({point for point in points if point is not None})
 
     def _scan(self, statement: Any) -> Iterator[Any]:
         try:
@@ -125,6 +140,10 @@ class IndexReader:
                         yield from rows
         except SQLAlchemyError as exc:
             raise index_error(self._engine, "read", exc) from exc
+
+    def url(self) -> str:
+        """The index's URL, password included: for another process to open the same index."""
+        return self._engine.url.render_as_string(hide_password=False)
 
     def subdomain_domains(self) -> frozenset[str]:
         with self._engine.connect() as conn:

@@ -113,6 +113,13 @@ def test_compile_command_and_staleness(tmp_path: Path) -> None:
     assert open_fresh(data / "answers", reader) is None  # behind the index: updated or compiled again
 
 
+def test_compile_refuses_a_process_count_below_one(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "bns_resolver.cli", "compile", "--data-dir", str(tmp_path),
+                           "--processes", "0"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "expected a whole number of at least 1, got '0'" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "answers").exists()
+
+
 def test_a_compile_killed_midway_leaves_the_previous_store_serving(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
