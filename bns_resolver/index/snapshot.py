@@ -337,17 +337,20 @@ _MISSING = Table("subdomain_missing", MetaData(), Column("zonefile_hash", String
 def _settle_subdomains(conn: Connection, report: ImportReport) -> int:
     """Report and drop subdomains whose zone file is not held, copy the rest in name order (an append
     to the primary key, not millions of random inserts), give each its history row; the count.
-    The missing hashes come from one EXCEPT (two sorted scans), not a lookup per row."""
+    The missing hashes come from one pass over the stage probing the zone files' primary key
+    (half the time of an EXCEPT, which sorts both sides); only when some are missing is the stage
+    filtered before the copy."""
     stage, sub = _SUBDOMAIN_STAGE, schema.subdomains
     fields = [stage.c[name] for name in _SUBDOMAIN_FIELDS]
     _MISSING.create(conn)
-    conn.execute(insert(_MISSING).from_select(
-        ["zonefile_hash"], select(stage.c.zonefile_hash).except_(select(schema.zonefiles.c.zonefile_hash))))
-    missing = stage.c.zonefile_hash.in_(select(_MISSING.c.zonefile_hash))
-    for fqn, zonefile_hash in conn.execute(select(stage.c.fqn, stage.c.zonefile_hash).where(missing)):
+    held = select(schema.zonefiles.c.zonefile_hash).where(schema.zonefiles.c.zonefile_hash == stage.c.zonefile_hash)
+    unheld = conn.execute(select(stage.c.fqn, stage.c.zonefile_hash).where(~held.exists())).all()
+    for fqn, zonefile_hash in unheld:
         report.rejected.append(f"subdomain {fqn}: zone file {zonefile_hash} missing from the export or rejected")
-    conn.execute(insert(sub).from_select(list(_SUBDOMAIN_FIELDS),
-                                         select(*fields).where(~missing).order_by(stage.c.fqn)))
+    if unheld:
+        conn.execute(insert(_MISSING), [{"zonefile_hash": h} for h in {h for _, h in unheld}])
+        conn.execute(delete(stage).where(stage.c.zonefile_hash.in_(select(_MISSING.c.zonefile_hash))))
+    conn.execute(insert(sub).from_select(list(_SUBDOMAIN_FIELDS), select(*fields).order_by(stage.c.fqn)))
     _MISSING.drop(conn)
     _SUBDOMAIN_STAGE.drop(conn)
     history = schema.subdomain_history
