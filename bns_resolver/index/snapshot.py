@@ -16,7 +16,6 @@ transaction that commits only after every digest matched.
 
 from __future__ import annotations
 
-import io
 import logging
 import tarfile
 import time
@@ -25,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import IO, Any
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -51,23 +50,10 @@ from bns_resolver.index import schema
 from bns_resolver.index.changes import ALL_NAMES, record_changes
 from bns_resolver.index.db import bulk_insert, reported
 from bns_resolver.index.progress import ByteProgress
-from bns_resolver.index.snapshot_files import (
-    CHUNK,
-    EMBEDDED_DIR,
-    EXPORT_FILES,
-    PRODUCTION_DIGESTS,
-    Digesting,
-    ExportFiles,
-    column_rows,
-    dict_rows,
-    digest_line,
-    iter_section_lines,
-    iter_sections,
-    iter_zonefile_pairs,
-    text_lines,
-)
+from bns_resolver.index.snapshot_files import EMBEDDED_DIR, EXPORT_FILES, PRODUCTION_DIGESTS, ExportFiles, iter_sections
+from bns_resolver.index.snapshot_reader import Event, export_events
 from bns_resolver.index.sync_state import bump_generation, write_sync_state
-from bns_resolver.zonefiles.store import store_verified_stream
+from bns_resolver.zonefiles.store import store_stream_verified_by
 
 # Callers of the importer also name the export it reads.
 __all__ = ["EMBEDDED_DIR", "PRODUCTION_DIGESTS", "ExportFiles", "ImportReport", "import_export", "iter_sections"]
@@ -77,9 +63,7 @@ log = logging.getLogger(__name__)
 # BNS v1 froze here; the export is the state after the last block that could change it.
 FROZEN_HEIGHT = 665750
 _ROW_BATCH = 5000  # rows per executemany where the driver needs lists
-_SQLITE_CACHE_KIB = 48 * 1024
-_SUBDOMAIN_COLUMNS = ("fully_qualified_subdomain", "owner", "zonefile_hash", "parent_zonefile_hash",
-                      "parent_zonefile_index", "block_height")
+_SQLITE_CACHE_KIB = 40 * 1024
 _HISTORY_REASON = "v1 export (no seqn recorded)"
 
 
@@ -197,15 +181,15 @@ def _load_all(conn: Connection, files: ExportFiles, report: ImportReport,
     _clear(conn)
     _SUBDOMAIN_STAGE.create(conn)
     digests = _Digests()
-    for name, stream in files.members(on_bytes):
-        if name.endswith(".sha256"):
-            digests.expected[name[: -len(".sha256")]] = digest_line(stream, name)
-            continue
-        started = time.monotonic()
-        reader = Digesting(stream)
-        _load_member(conn, name, io.BufferedReader(reader, CHUNK), files.origin, report)
-        digests.actual[name] = reader.finish()
-        log.info("import: %s loaded in %.1f s", name, time.monotonic() - started)
+    events = export_events(files, on_bytes=on_bytes)
+    for event in events:
+        if event[0] == "expected":
+            digests.expected[event[1]] = event[2]
+        elif event[0] == "begin":
+            started, member = time.monotonic(), _MemberRows(events, report)
+            _load_member(conn, event[1], member, files.origin, report)
+            digests.actual[event[1]] = member.finish()
+            log.info("import: %s loaded in %.1f s", event[1], time.monotonic() - started)
     started = time.monotonic()
     report.zonefiles = conn.execute(select(func.count()).select_from(schema.zonefiles)).scalar_one()
     report.subdomains = _settle_subdomains(conn, report)
@@ -213,18 +197,49 @@ def _load_all(conn: Connection, files: ExportFiles, report: ImportReport,
     return digests
 
 
-def _load_member(conn: Connection, name: str, stream: IO[bytes], origin: str, report: ImportReport) -> None:
+class _MemberRows:
+    """One file's row batches, (kind, rows), from the event stream up to the file's end; zone files
+    refused on the way are reported."""
+
+    def __init__(self, events: Iterator[Event], report: ImportReport) -> None:
+        self._events, self._report = events, report
+        self._digest: str | None = None
+
+    def __iter__(self) -> Iterator[tuple[str, list[Any]]]:
+        if self._digest is not None:
+            return  # the file has ended
+        for event in self._events:
+            if event[0] == "rows":
+                yield event[1], event[2]
+            elif event[0] == "refused":
+                self._report.rejected += [f"zone file {claimed}: {why}" for claimed, why in event[1]]
+            elif event[0] == "end":
+                self._digest = event[2]
+                return
+        raise SnapshotError("the export ended inside a file")  # read_events always ends what it begins
+
+    def finish(self) -> str:
+        """The file's digest, once whatever the loader left unread is passed over."""
+        for _ in self:
+            pass
+        assert self._digest is not None
+        return self._digest
+
+    def rows(self) -> Iterator[Any]:
+        return (row for _, batch in self for row in batch)
+
+
+def _load_member(conn: Connection, name: str, member: _MemberRows, origin: str, report: ImportReport) -> None:
     if name == "chainstate.txt":
-        for section, body in iter_section_lines(text_lines(stream, name)):
-            what = f"chainstate.txt {section}"
-            if section == "NAMESPACES":
-                report.namespaces += _load_namespaces(conn, dict_rows(body, what, _NAMESPACE_COLUMNS))
-            elif section == "NAMES":
-                report.names += _load_names(conn, dict_rows(body, what, ("name", "address", "zonefile_hash")))
+        for kind, rows in member:
+            if kind == "namespaces":
+                report.namespaces += _load_namespaces(conn, rows)
+            elif kind == "names":
+                report.names += _load_names(conn, rows)
     elif name == "subdomains.csv":
-        _load_subdomains(conn, column_rows(text_lines(stream, name), name, _SUBDOMAIN_COLUMNS, ("resolver",)))
+        _load_subdomains(conn, member.rows())
     else:
-        _load_zonefiles(conn, iter_zonefile_pairs(stream), origin, report)
+        store_stream_verified_by(conn, member.rows(), f"snapshot:{origin}")
 
 
 def _clear(conn: Connection) -> None:
@@ -263,9 +278,6 @@ def _bulk_load(conn: Connection) -> Iterator[None]:
             conn.exec_driver_sql(f"PRAGMA cache_size={saved}")
 
 
-_NAMESPACE_COLUMNS = ("namespace_id", "lifetime", "coeff", "base", "buckets", "nonalpha_discount",
-                      "no_vowel_discount", "address")
-
 
 def _batches(rows: Iterable[dict[str, Any]], size: int = _ROW_BATCH) -> Iterator[list[dict[str, Any]]]:
     source = iter(rows)
@@ -302,29 +314,14 @@ def _load_names(conn: Connection, rows: Iterable[dict[str, str]]) -> int:
     return count
 
 
-def _load_zonefiles(conn: Connection, pairs: Iterable[tuple[str, bytes]], origin: str, report: ImportReport) -> None:
-    """Verify and store one of the export's zone-file lists as it streams by."""
-    failed = store_verified_stream(conn, pairs, f"snapshot:{origin}")
-    report.rejected += [f"zone file {claimed}: {exc}" for claimed, exc in failed]
-
-
-def _subdomain_tuple(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """A `column_rows` row of _SUBDOMAIN_COLUMNS and then the resolver, as _SUBDOMAIN_FIELDS."""
-    name, owner, zonefile_hash, parent_zonefile_hash, parent_zonefile_index, block_height, resolver = row
-    fqn = name.lower()
-    if "." not in fqn:
-        raise SnapshotError(f"subdomains.csv: {fqn!r} is not a subdomain of a name")
-    return (fqn, fqn.split(".", 1)[1], owner, 0, zonefile_hash.lower(), parent_zonefile_hash.lower(),
-            int(parent_zonefile_index or 0), int(block_height or 0), resolver or None)
-
-
 _SUBDOMAIN_FIELDS = ("fqn", "domain", "owner_address", "sequence", "zonefile_hash", "parent_zonefile_hash",
                      "parent_zonefile_index", "block_height", "resolver")
 
 
 def _load_subdomains(conn: Connection, rows: Iterable[tuple[Any, ...]]) -> None:
-    """Every row, as it comes, into a temporary table; `_settle_subdomains` moves the good ones over."""
-    bulk_insert(conn, _SUBDOMAIN_STAGE, _SUBDOMAIN_FIELDS, (_subdomain_tuple(row) for row in rows))
+    """Every row (snapshot_reader.subdomain_tuple's), as it comes, into a temporary table;
+    `_settle_subdomains` moves the good ones over."""
+    bulk_insert(conn, _SUBDOMAIN_STAGE, _SUBDOMAIN_FIELDS, rows)
 
 
 _SUBDOMAIN_STAGE = Table("subdomain_stage", MetaData(), *(Column(name, String) for name in _SUBDOMAIN_FIELDS[:3]),

@@ -38,6 +38,8 @@ _DIGEST_MAX = 4096  # a .sha256 companion is one line
 class ExportFiles:
     """The export's files by canonical name, from a folder, a tarball or memory, read as streams."""
 
+    portable = False  # whether another process can read the same files from a pickled copy
+
     def __init__(self, contents: Mapping[str, bytes], origin: str) -> None:
         self._members: Callable[[], Iterator[tuple[str, IO[bytes]]]] = lambda: (
             (name, io.BytesIO(contents[name])) for name in _in_order(contents)
@@ -60,6 +62,8 @@ class ExportFiles:
 
 
 class _FolderExport(ExportFiles):
+    portable = True
+
     def __init__(self, folder: Path) -> None:
         found: dict[str, Path] = {}
         for path in sorted(folder.iterdir()):
@@ -83,6 +87,8 @@ class _FolderExport(ExportFiles):
 
 class _TarballExport(ExportFiles):
     """Members in archive order, decompressed in one pass; progress counts the compressed bytes."""
+
+    portable = True
 
     def __init__(self, path: Path) -> None:
         self.origin = str(path)

@@ -8,47 +8,23 @@ fails it is refused before a single row is written.
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 
 from bns_resolver.errors import VerificationError
-from bns_resolver.hashing import hash160, hash160_hex
 from bns_resolver.index import zonefiles as rows
 from bns_resolver.index.db import Connection, Engine
 from bns_resolver.index.zonefiles import ZERO_HASH, get_zonefile, has_zonefile, held_hashes
+from bns_resolver.zonefiles.verify import (
+    MAX_ZONEFILE_BYTES,
+    is_zonefile_hash,
+    verified_stream,
+    verifies,
+    verify_zonefile,
+)
 
 __all__ = ["MAX_ZONEFILE_BYTES", "ZERO_HASH", "get_zonefile", "has_zonefile", "held_hashes", "is_zonefile_hash",
            "store_verified", "store_verified_many", "store_verified_stream", "verifies", "verify_zonefile"]
-
-# RPC_MAX_ZONEFILE_LEN since blockstack-core 0.18; larger files were never accepted by Atlas.
-MAX_ZONEFILE_BYTES = 40960
-_HASH_RE = re.compile(r"^[0-9a-f]{40}$")
-
-
-def is_zonefile_hash(value: str) -> bool:
-    """True for a 40-character lower-case hex hash160."""
-    return bool(_HASH_RE.match(value))
-
-
-def verify_zonefile(zonefile_hash: str, content: bytes) -> None:
-    """Raise VerificationError unless `content` is a storable zone file for `zonefile_hash`."""
-    if not is_zonefile_hash(zonefile_hash):
-        raise VerificationError(f"{zonefile_hash!r} is not a 40-hex zone-file hash")
-    if len(content) > MAX_ZONEFILE_BYTES:
-        raise VerificationError(
-            f"zone file {zonefile_hash} is {len(content)} bytes, over the {MAX_ZONEFILE_BYTES}-byte limit"
-        )
-    actual = hash160(content).hex()
-    if actual != zonefile_hash:
-        raise VerificationError(f"zone file bytes hash to {actual}, not {zonefile_hash}")
-
-
-def verifies(zonefile_hash: str, content: bytes) -> bool:
-    """verify_zonefile's verdict without its reason, in one comparison: a hex digest that equals the
-    claim is a well-formed lower-case hash (for the bulk paths: an import, a compile)."""
-    return len(content) <= MAX_ZONEFILE_BYTES and hash160_hex(content) == zonefile_hash
-
 
 def store_verified(
     engine_or_conn: Engine | Connection,
@@ -87,7 +63,7 @@ def store_verified_many(
     """
     good: dict[str, bytes] = {}
     failed: list[tuple[str, VerificationError]] = []
-    for zonefile_hash, content in _verified(items, failed):
+    for zonefile_hash, content in verified_stream(items, failed):
         good.setdefault(zonefile_hash, content)
     held = held_hashes(conn, good)
     fresh = {h: content for h, content in good.items() if h not in held}
@@ -106,25 +82,12 @@ def store_verified_stream(
     as it is pulled from `items` and the good ones go to one streamed insert that skips held
     hashes, inside the caller's transaction. Returns [(hash, error)] for the failures."""
     failed: list[tuple[str, VerificationError]] = []
-    rows.insert_verified_stream(conn, _verified(items, failed), source, time.time() if now is None else now)
+    store_stream_verified_by(conn, verified_stream(items, failed), source, now=now)
     return failed
 
 
-def _verified(items: Iterable[tuple[str, bytes]],
-              failed: list[tuple[str, VerificationError]]) -> Iterator[tuple[str, bytes]]:
-    """The pairs whose bytes hash to their (lower-cased) hash; the others are noted in `failed`."""
-    for zonefile_hash, content in items:
-        claimed = zonefile_hash.lower()
-        if verifies(claimed, content):
-            yield claimed, content
-        else:
-            failed.append((zonefile_hash, _refusal(claimed, content)))
-
-
-def _refusal(zonefile_hash: str, content: bytes) -> VerificationError:
-    """The error verify_zonefile gives for bytes that failed the check in _verified."""
-    try:
-        verify_zonefile(zonefile_hash, content)
-    except VerificationError as exc:
-        return exc
-    return VerificationError(f"zone file {zonefile_hash} does not verify")  # the two checks disagree: refuse
+def store_stream_verified_by(conn: Connection, pairs: Iterable[tuple[str, bytes]], source: str, *,
+                             now: float | None = None) -> None:
+    """The second half of store_verified_stream, for pairs that came out of `verified_stream` in
+    another process (the importer reads and checks the export beside the process writing it)."""
+    rows.insert_verified_stream(conn, pairs, source, time.time() if now is None else now)

@@ -1,5 +1,7 @@
 """The streaming import on generated exports (bench/synth_export.py): every row, folder = tarball,
-and a bad digest, a pinned digest or a truncated archive leaves the old index as it was."""
+and a bad digest, a pinned digest or a truncated archive leaves the old index as it was. Each test
+runs twice: the export read in the importer's process, and read in a process of its own (as a
+big export is, index/snapshot_reader.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from bns_resolver.errors import SnapshotError
 from bns_resolver.hashing import hash160
 from bns_resolver.index.db import open_index
 from bns_resolver.index.lookup import IndexReader
+from bns_resolver.index import snapshot_reader
 from bns_resolver.index.schema import names, subdomain_history, subdomains, zonefiles
 from bns_resolver.index.snapshot import EMBEDDED_DIR, ExportFiles, import_export
 from bns_resolver.zonefiles.store import get_zonefile
@@ -37,6 +40,14 @@ def _synth() -> ModuleType:
 
 
 synth = _synth()
+
+
+@pytest.fixture(autouse=True, params=["in-process", "separate-process"])
+def reading(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Where the export is read: a separate process for every file-based export, or never."""
+    separate = request.param == "separate-process"
+    monkeypatch.setattr(snapshot_reader, "OFFLOAD_MIN_BYTES", 0 if separate else 1 << 62)
+    return str(request.param)
 
 
 @pytest.fixture(scope="module")
@@ -189,3 +200,35 @@ def test_postgresql_streams_the_same_index(export: Path, tmp_path: Path, postgre
     assert _dump(on_postgres) == _dump(on_sqlite)
     import_export(on_postgres, ExportFiles.open(export))  # a second import replaces the first
     assert _dump(on_postgres) == _dump(on_sqlite)
+
+
+class _DyingExport(ExportFiles):
+    """An export whose reading process dies (a kill, the OOM killer) before it sends anything."""
+
+    portable = True
+
+    def __init__(self) -> None:
+        self.origin, self.size = "a dying reader", 1
+
+    def members(self, on_bytes: Any = None) -> Any:
+        import os
+
+        os._exit(7)
+
+
+def test_a_reading_process_that_dies_fails_the_import_in_one_line(tmp_path: Path, reading: str) -> None:
+    if reading == "in-process":
+        pytest.skip("only a separate reading process can die apart from the import")
+    engine = _imported_embedded(tmp_path)
+    with pytest.raises(SnapshotError, match=r"the process reading a dying reader exited \(code 7\)"):
+        import_export(engine, _DyingExport())
+    _unchanged(engine)
+
+
+def test_progress_counts_every_byte_of_the_export(export: Path) -> None:
+    """The progress bar's byte count, which a reading process sends along with its events."""
+    for files in (ExportFiles.open(export), ExportFiles.open(export / "export-data.tar.gz")):
+        counted: list[int] = []
+        events = list(snapshot_reader.export_events(files, on_bytes=counted.append))
+        assert sum(counted) == files.size
+        assert [event[1] for event in events if event[0] == "end"] == list(synth.FILES)
