@@ -34,13 +34,22 @@ from bns_resolver.dns.authority import NEGATIVE_TTL, WEB_ADDRESS_TTL, BnsAuthori
 from bns_resolver.dns.loglimit import LogLimiter
 from bns_resolver.dns.policy import Mode, NamespacePolicy
 from bns_resolver.dns.rcodes import RCODE_NXDOMAIN, RCODE_SERVFAIL
-from bns_resolver.dns.wire import MAX_UDP_PAYLOAD, MIN_UDP_PAYLOAD, FastQuery
+from bns_resolver.dns.wire import (
+    MAX_UDP_PAYLOAD,
+    MIN_UDP_PAYLOAD,
+    TYPE_A,
+    TYPE_AAAA,
+    TYPE_AXFR,
+    TYPE_IXFR,
+    TYPE_OPT,
+    TYPE_SOA,
+    FastQuery,
+)
 
 log = logging.getLogger(__name__)
 limited_log = LogLimiter(log)  # a SERVFAIL flood must not flood the log (as the slow path's)
 
 FORWARD = "forward"  # (FORWARD, namespace): a bns-first namespace's NXDOMAIN, the gateway asks upstream
-TYPE_A, TYPE_SOA, TYPE_AAAA, TYPE_OPT, TYPE_IXFR, TYPE_AXFR = 1, 6, 28, 41, 251, 252
 EDNS_OPTION_EDE = 15
 EDE_TEXT_MAX = 300
 MAX_NAME_LENGTH = 255  # RFC 1035 §2.3.4, in wire form

@@ -20,11 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bns_resolver.dns.rcodes import RCODE_NOERROR, RCODE_NXDOMAIN
-from bns_resolver.dns.wire import TYPE_OPT, walk_message
+from bns_resolver.dns.wire import TYPE_OPT, TYPE_SOA, walk_message
 
 MAX_POSITIVE_TTL = 86400
 MAX_NEGATIVE_TTL = 10800  # RFC 2308 §5 suggests at most three hours
-TYPE_SOA = 6
 _FLAG_TC = 0x02  # in the third header byte
 _SOA_MIN_RDATA = 22  # two root names and the five 32-bit fields
 TTL_TOP_BIT = 1 << 31  # RFC 2181 §8: a TTL with the top bit set is treated as zero

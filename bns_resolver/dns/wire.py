@@ -13,7 +13,8 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-TYPE_OPT = 41
+# Resource record types the hand-written wire paths name (RFC 1035, 3596, 6891, 1995).
+TYPE_A, TYPE_SOA, TYPE_AAAA, TYPE_OPT, TYPE_IXFR, TYPE_AXFR = 1, 6, 28, 41, 251, 252
 CLASS_IN = 1
 MIN_UDP_PAYLOAD = 512
 MAX_UDP_PAYLOAD = 4096
