@@ -129,7 +129,7 @@ def test_full_disk_mid_sync_is_one_line_and_resuming_equals_a_clean_sync(node: B
     """The data dir sits on a nearly full tmpfs: sync stops with a one-line error and exit 2, the index
     is either as before or fully synced (never in between), and with room again it resumes to a clean
     sync's index.  Several sizes of free space, so the disk fills inside a batch at least once."""
-    from tests.support.bns_ops import dump_index
+    from tests.support.index_cli import dump_index
 
     if not _can_mount_tmpfs():
         pytest.skip("needs `unshare -m` and a tmpfs mount (root in a container or VM)")

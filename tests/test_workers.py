@@ -25,7 +25,7 @@ from bns_resolver.runtime import ask_running, find_running
 from bns_resolver.workers import Listener, WorkerBrief
 from bns_resolver.index import schema
 from bns_resolver.index.changes import record_changes
-from tests.support.bns_ops import cli
+from tests.support.index_cli import cli
 from tests.support.dns_fixtures import IndexSpec, NameSpec, ServerProcess, bns_only_config, make_index
 
 pytestmark = pytest.mark.timeout(120)

@@ -37,22 +37,7 @@ import pytest
 
 from bns_resolver.bns.names import name_consensus_hash
 from bns_resolver.bns.networks import NetworkProfile, from_corpus_config
-from tests.support.bns_ops import (
-    BnsChain,
-    address,
-    namespace_preorder,
-    namespace_ready,
-    namespace_reveal,
-    preorder,
-    register,
-    regtest_profile,
-    renew,
-    replay,
-    revoke,
-    script_hex,
-    transfer,
-    update,
-)
+from tests.support.bns_ops import BnsChain, address, namespace_preorder, namespace_ready, namespace_reveal, preorder, register, regtest_profile, renew, replay, revoke, script_hex, transfer, update
 from tests.support.chainbuilder import Wallet
 
 NAMESPACE = "test"

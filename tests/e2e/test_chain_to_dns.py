@@ -1,7 +1,7 @@
 """Issue 4 acceptance: a regtest chain of real BNS transactions, synced through bitcoind RPC
 by `bns-resolver sync`, answers over DNS from verified zone files.
 
-The chain (tests/support/bns_ops.py `build_scenario`, default regtest profile: v22 rules,
+The chain (tests/support/bns_scenarios.py `build_scenario`, default regtest profile: v22 rules,
 first block 256, epoch 1) launches the namespace `e2etests` and then:
 
 * alice, bob, carol, erin: preordered, registered and updated with zone-file hashes;
@@ -28,21 +28,9 @@ import dns.rdatatype
 import pytest
 
 from tests.support.bitcoind import BitcoindServer
-from tests.support.bns_ops import (
-    NAMESPACE,
-    SERVE_CONFIG,
-    BnsChain,
-    Scenario,
-    address,
-    build_scenario,
-    cli,
-    launch_namespace,
-    preorder,
-    register,
-    replay,
-    sync_args,
-    write_config,
-)
+from tests.support.bns_ops import BnsChain, address, preorder, register, replay
+from tests.support.bns_scenarios import NAMESPACE, Scenario, build_scenario, launch_namespace
+from tests.support.index_cli import SERVE_CONFIG, cli, sync_args, write_config
 from tests.support.dns_fixtures import ServerProcess
 
 pytestmark = pytest.mark.timeout(120)

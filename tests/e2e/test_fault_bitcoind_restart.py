@@ -25,15 +25,8 @@ import dns.rdatatype
 import pytest
 
 from tests.support.bitcoind import BitcoindServer
-from tests.support.bns_ops import (
-    NAMESPACE,
-    build_scenario,
-    cli,
-    diff_dumps,
-    dump_index,
-    sync_args,
-    write_config,
-)
+from tests.support.bns_scenarios import NAMESPACE, build_scenario
+from tests.support.index_cli import cli, diff_dumps, dump_index, sync_args, write_config
 from tests.support.dns_fixtures import ServerProcess
 
 pytestmark = pytest.mark.timeout(180)

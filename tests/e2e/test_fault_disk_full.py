@@ -29,7 +29,8 @@ import pytest
 from bns_resolver.hashing import hash160
 from bns_resolver.index.snapshot import EMBEDDED_DIR
 from tests.support.bitcoind import BitcoindServer
-from tests.support.bns_ops import NAMESPACE, build_scenario, cli, sync_args, write_config
+from tests.support.bns_scenarios import NAMESPACE, build_scenario
+from tests.support.index_cli import cli, sync_args, write_config
 from tests.support.dns_fixtures import bns_only_config, free_port
 from tests.support.netns import wait_until
 

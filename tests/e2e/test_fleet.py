@@ -18,18 +18,9 @@ import pytest
 from bns_resolver.hashing import hash160_hex
 from bns_resolver.zonefiles.store import store_verified
 from tests.support.bitcoind import BitcoindServer
-from tests.support.bns_ops import (
-    NAMESPACE,
-    SERVE_CONFIG,
-    BnsChain,
-    cli,
-    launch_namespace,
-    preorder,
-    register,
-    update,
-    write_config,
-    zonefile,
-)
+from tests.support.bns_ops import BnsChain, preorder, register, update, zonefile
+from tests.support.bns_scenarios import NAMESPACE, launch_namespace
+from tests.support.index_cli import SERVE_CONFIG, cli, write_config
 from tests.support.dns_fixtures import IndexSpec, NameSpec, ServerProcess, bns_only_config, make_index
 from tests.support.upstream_stub import StubUpstream
 from tests.support.postgres import shared_postgres_url

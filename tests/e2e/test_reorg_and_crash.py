@@ -23,22 +23,9 @@ import dns.rdatatype
 import pytest
 
 from tests.support.bitcoind import BitcoindServer
-from tests.support.bns_ops import (
-    NAMESPACE,
-    SERVE_CONFIG,
-    build_long_chain,
-    build_scenario,
-    cli,
-    diff_dumps,
-    dump_index,
-    replay,
-    sync_args,
-    synced_height,
-    update,
-    write_config,
-    zonefile,
-    zonefile_hash,
-)
+from tests.support.bns_ops import replay, update, zonefile, zonefile_hash
+from tests.support.bns_scenarios import NAMESPACE, build_long_chain, build_scenario
+from tests.support.index_cli import SERVE_CONFIG, cli, diff_dumps, dump_index, sync_args, synced_height, write_config
 from tests.support.dns_fixtures import ServerProcess
 
 pytestmark = pytest.mark.timeout(120)

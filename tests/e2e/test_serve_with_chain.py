@@ -11,7 +11,7 @@ from pathlib import Path
 import dns.rcode
 
 from tests.support.bitcoind import BitcoindServer
-from tests.support.bns_ops import build_scenario
+from tests.support.bns_scenarios import build_scenario
 from tests.support.dns_fixtures import ServerProcess
 
 

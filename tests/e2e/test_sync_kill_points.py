@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.bitcoind import BitcoindServer
-from tests.support.bns_ops import build_long_chain, cli, diff_dumps, dump_index, sync_args, synced_height, write_config
+from tests.support.bns_scenarios import build_long_chain
+from tests.support.index_cli import cli, diff_dumps, dump_index, sync_args, synced_height, write_config
 
 pytestmark = pytest.mark.timeout(600)
 
