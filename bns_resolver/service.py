@@ -185,9 +185,8 @@ class GatewayService:
 
         deferred = deferToThreadPool(self.reactor, self.reactor.getThreadPool(), index_status, self.engine,
                                      self.settings, with_supply=False)
-        deferred.addCallback(self._log_summary_lines)
-        deferred.addErrback(lambda failure: log.warning("could not read the index for the start-up summary: %s",
-                                                        failure.getErrorMessage()))
+        deferred.addCallbacks(self._log_summary_lines, lambda failure: log.warning(
+            "could not read the index for the start-up summary: %s", failure.getErrorMessage()))
 
     def _bind_for_workers(self, host: str, port: int, web_address: str | None, processes: int) -> ListenCopy:
         """SO_REUSEPORT copies of one listen address, one per DNS process; returns serve's own."""

@@ -15,7 +15,8 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Container, Iterator
+from collections.abc import Container, Generator
+from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -77,7 +78,8 @@ def _build(build: Path, reader: IndexReader, state: IndexState, report: CompileR
            processes: int) -> None:
     env = lmdb.open(str(build), map_size=BUILD_MAP_SIZE, sync=False, metasync=False, readahead=False)
     try:
-        _write(env, _items(reader, state, report, processes))
+        with closing(_items(reader, state, report, processes)) as items:  # a failed write stops producers now
+            _write(env, items)
         report.seconds = round(time.monotonic() - started, 3)
         with env.begin(write=True) as txn:
             txn.put(META_KEY, json.dumps({"format": FORMAT_VERSION, **asdict(state),
@@ -87,7 +89,7 @@ def _build(build: Path, reader: IndexReader, state: IndexState, report: CompileR
         env.close()
 
 
-def _write(env: lmdb.Environment, bindings: Iterator[list[Item]]) -> None:
+def _write(env: lmdb.Environment, bindings: Generator[list[Item], None, None]) -> None:
     batch: list[Item] = []
     for items in bindings:
         batch += items
@@ -103,13 +105,14 @@ def _put_all(env: lmdb.Environment, batch: list[Item]) -> None:
         cursor.putmulti(batch)
 
 
-def _items(reader: IndexReader, state: IndexState, report: CompileReport, processes: int) -> Iterator[list[Item]]:
+def _items(reader: IndexReader, state: IndexState, report: CompileReport,
+           processes: int) -> Generator[list[Item], None, None]:
     """Each binding's entries, names first."""
     domains = reader.subdomain_domains()
     bindings = Bindings(reader, state, domains, report, SubdomainShapes(with_nodes_key))
     for name, content in reader.names_with_zonefiles():
         yield bindings.name_items(name, content)
-    if processes > 1 and reader.counts().subdomains >= PARALLEL_MIN_SUBDOMAINS:
+    if processes > 1 and reader.subdomain_count() >= PARALLEL_MIN_SUBDOMAINS:
         yield from parallel.subdomain_items(reader, state, domains, report, processes)
         return
     for subdomain, content in reader.subdomains_with_zonefiles():

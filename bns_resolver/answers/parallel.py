@@ -7,7 +7,8 @@ index), and the entries come back in batches for the one LMDB writer. An LMDB st
 keys sorted, so the order the batches arrive in does not change a byte of the result.
 
 Producers are started with `spawn` (no inherited connections or reactor), send through a
-bounded queue (memory stays a few batches per producer) and stop when their parent is gone.
+bounded queue (memory stays a few batches per producer) and stop when their parent is gone
+(`spawned.py`).
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import queue
 from collections.abc import Iterator
 from dataclasses import asdict, fields
 from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING, Any
 
+from bns_resolver import spawned
 from bns_resolver.answers.nodes import Item
 from bns_resolver.answers.store import IndexState
 from bns_resolver.errors import GatewayError
@@ -33,7 +34,6 @@ log = logging.getLogger(__name__)
 
 BATCH_ITEMS = 50_000  # entries per message: large enough to amortise pickling, small enough for memory
 QUEUED_PER_PRODUCER = 2
-POLL_SECONDS = 1.0  # how often a waiting side checks that the other is still there
 # Below this many subdomains the processes' start-up (imports) costs more than they save.
 PARALLEL_MIN_SUBDOMAINS = 100_000
 
@@ -54,7 +54,8 @@ def default_processes() -> int:
 def subdomain_items(reader: IndexReader, state: IndexState, domains: frozenset[str], report: CompileReport,
                     processes: int) -> Iterator[list[Item]]:
     """Every subdomain's entries, built by `processes` processes over fqn ranges; their counts go
-    into `report`. Raises CompileWorkerError when a producer fails."""
+    into `report`. Raises CompileWorkerError when a producer fails. Close the iterator when not
+    reading it to the end (its producers stop then)."""
     points = reader.subdomain_split_points(processes)
     ranges = list(zip([None, *points], [*points, None], strict=True))
     context = multiprocessing.get_context("spawn")
@@ -69,54 +70,34 @@ def subdomain_items(reader: IndexReader, state: IndexState, domains: frozenset[s
     try:
         yield from _collect(channel, producers, report)
     finally:
-        for producer in producers:
-            if producer.is_alive():
-                producer.terminate()
-            producer.join()
-        channel.close()
+        spawned.stop(producers, channel)
 
 
 def _collect(channel: Any, producers: list[BaseProcess], report: CompileReport) -> Iterator[list[Item]]:
     finished: set[int] = set()
-    while len(finished) < len(producers):
-        try:
-            number, kind, payload = channel.get(timeout=POLL_SECONDS)
-        except queue.Empty:
-            _check_alive(producers, finished)
-            continue
-        if kind == "items":
-            yield payload
-        elif kind == "done":
-            finished.add(number)
-            for field in fields(report):
-                if field.name != "seconds":
-                    setattr(report, field.name, getattr(report, field.name) + payload[field.name])
-        else:
-            raise CompileWorkerError(f"compile process {number} failed: {payload}")
-
-
-def _check_alive(producers: list[BaseProcess], finished: set[int]) -> None:
-    for number, producer in enumerate(producers):
-        if number not in finished and not producer.is_alive():
-            raise CompileWorkerError(f"compile process {number} exited (code {producer.exitcode}) "
-                                     "before sending all its entries")
+    try:
+        for number, kind, payload in spawned.receive(channel, producers, finished):
+            if kind == "items":
+                yield payload
+            elif kind == "done":
+                finished.add(number)
+                for field in fields(report):
+                    if field.name != "seconds":
+                        setattr(report, field.name, getattr(report, field.name) + payload[field.name])
+            else:
+                raise CompileWorkerError(f"compile process {number} failed: {payload}")
+    except spawned.HelperDied as died:
+        raise CompileWorkerError(f"compile process {died.number} exited (code {died.exitcode}) "
+                                 "before sending all its entries") from None
 
 
 def _produce(number: int, url: str, state: IndexState, domains: frozenset[str], low: str | None, high: str | None,
              channel: Any, parent: int) -> None:
     """A producer process: build the entries of subdomains in [low, high) and send them in batches."""
+    spawned.become_helper(parent)
     from bns_resolver.answers.compile import Bindings, CompileReport, with_nodes_key
     from bns_resolver.answers.shapes import SubdomainShapes
     from bns_resolver.index.db import open_index
-
-    def send(kind: str, payload: object) -> None:
-        while True:
-            try:
-                channel.put((number, kind, payload), timeout=POLL_SECONDS)
-                return
-            except queue.Full:
-                if os.getppid() != parent:
-                    os._exit(1)  # the compile is gone (killed): nobody will read this
 
     try:
         engine = open_index(url, migrate=False)
@@ -127,10 +108,10 @@ def _produce(number: int, url: str, state: IndexState, domains: frozenset[str], 
         for subdomain, content in reader.subdomains_with_zonefiles(low, high):
             batch += bindings.subdomain_items(subdomain, content)
             if len(batch) >= BATCH_ITEMS:
-                send("items", batch)
+                spawned.send(channel, (number, "items", batch))
                 batch = []
-        send("items", batch)
+        spawned.send(channel, (number, "items", batch))
         engine.dispose()
-        send("done", asdict(report))
+        spawned.send(channel, (number, "done", asdict(report)))
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
-        send("error", f"{type(exc).__name__}: {exc}")
+        spawned.send(channel, (number, "error", f"{type(exc).__name__}: {exc}"))

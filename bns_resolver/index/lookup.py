@@ -123,14 +123,19 @@ class IndexReader:
         for row in self._scan(statement):
             yield SubdomainRecord(row[0], row[1], row[2], row[3], row[4]), _content(row[5])
 
-    def subdomain_split_points(self, parts: int) -> list[str]:
-        """Up to `parts - 1` subdomain names splitting them, in fqn order, into about equal ranges."""
-        fqn = schema.subdomains.c.fqn
+    def subdomain_count(self) -> int:
         with self._engine.connect() as conn:
-            total = int(conn.execute(select(func.count()).select_from(schema.subdomains)).scalar() or 0)
+            return int(conn.execute(select(func.count()).select_from(schema.subdomains)).scalar() or 0)
+
+    def subdomain_split_points(self, parts: int) -> list[str]:
+        """Up to `parts - 1` subdomain names splitting them, in fqn order, into about equal ranges.
+        The database's order, not Python's: the ranges are compared in its collation."""
+        fqn = schema.subdomains.c.fqn
+        total = self.subdomain_count()
+        with self._engine.connect() as conn:
             points = [conn.execute(select(fqn).order_by(fqn).limit(1).offset(total * part // parts)).scalar()
                       for part in range(1, parts)] if total >= parts else []
-        return sorted({point for point in points if point is not None})
+        return list(dict.fromkeys(point for point in points if point is not None))
 
     def _scan(self, statement: Any) -> Iterator[Any]:
         try:

@@ -21,7 +21,7 @@ import tarfile
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -181,7 +181,17 @@ def _load_all(conn: Connection, files: ExportFiles, report: ImportReport,
     _clear(conn)
     _SUBDOMAIN_STAGE.create(conn)
     digests = _Digests()
-    events = export_events(files, on_bytes=on_bytes)
+    with closing(export_events(files, on_bytes=on_bytes)) as events:  # a failed write stops the reader now
+        _load_events(conn, events, files, digests, report)
+    started = time.monotonic()
+    report.zonefiles = conn.execute(select(func.count()).select_from(schema.zonefiles)).scalar_one()
+    report.subdomains = _settle_subdomains(conn, report)
+    log.info("import: subdomains checked and their history written in %.1f s", time.monotonic() - started)
+    return digests
+
+
+def _load_events(conn: Connection, events: Iterator[Event], files: ExportFiles, digests: _Digests,
+                 report: ImportReport) -> None:
     for event in events:
         if event[0] == "expected":
             digests.expected[event[1]] = event[2]
@@ -190,11 +200,6 @@ def _load_all(conn: Connection, files: ExportFiles, report: ImportReport,
             _load_member(conn, event[1], member, files.origin, report)
             digests.actual[event[1]] = member.finish()
             log.info("import: %s loaded in %.1f s", event[1], time.monotonic() - started)
-    started = time.monotonic()
-    report.zonefiles = conn.execute(select(func.count()).select_from(schema.zonefiles)).scalar_one()
-    report.subdomains = _settle_subdomains(conn, report)
-    log.info("import: subdomains checked and their history written in %.1f s", time.monotonic() - started)
-    return digests
 
 
 class _MemberRows:

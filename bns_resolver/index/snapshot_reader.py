@@ -21,12 +21,12 @@ from __future__ import annotations
 import io
 import multiprocessing
 import os
-import queue
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from itertools import islice
 from multiprocessing.process import BaseProcess
 from typing import IO, Any
 
+from bns_resolver import spawned
 from bns_resolver.errors import SnapshotError, VerificationError
 from bns_resolver.index.snapshot_files import (
     CHUNK,
@@ -45,7 +45,6 @@ Event = tuple[Any, ...]
 BATCH = 2000  # rows per event
 BATCH_BYTES = 1 << 20  # and zone-file bytes per event
 QUEUED_EVENTS = 4  # bounded: a few MB of rows in flight whatever the export's size
-POLL_SECONDS = 1.0
 # Below this size a second process costs more (its start-up, about half a second) than it saves.
 OFFLOAD_MIN_BYTES = 32 << 20
 
@@ -57,7 +56,7 @@ NAME_COLUMNS = ("name", "address", "zonefile_hash")
 
 
 def export_events(files: ExportFiles, *, on_bytes: Callable[[int], None] | None = None,
-                  separate_process: bool | None = None) -> Iterator[Event]:
+                  separate_process: bool | None = None) -> Generator[Event, None, None]:
     """The export's events (see the module's docstring). `separate_process`: read in a process of
     its own (None: when the export is big and can be reopened there)."""
     if separate_process is None:
@@ -67,7 +66,7 @@ def export_events(files: ExportFiles, *, on_bytes: Callable[[int], None] | None 
     return _from_process(files, on_bytes)
 
 
-def read_events(files: ExportFiles, on_bytes: Callable[[int], None] | None = None) -> Iterator[Event]:
+def read_events(files: ExportFiles, on_bytes: Callable[[int], None] | None = None) -> Generator[Event, None, None]:
     """The events, read in this process."""
     for name, stream in files.members(on_bytes):
         if name.endswith(".sha256"):
@@ -134,21 +133,15 @@ def subdomain_tuple(row: tuple[Any, ...]) -> tuple[Any, ...]:
             int(parent_zonefile_index or 0), int(block_height or 0), resolver or None)
 
 
-def _from_process(files: ExportFiles, on_bytes: Callable[[int], None] | None) -> Iterator[Event]:
+def _from_process(files: ExportFiles, on_bytes: Callable[[int], None] | None) -> Generator[Event, None, None]:
     context = multiprocessing.get_context("spawn")
     channel: Any = context.Queue(maxsize=QUEUED_EVENTS)
     reader: BaseProcess = context.Process(target=_read_into, name="bns-import-reader", daemon=True,
                                           args=(files, channel, os.getpid(), on_bytes is not None))
     reader.start()
+    finished: set[int] = set()
     try:
-        while True:
-            try:
-                kind, payload, read_bytes = channel.get(timeout=POLL_SECONDS)
-            except queue.Empty:
-                if not reader.is_alive():
-                    raise SnapshotError(f"the process reading {files.origin} exited (code {reader.exitcode}) "
-                                        "before the end of the export") from None
-                continue
+        for kind, payload, read_bytes in spawned.receive(channel, [reader], finished):
             if read_bytes and on_bytes is not None:
                 on_bytes(read_bytes)
             if kind == "event":
@@ -156,31 +149,25 @@ def _from_process(files: ExportFiles, on_bytes: Callable[[int], None] | None) ->
             elif kind == "error":
                 raise payload
             else:  # "done"
-                return
+                finished.add(0)
+    except spawned.HelperDied as died:
+        raise SnapshotError(f"the process reading {files.origin} exited (code {died.exitcode}) "
+                            "before the end of the export") from None
     finally:
-        if reader.is_alive():
-            reader.terminate()
-        reader.join()
-        channel.close()
+        spawned.stop([reader], channel)
 
 
 def _read_into(files: ExportFiles, channel: Any, parent: int, count_bytes: bool) -> None:
     """The reading process: every event into `channel`, with the bytes read since the last one."""
+    spawned.become_helper(parent)
     pending = [0]
 
     def counted(size: int) -> None:
         pending[0] += size
 
     def send(kind: str, payload: object) -> None:
-        message = (kind, payload, pending[0])
+        spawned.send(channel, (kind, payload, pending[0]))
         pending[0] = 0
-        while True:
-            try:
-                channel.put(message, timeout=POLL_SECONDS)
-                return
-            except queue.Full:
-                if os.getppid() != parent:
-                    os._exit(1)  # the import is gone (killed): nobody will read this
 
     try:
         for event in read_events(files, counted if count_bytes else None):

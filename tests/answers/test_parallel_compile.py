@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import lmdb
@@ -92,3 +93,21 @@ def test_a_producer_that_dies_is_noticed() -> None:
     dead.join()
     with pytest.raises(parallel.CompileWorkerError, match=r"exited \(code 3\)"):
         list(parallel._collect(channel, [dead], CompileReport()))
+
+
+def test_a_writer_that_fails_stops_the_producers_at_once(reader: IndexReader, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The failure propagates with its traceback kept (as pytest keeps it): the producers must not
+    wait for it to be freed, holding their read transactions meanwhile."""
+    def write_one_then_fail(_env: object, bindings: Iterator[list[object]]) -> None:
+        while not [child for child in multiprocessing.active_children() if child.name.startswith("bns-compile")]:
+            next(bindings)  # the names' entries, then the first batch from a producer
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(compile_module, "PARALLEL_MIN_SUBDOMAINS", 0)
+    monkeypatch.setattr(compile_module, "_write", write_one_then_fail)
+    with pytest.raises(OSError, match="No space left") as raised:
+        compile_store(reader, tmp_path / "answers", processes=2)
+    assert raised.value is not None
+    assert not [child for child in multiprocessing.active_children() if child.name.startswith("bns-compile")]
+    assert not list((tmp_path / "answers").glob("build-*"))

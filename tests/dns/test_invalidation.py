@@ -31,7 +31,6 @@ class Following:
         self.events = IndexEvents(self.engine)
         self.pair = GatewayPair(self.engine, tmp_path / "answers", ready=lambda: self.events.not_ready)
         self.gateway = self.pair.fast
-        self.gateway.access.allows("127.0.0.1")
         self.invalidation = CacheInvalidation(self.gateway, self.events.not_ready)
         self.events.subscribe(lambda update: self.invalidation.apply(update, update.not_ready))
 

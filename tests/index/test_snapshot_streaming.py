@@ -232,3 +232,25 @@ def test_progress_counts_every_byte_of_the_export(export: Path) -> None:
         events = list(snapshot_reader.export_events(files, on_bytes=counted.append))
         assert sum(counted) == files.size
         assert [event[1] for event in events if event[0] == "end"] == list(synth.FILES)
+
+
+def test_a_failed_write_stops_the_reading_process_at_once(export: Path, tmp_path: Path, reading: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing
+
+    from bns_resolver.index import snapshot
+
+    loaded: list[str] = []
+
+    def load_one_then_fail(conn: object, name: str, member: object, origin: str, report: object) -> None:
+        loaded.append(name)
+        if len(loaded) == 2:
+            raise OSError(28, "No space left on device")
+
+    engine = _imported_embedded(tmp_path)
+    monkeypatch.setattr(snapshot, "_load_member", load_one_then_fail)
+    with pytest.raises(Exception, match="No space left") as raised:
+        import_export(engine, ExportFiles.open(export))
+    assert raised.value is not None and loaded == ["chainstate.txt", "name_zonefiles.txt"]
+    assert not [child for child in multiprocessing.active_children() if child.name == "bns-import-reader"]
+    _unchanged(engine)
