@@ -268,6 +268,9 @@ def _bulk_load(conn: Connection) -> Iterator[None]:
         # The page cache, and as much again for each sort (SQLite sizes its sorter by the cache):
         # both within the import's 200 MiB budget.
         conn.exec_driver_sql(f"PRAGMA cache_size=-{_SQLITE_CACHE_KIB}")
+        # The stage tables (temporary) are written once, sorted and read back: 64 KiB pages make that
+        # 6 % faster at 2.2 M subdomains than 4 KiB ones (before the first temporary table only).
+        conn.exec_driver_sql("PRAGMA temp.page_size=65536")
     conn.execute(delete(schema.subdomains).where(false()))  # opens the transaction before any DDL
     indexes = [index for table in _BULK_INDEXES for index in table.indexes]
     for index in indexes:
