@@ -51,7 +51,7 @@ from bns_resolver.index.changes import ALL_NAMES, record_changes
 from bns_resolver.index.db import bulk_insert, reported
 from bns_resolver.index.progress import ByteProgress
 from bns_resolver.index.snapshot_files import EMBEDDED_DIR, EXPORT_FILES, PRODUCTION_DIGESTS, ExportFiles, iter_sections
-from bns_resolver.index.snapshot_reader import Event, export_events
+from bns_resolver.index.snapshot_reader import Event, export_events, subdomain_tuple
 from bns_resolver.index.sync_state import bump_generation, write_sync_state
 from bns_resolver.zonefiles.store import store_stream_verified_by
 
@@ -327,9 +327,9 @@ _SUBDOMAIN_FIELDS = ("fqn", "domain", "owner_address", "sequence", "zonefile_has
 
 
 def _load_subdomains(conn: Connection, rows: Iterable[tuple[Any, ...]]) -> None:
-    """Every row (snapshot_reader.subdomain_tuple's), as it comes, into a temporary table;
-    `_settle_subdomains` moves the good ones over."""
-    bulk_insert(conn, _SUBDOMAIN_STAGE, _SUBDOMAIN_FIELDS, rows)
+    """Every row of subdomains.csv, as it comes, into a temporary table; `_settle_subdomains` moves
+    the good ones over."""
+    bulk_insert(conn, _SUBDOMAIN_STAGE, _SUBDOMAIN_FIELDS, map(subdomain_tuple, rows))
 
 
 _SUBDOMAIN_STAGE = Table("subdomain_stage", MetaData(), *(Column(name, String) for name in _SUBDOMAIN_FIELDS[:3]),
