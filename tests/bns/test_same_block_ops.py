@@ -37,7 +37,20 @@ import pytest
 
 from bns_resolver.bns.names import name_consensus_hash
 from bns_resolver.bns.networks import NetworkProfile, from_corpus_config
-from tests.support.bns_ops import BnsChain, address, namespace_preorder, namespace_ready, namespace_reveal, preorder, register, regtest_profile, renew, replay, revoke, script_hex, transfer, update
+from tests.support.bns_ops import (
+    BnsChain,
+    address,
+    preorder,
+    register,
+    regtest_profile,
+    renew,
+    replay,
+    revoke,
+    script_hex,
+    transfer,
+    update,
+)
+from tests.support.bns_scenarios import launch_namespace
 from tests.support.chainbuilder import Wallet
 
 NAMESPACE = "test"
@@ -82,14 +95,7 @@ def _record(serialized: str) -> dict[str, str]:
 
 
 def _launch(chain: BnsChain) -> None:
-    creator, revealer = chain.wallet("creator", 2 * 10**9), chain.wallet("revealer")
-    chain.mine_to(chain.profile.first_block)
-    namespace_preorder(chain, creator, NAMESPACE, revealer)
-    chain.mine()
-    namespace_reveal(chain, creator, NAMESPACE, revealer, PARAMS)
-    chain.mine()
-    namespace_ready(chain, revealer, NAMESPACE)
-    chain.mine()
+    launch_namespace(chain, NAMESPACE, PARAMS, creator_sats=2 * 10**9)
 
 
 def _interleaving(rules: str, *, update_back: int = 0,

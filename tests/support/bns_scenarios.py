@@ -115,10 +115,10 @@ def build_scenario(*, tail_blocks: int = 0) -> Scenario:
 
 
 def launch_namespace(chain: BnsChain, namespace_id: str = NAMESPACE,
-                     params: dict | None = None) -> tuple[Wallet, Wallet]:
+                     params: dict | None = None, *, creator_sats: int = 100_000_000) -> tuple[Wallet, Wallet]:
     """Preorder, reveal (`params` over the .id-like defaults) and ready `namespace_id` in three
     consecutive blocks; (creator, revealer)."""
-    creator, revealer = chain.wallet("creator"), chain.wallet("revealer")
+    creator, revealer = chain.wallet("creator", creator_sats), chain.wallet("revealer")
     chain.mine_to(max(chain.height + 1, chain.profile.first_block))
     namespace_preorder(chain, creator, namespace_id, revealer)
     chain.mine()
