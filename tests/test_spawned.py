@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bns_resolver import spawned
+from tests.support.helper_targets import exited_helper
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,10 +69,6 @@ def test_messages_sent_just_before_a_helper_exits_are_all_received() -> None:
 
 
 def test_a_helper_that_exits_without_finishing_is_reported() -> None:
-    context = multiprocessing.get_context("spawn")
-    channel = context.Queue()
-    helper = context.Process(target=sys.exit, args=(3,))
-    helper.start()
-    helper.join()
+    channel, helper = exited_helper(3)
     with pytest.raises(spawned.HelperDied, match=r"exited \(code 3\)"):
         list(spawned.receive(channel, [helper], set()))

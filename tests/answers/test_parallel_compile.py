@@ -7,7 +7,6 @@ id.blockstack) and real LMDB stores compared entry by entry.
 from __future__ import annotations
 
 import multiprocessing
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from bns_resolver.answers.store import index_state
 from bns_resolver.index.db import open_index
 from bns_resolver.index.lookup import IndexReader
 from bns_resolver.index.snapshot import EMBEDDED_DIR, ExportFiles, import_export
+from tests.support.helper_targets import exited_helper
 
 
 @pytest.fixture(scope="module")
@@ -86,12 +86,8 @@ def test_a_compile_with_a_failing_producer_keeps_the_previous_store(reader: Inde
 
 
 def test_a_producer_that_dies_is_noticed() -> None:
-    context = multiprocessing.get_context("spawn")
-    channel = context.Queue()
-    dead = context.Process(target=sys.exit, args=(3,))
-    dead.start()
-    dead.join()
-    with pytest.raises(parallel.CompileWorkerError, match=r"exited \(code 3\)"):
+    channel, dead = exited_helper(3)
+    with pytest.raises(parallel.CompileWorkerError, match=r"compile process 0 exited \(code 3\)"):
         list(parallel._collect(channel, [dead], CompileReport()))
 
 

@@ -28,3 +28,15 @@ def orphan_parent() -> None:
     sys.stdout.write(f"{helper.pid}\n")
     sys.stdout.flush()
     time.sleep(600)
+
+
+def exited_helper(code: int) -> tuple[Any, Any]:
+    """(an empty queue, a spawned process that has already exited with `code` without sending)."""
+    import multiprocessing
+    import sys
+
+    context = multiprocessing.get_context("spawn")
+    helper = context.Process(target=sys.exit, args=(code,))
+    helper.start()
+    helper.join()
+    return context.Queue(), helper
