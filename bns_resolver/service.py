@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine
 from twisted.internet import defer, task
 
+from bns_resolver.answers.parallel import default_processes
 from bns_resolver.answers.keeper import StoreKeeper
 from bns_resolver.answers.respond import StoreAnswerer
 from bns_resolver.answers.store import store_root
@@ -145,8 +146,11 @@ class GatewayService:
             return None
         answerer = StoreAnswerer(authority, policy)
         # Answers cached from a store entry an update then rewrote are dropped once it is in.
+        # A first compile of a big index builds subdomains in one process per core: the store serves
+        # sooner, and this process (the reactor's) only writes (bench/first_compile.py).
         self.store_keeper = StoreKeeper(self.engine, store_root(self.settings.data_dir), answerer, self.reactor,
-                                        on_applied=lambda names: self.gateway.names_changed(names, height_moved=False))
+                                        on_applied=lambda names: self.gateway.names_changed(names, height_moved=False),
+                                        compile_processes=default_processes())
         self.store_keeper.open_existing()
         return answerer
 
@@ -340,6 +344,8 @@ class GatewayService:
         return [f"{p.getHost().host}:{p.getHost().port}" for p in self.ports[::2]]
 
     def stop(self) -> defer.Deferred[Any]:
+        if self.store_keeper is not None:
+            self.store_keeper.stop()  # a compile under way ends at its next binding
         if self.chain_sync is not None:
             self.chain_sync.stop()  # the sync thread flushes after its current block (the shutdown flush point)
         if self.fetch_service is not None:

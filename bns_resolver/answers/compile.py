@@ -15,7 +15,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Container, Generator
+from collections.abc import Callable, Container, Generator
 from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,6 +28,7 @@ from bns_resolver.answers.nodes import Item, binding_items
 from bns_resolver.answers.parallel import PARALLEL_MIN_SUBDOMAINS
 from bns_resolver.answers.shapes import SubdomainShapes
 from bns_resolver.answers.store import CURRENT, IndexState, index_state
+from bns_resolver.errors import GatewayError
 from bns_resolver.index.lookup import IndexReader, NameRecord, SubdomainRecord
 
 log = logging.getLogger(__name__)
@@ -53,16 +54,22 @@ class CompileReport:
                 f"{self.skipped} skipped; {self.seconds:.2f} s")
 
 
-def compile_store(reader: IndexReader, root: Path, *, processes: int = 1) -> tuple[Path, CompileReport]:
+class CompileCancelled(GatewayError):
+    """The compile was asked to stop (the server is stopping); the previous store stays current."""
+
+
+def compile_store(reader: IndexReader, root: Path, *, processes: int = 1,
+                  cancelled: Callable[[], bool] = lambda: False) -> tuple[Path, CompileReport]:
     """Build a new store from the index and make it current; returns its path. With `processes` > 1
-    the subdomains are built by that many processes (parallel.py), when there are enough of them."""
+    the subdomains are built by that many processes (parallel.py), when there are enough of them.
+    `cancelled` is asked after each binding: when it says so, CompileCancelled is raised."""
     started = time.monotonic()
     state = index_state(reader)  # read first: a change during the scan then reads as stale
     root.mkdir(parents=True, exist_ok=True)
     build = root / f"build-{os.getpid()}-{time.time_ns()}"
     report = CompileReport()
     try:
-        _build(build, reader, state, report, started, processes)
+        _build(build, reader, state, report, started, processes, cancelled)
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
         raise
@@ -75,11 +82,11 @@ def compile_store(reader: IndexReader, root: Path, *, processes: int = 1) -> tup
 
 
 def _build(build: Path, reader: IndexReader, state: IndexState, report: CompileReport, started: float,
-           processes: int) -> None:
+           processes: int, cancelled: Callable[[], bool]) -> None:
     env = lmdb.open(str(build), map_size=BUILD_MAP_SIZE, sync=False, metasync=False, readahead=False)
     try:
         with closing(_items(reader, state, report, processes)) as items:  # a failed write stops producers now
-            _write(env, items)
+            _write(env, items, cancelled)
         report.seconds = round(time.monotonic() - started, 3)
         with env.begin(write=True) as txn:
             txn.put(META_KEY, json.dumps({"format": FORMAT_VERSION, **asdict(state),
@@ -89,9 +96,11 @@ def _build(build: Path, reader: IndexReader, state: IndexState, report: CompileR
         env.close()
 
 
-def _write(env: lmdb.Environment, bindings: Generator[list[Item], None, None]) -> None:
+def _write(env: lmdb.Environment, bindings: Generator[list[Item], None, None], cancelled: Callable[[], bool]) -> None:
     batch: list[Item] = []
     for items in bindings:
+        if cancelled():
+            raise CompileCancelled("the compile was stopped before it finished")
         batch += items
         if len(batch) >= PUTS_PER_TXN:
             _put_all(env, batch)

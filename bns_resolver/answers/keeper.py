@@ -13,6 +13,7 @@ One job runs at a time; a change that arrives meanwhile is picked up right after
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from twisted.internet import defer
 from twisted.internet.threads import deferToThreadPool
 
-from bns_resolver.answers.compile import CompileReport, compile_store
+from bns_resolver.answers.compile import CompileCancelled, CompileReport, compile_store
 from bns_resolver.answers.respond import StoreAnswerer
 from bns_resolver.answers.store import CompiledStore, index_state, open_current
 from bns_resolver.answers.update import UpdateResult, update_store
@@ -38,8 +39,10 @@ Applied = Callable[[frozenset[str]], None]  # names whose store entries were rew
 
 class StoreKeeper:
     def __init__(self, engine: Engine, root: Path, answerer: StoreAnswerer, reactor: Any,
-                 on_applied: Applied | None = None) -> None:
+                 on_applied: Applied | None = None, compile_processes: int = 1) -> None:
         self.engine = engine
+        self.compile_processes = compile_processes  # a full compile's producers (answers/parallel.py)
+        self._stopping = threading.Event()  # set by stop(): a compile under way ends early
         self.root = root
         self.answerer = answerer
         self.reactor = reactor
@@ -76,6 +79,8 @@ class StoreKeeper:
         if self.busy is not None:
             self._again = True
             return self.busy
+        if self._stopping.is_set():
+            return None
         if self.reactor.seconds() < self._retry_at or self.answerer.authority.not_ready():
             return None  # catching up with the chain: the store would not be used, and goes stale per block
         self._again = False
@@ -117,7 +122,13 @@ class StoreKeeper:
             self.on_applied(result.bindings)  # answers cached from the old entries meanwhile
 
     def _compile(self) -> tuple[Path, CompileReport]:
-        return compile_store(IndexReader(self.engine), self.root)
+        try:
+            return compile_store(IndexReader(self.engine), self.root, processes=self.compile_processes,
+                                 cancelled=self._stopping.is_set)
+        except CompileCancelled:
+            # Said here, in the compile's thread: the reactor may be gone before it hears of it.
+            log.info("answer store compile stopped: the server is stopping")
+            raise
 
     def _compiled(self, result: tuple[Path, CompileReport]) -> None:
         # Attached even if the index moved on meanwhile (or the database went away since): it is
@@ -133,7 +144,14 @@ class StoreKeeper:
             self.on_applied(frozenset())
         log.info("answer store in use: %s", report.summary())
 
+    def stop(self) -> None:
+        """The server is stopping: a compile under way gives up (its build is removed; the thread
+        pool's shutdown does not wait for a whole compile), and no new job starts."""
+        self._stopping.set()
+
     def _failed(self, failure: Any) -> None:
+        if failure.check(CompileCancelled):
+            return  # logged by _compile
         # The store keeps serving what it held (e.g. while the database is away); the periodic
         # check tries again after the pause.
         self._behind = True

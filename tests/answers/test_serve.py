@@ -10,9 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import insert
 
-from bns_resolver.answers.compile import compile_store
+from bns_resolver.answers.compile import CompileCancelled, compile_store
 from bns_resolver.answers.format import name_to_wire
 from bns_resolver.answers.store import CURRENT, open_current, open_fresh
 from bns_resolver.hashing import hash160_hex
@@ -143,6 +144,34 @@ def test_a_compile_killed_midway_leaves_the_previous_store_serving(tmp_path: Pat
     store.close()
     second, report = compile_store(IndexReader(engine), data / "answers")
     assert report.names == 1501 and not list((data / "answers").glob("build-*")) and not first.exists()
+
+
+def test_stopping_serve_mid_compile_stops_the_compile(tmp_path: Path) -> None:
+    """SIGTERM during a first compile: serve does not sit out the compile (a big index takes a minute),
+    the build is removed and no store is made current."""
+    data = tmp_path / "data"
+    data.mkdir()
+    make_index(data, IndexSpec(names=[NameSpec("alice.id", ZONE)]))
+    _big_index_rows(open_index(f"sqlite:///{data / 'index.sqlite'}"), 20000)
+    server = ServerProcess(data, config=bns_only_config(("id",))).start()
+    try:
+        _wait_for(lambda: any((data / "answers").glob("build-*/data.mdb")), timeout=60)
+        assert server.stop() == 0
+    finally:
+        server.stop()
+    log = server.log()
+    assert "answer store compile stopped: the server is stopping" in log, log[-2000:]
+    assert "answer store compiled at" not in log
+    assert not list((data / "answers").glob("build-*")) and not (data / "answers" / CURRENT).exists()
+
+
+def test_a_cancelled_compile_keeps_the_previous_store(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    engine = make_index(data, IndexSpec(names=[NameSpec("alice.id", ZONE)]))
+    first, _ = compile_store(IndexReader(engine), data / "answers")
+    with pytest.raises(CompileCancelled):
+        compile_store(IndexReader(engine), data / "answers", cancelled=lambda: True)
+    assert (data / "answers" / CURRENT).resolve() == first and not list((data / "answers").glob("build-*"))
 
 
 def _big_index_rows(engine, names: int) -> None:  # type: ignore[no-untyped-def]
