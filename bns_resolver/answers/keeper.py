@@ -24,6 +24,7 @@ from twisted.internet import defer
 from twisted.internet.threads import deferToThreadPool
 
 from bns_resolver.answers.compile import CompileCancelled, CompileReport, compile_store
+from bns_resolver.answers.parallel import CompileWorkerError
 from bns_resolver.answers.respond import StoreAnswerer
 from bns_resolver.answers.store import CompiledStore, index_state, open_current
 from bns_resolver.answers.update import UpdateResult, update_store
@@ -125,10 +126,13 @@ class StoreKeeper:
         try:
             return compile_store(IndexReader(self.engine), self.root, processes=self.compile_processes,
                                  cancelled=self._stopping.is_set)
-        except CompileCancelled:
+        except (CompileCancelled, CompileWorkerError) as exc:
+            # A service manager's SIGTERM reaches the producers too: their deaths are the stop's.
+            if not (isinstance(exc, CompileCancelled) or self._stopping.is_set()):
+                raise
             # Said here, in the compile's thread: the reactor may be gone before it hears of it.
             log.info("answer store compile stopped: the server is stopping")
-            raise
+            raise CompileCancelled("the server is stopping") from None
 
     def _compiled(self, result: tuple[Path, CompileReport]) -> None:
         # Attached even if the index moved on meanwhile (or the database went away since): it is
