@@ -46,7 +46,7 @@ def default_processes() -> int:
     """One producer per usable core, at most four."""
     try:
         cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
+    except (AttributeError, OSError):  # not Linux, or a sandbox that refuses the call
         cores = os.cpu_count() or 1
     return max(1, min(cores, 4))
 
