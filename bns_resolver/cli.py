@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     compile_command = _command(commands, "compile",
                                "rebuild the compiled answer store from the index (serve does it when stale)")
     compile_command.add_argument("--processes", type=_positive_int, metavar="N",
-                                 help="processes building subdomain entries (default: one per core, at most 4)")
+                                 help="processes building subdomain entries (default: [dns] compile_processes, "
+                                      "one per core, at most 4)")
     look = _command(commands, "lookup", "show a name's record and zone file, and whether it verifies")
     look.add_argument("name")
     integrate = _command(commands, "integrate", "print a split-DNS snippet for unbound, dnsmasq, resolved or pihole")
@@ -321,14 +322,13 @@ def fetch_zonefiles(engine: Engine, specs: tuple[str, ...]) -> str:
 
 def cmd_compile(settings: Settings, args: argparse.Namespace) -> int:
     from bns_resolver.answers.compile import compile_store
-    from bns_resolver.answers.parallel import default_processes
     from bns_resolver.answers.store import store_root
     from bns_resolver.index.lookup import IndexReader
     from bns_resolver.service import ensure_embedded_snapshot, open_data
 
     engine = open_data(settings)
     ensure_embedded_snapshot(engine, settings)  # as serve would: it then finds the store current
-    processes = args.processes or default_processes()
+    processes = args.processes or settings.store_compile_processes
     path, report = compile_store(IndexReader(engine), store_root(settings.data_dir), processes=processes)
     print(f"compiled {path}: {report.summary()}")
     return 0

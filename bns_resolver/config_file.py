@@ -13,6 +13,7 @@ from bns_resolver.errors import ConfigError
 from bns_resolver.settings import (
     DNS_PORT,
     HTTP_PORT,
+    MAX_COMPILE_PROCESSES,
     MAX_WORKERS,
     ZONEFILE_HTTP_PORT,
     ChainSettings,
@@ -88,6 +89,7 @@ def _dns_table(dns: Table) -> dict[str, Any]:
         "doh_canary": dns.take("doh_canary", v.boolean),
         "answer_store": dns.take("answer_store", v.boolean),
         "workers": dns.take("workers", v.count_or_auto(MAX_WORKERS)),
+        "compile_processes": dns.take("compile_processes", v.count_or_auto(MAX_COMPILE_PROCESSES)),
     }
     dns.refuse_unknown()
     return changes

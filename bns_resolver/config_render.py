@@ -23,7 +23,7 @@ def render_settings(settings: Settings) -> str:
                  "allow": list(settings.allow), "cache_entries": settings.cache_entries,
                  "tld_probe_interval": settings.tld_probe_interval, "run_as_user": settings.run_as_user,
                  "doh_canary": settings.doh_canary, "answer_store": settings.answer_store,
-                 "workers": settings.workers}),
+                 "workers": settings.workers, "compile_processes": settings.compile_processes}),
         ("namespaces", {"default_mode": settings.default_mode, "modes": settings.namespace_modes,
                         "icann_tlds": settings.icann_tlds}),
         ("zonefiles", {"sources": list(settings.zonefile_sources),

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine
 from twisted.internet import defer, task
 
-from bns_resolver.answers.parallel import default_processes
 from bns_resolver.answers.keeper import StoreKeeper
 from bns_resolver.answers.respond import StoreAnswerer
 from bns_resolver.answers.store import store_root
@@ -150,7 +149,7 @@ class GatewayService:
         # sooner, and this process (the reactor's) only writes (bench/first_compile.py).
         self.store_keeper = StoreKeeper(self.engine, store_root(self.settings.data_dir), answerer, self.reactor,
                                         on_applied=lambda names: self.gateway.names_changed(names, height_moved=False),
-                                        compile_processes=default_processes())
+                                        compile_processes=self.settings.store_compile_processes)
         self.store_keeper.open_existing()
         return answerer
 

@@ -26,6 +26,8 @@ HTTP_PORT = 80
 ZONEFILE_HTTP_PORT = 6270
 WORKERS_AUTO = "auto"  # [dns] workers: one DNS process per CPU this process may run on
 MAX_WORKERS = 256  # far past any core count we serve on; a typo like 1000 is refused, not forked
+MAX_COMPILE_PROCESSES = 64
+AUTO_COMPILE_PROCESSES = 4  # "auto": one per usable CPU, at most this many (more buys little: one writer)
 T = TypeVar("T")
 P = TypeVar("P")
 
@@ -191,6 +193,7 @@ class Settings:
     doh_canary: bool = True  # NXDOMAIN for use-application-dns.net: Firefox keeps the system resolver
     answer_store: bool = True  # answer cache misses from the compiled store (data_dir/answers)
     workers: int | str = 1  # DNS processes sharing the listen sockets (SO_REUSEPORT); or WORKERS_AUTO
+    compile_processes: int | str = WORKERS_AUTO  # processes building a full compile's subdomain entries
     query_log: bool = False  # [log] queries: one line per query (dns/querylog.py)
     query_log_lines_per_second: int = 1000  # past this, query lines are counted, not written
     metrics_listen: tuple[tuple[str, int], ...] = DEFAULT_METRICS_LISTEN  # /metrics, /healthz, /status.json
@@ -206,6 +209,13 @@ class Settings:
         if isinstance(self.workers, int):
             return self.workers
         return usable_cpus()
+
+    @property
+    def store_compile_processes(self) -> int:
+        """How many processes build subdomain entries when the answer store is compiled whole."""
+        if isinstance(self.compile_processes, int):
+            return self.compile_processes
+        return min(usable_cpus(), AUTO_COMPILE_PROCESSES)
 
 
 def usable_cpus() -> int:

@@ -103,6 +103,9 @@ BROKEN_FILES = [
     ('[dns]\nworkers = "many"', "[dns] workers", 'must be an integer or "auto", got \'many\''),
     ("[dns]\nworkers = 2.5", "[dns] workers", "must be an integer"),
     ("[dns]\nworkers = true", "[dns] workers", "must be an integer"),
+    ("[dns]\ncompile_processes = 0", "[dns] compile_processes", 'must be at least 1, got 0 (or "auto")'),
+    ("[dns]\ncompile_processes = 65", "[dns] compile_processes", "must be at most 64"),
+    ('[dns]\ncompile_processes = "all"', "[dns] compile_processes", 'must be an integer or "auto"'),
     ('[namespaces]\nicann_tlds = ["id"]', "[namespaces] icann_tlds", "must be a table"),
     ('[namespaces]\nicann_tlds = { id = "yes" }', "[namespaces] icann_tlds", "id: must be true or false"),
     ('[namespaces]\ndefault_mode = "bns-last"', "[namespaces] default_mode", "bns-first, bns-only, icann-first"),
@@ -243,6 +246,21 @@ def test_rendered_settings_load_back_the_same(tmp_path: Path) -> None:
     rendered.write_text(render_settings(first))
     again = load_settings(rendered, env={})
     assert again == replace_db(first, again.db_url)
+
+
+def test_compile_processes_auto_and_set(tmp_path: Path) -> None:
+    """[dns] compile_processes: "auto" (one per usable CPU, at most 4) unless set; rendered for workers."""
+    import os
+
+    config = tmp_path / "c.toml"
+    default = load_settings(None, env={}, data_dir=str(tmp_path))
+    assert default.store_compile_processes == min(len(os.sched_getaffinity(0)), 4)
+    config.write_text("[dns]\ncompile_processes = 1\n")
+    settings = load_settings(config, env={}, data_dir=str(tmp_path))
+    assert settings.store_compile_processes == 1
+    rendered = tmp_path / "rendered.toml"
+    rendered.write_text(render_settings(settings))
+    assert load_settings(rendered, env={}).compile_processes == 1
 
 
 def test_workers_count_auto_and_default(tmp_path: Path) -> None:

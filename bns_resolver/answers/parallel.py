@@ -42,15 +42,6 @@ class CompileWorkerError(GatewayError):
     """A process compiling a range of subdomains failed or died."""
 
 
-def default_processes() -> int:
-    """One producer per usable core, at most four."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not Linux, or a sandbox that refuses the call
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 4))
-
-
 def subdomain_items(reader: IndexReader, state: IndexState, domains: frozenset[str], report: CompileReport,
                     processes: int) -> Iterator[list[Item]]:
     """Every subdomain's entries, built by `processes` processes over fqn ranges; their counts go

@@ -95,7 +95,7 @@ def test_a_writer_that_fails_stops_the_producers_at_once(reader: IndexReader, tm
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """The failure propagates with its traceback kept (as pytest keeps it): the producers must not
     wait for it to be freed, holding their read transactions meanwhile."""
-    def write_one_then_fail(_env: object, bindings: Iterator[list[object]]) -> None:
+    def write_one_then_fail(_env: object, bindings: Iterator[list[object]], _cancelled: object) -> None:
         while not [child for child in multiprocessing.active_children() if child.name.startswith("bns-compile")]:
             next(bindings)  # the names' entries, then the first batch from a producer
         raise OSError(28, "No space left on device")
