@@ -58,6 +58,7 @@ def subdomain_items(reader: IndexReader, state: IndexState, domains: frozenset[s
         for number, (low, high) in enumerate(ranges)]
     for producer in producers:
         producer.start()
+    log.info("compiling the subdomains' entries in %d processes", len(producers))
     try:
         yield from _collect(channel, producers, report)
     finally:
