@@ -8,6 +8,8 @@ Usage (from the repository root, under the shared lock):
     flock /tmp/bns-heavy.lock python3 bench/workers_qps.py --data-dir /work/tmp-NAME/bench [--seconds 10]
 The data dir gets the embedded snapshot (12 names, 50 subdomains) and its compiled store on first use;
 the queries are case (a)'s: the URI record of each of its names, so every answer is a cached one.
+`--case e` asks 200,000 names of a big index once each instead (give it the 2.2 M data dir of
+`run_dns_bench.py --export`).
 """
 
 from __future__ import annotations
@@ -33,9 +35,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--outstanding", type=int, default=200, help="dnsperf -q")
     p.add_argument("--port", type=int, default=15390)
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--case", choices=("a", "nx"), default="a",
+    p.add_argument("--case", choices=("a", "nx", "e"), default="a",
                    help="a: the URI of each embedded name (cached answers); nx: 100,000 distinct random names "
-                        "under `id` (NXDOMAIN from the store, (c′)-like: no repeat, so no replay hit)")
+                        "under `id` (NXDOMAIN from the store, (c′)-like: no repeat, so no replay hit); e: the URI "
+                        "of 200,000 random names of a big index (run_dns_bench's (e); use the data dir of "
+                        "`run_dns_bench.py --export`, whose store is compiled)")
     return p.parse_args()
 
 
@@ -51,6 +55,16 @@ def query_file(data_dir: Path, case: str) -> Path:
         return path
 
     engine = open_index(f"sqlite:///{data_dir / 'index.sqlite'}")
+    if case == "e":
+        import random
+
+        with engine.connect() as conn:  # every 11th row, spread over the whole index; the same each time
+            sample = [row[0] for row in conn.execute(text(
+                "SELECT fqn FROM subdomains WHERE rowid % 11 = 3 ORDER BY rowid LIMIT 200000"))]
+        random.Random(7).shuffle(sample)
+        path = data_dir / "queries-e.txt"
+        path.write_text("".join(f"_http._tcp.{name} URI\n" for name in sample))
+        return path
     with engine.connect() as conn:
         names = [row[0] for row in conn.execute(text("SELECT fqn FROM names UNION SELECT fqn FROM subdomains"))]
     path = data_dir / "queries-a.txt"
