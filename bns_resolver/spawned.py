@@ -9,12 +9,13 @@ the helper's last messages.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import queue
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from multiprocessing.process import BaseProcess
 from typing import Any
 
@@ -33,14 +34,24 @@ def _exit_with(parent: int) -> None:
     os._exit(1)  # nobody reads what this process would send
 
 
+def start(target: Callable[..., None], argument_sets: list[tuple[Any, ...]], names: list[str],
+          queued: int) -> tuple[Any, list[BaseProcess]]:
+    """Spawn one helper per argument set, each called as target(*arguments, channel, parent pid);
+    returns the bounded queue they all send on, and the helpers."""
+    context = multiprocessing.get_context("spawn")  # no inherited connections, threads or reactor
+    channel = context.Queue(maxsize=queued)
+    helpers: list[BaseProcess] = [
+        context.Process(target=target, name=name, daemon=True, args=(*arguments, channel, os.getpid()))
+        for arguments, name in zip(argument_sets, names, strict=True)]
+    for helper in helpers:
+        helper.start()
+    return channel, helpers
+
+
 def send(channel: Any, message: object) -> None:
-    """Put `message`, waiting while the queue is full (the parent is busy writing)."""
-    while True:
-        try:
-            channel.put(message, timeout=POLL_SECONDS)
-            return
-        except queue.Full:
-            continue
+    """Put `message`, waiting while the queue is full (the parent is busy writing; if it died, the
+    watchdog of become_helper ends this process)."""
+    channel.put(message)
 
 
 def receive(channel: Any, helpers: list[BaseProcess], finished: set[int]) -> Iterator[Any]:

@@ -14,8 +14,6 @@ bounded queue (memory stays a few batches per producer) and stop when their pare
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
 from collections.abc import Iterator
 from dataclasses import asdict, fields
 from multiprocessing.process import BaseProcess
@@ -49,15 +47,10 @@ def subdomain_items(reader: IndexReader, state: IndexState, domains: frozenset[s
     reading it to the end (its producers stop then)."""
     points = reader.subdomain_split_points(processes)
     ranges = list(zip([None, *points], [*points, None], strict=True))
-    context = multiprocessing.get_context("spawn")
-    channel: Any = context.Queue(maxsize=QUEUED_PER_PRODUCER * len(ranges))
     url = reader.url()
-    producers: list[BaseProcess] = [
-        context.Process(target=_produce, name=f"bns-compile-{number}", daemon=True,
-                        args=(number, url, state, domains, low, high, channel, os.getpid()))
-        for number, (low, high) in enumerate(ranges)]
-    for producer in producers:
-        producer.start()
+    channel, producers = spawned.start(
+        _produce, [(number, url, state, domains, low, high) for number, (low, high) in enumerate(ranges)],
+        [f"bns-compile-{number}" for number in range(len(ranges))], QUEUED_PER_PRODUCER * len(ranges))
     log.info("compiling the subdomains' entries in %d processes", len(producers))
     try:
         yield from _collect(channel, producers, report)

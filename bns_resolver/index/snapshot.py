@@ -51,7 +51,7 @@ from bns_resolver.index.changes import ALL_NAMES, record_changes
 from bns_resolver.index.db import bulk_insert, reported
 from bns_resolver.index.progress import ByteProgress
 from bns_resolver.index.snapshot_files import EMBEDDED_DIR, EXPORT_FILES, PRODUCTION_DIGESTS, ExportFiles, iter_sections
-from bns_resolver.index.snapshot_reader import Event, export_events, subdomain_tuple
+from bns_resolver.index.snapshot_reader import Event, export_events
 from bns_resolver.index.sync_state import bump_generation, write_sync_state
 from bns_resolver.zonefiles.store import store_stream_verified_by
 
@@ -286,7 +286,6 @@ def _bulk_load(conn: Connection) -> Iterator[None]:
             conn.exec_driver_sql(f"PRAGMA cache_size={saved}")
 
 
-
 def _batches(rows: Iterable[dict[str, Any]], size: int = _ROW_BATCH) -> Iterator[list[dict[str, Any]]]:
     source = iter(rows)
     while batch := list(islice(source, size)):
@@ -322,6 +321,17 @@ def _load_names(conn: Connection, rows: Iterable[dict[str, str]]) -> int:
     return count
 
 
+def _subdomain_tuple(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A subdomains.csv row as snapshot_reader reads it (its SUBDOMAIN_COLUMNS, then the resolver),
+    as _SUBDOMAIN_FIELDS."""
+    name, owner, zonefile_hash, parent_zonefile_hash, parent_zonefile_index, block_height, resolver = row
+    fqn = name.lower()
+    if "." not in fqn:
+        raise SnapshotError(f"subdomains.csv: {fqn!r} is not a subdomain of a name")
+    return (fqn, fqn.split(".", 1)[1], owner, 0, zonefile_hash.lower(), parent_zonefile_hash.lower(),
+            int(parent_zonefile_index or 0), int(block_height or 0), resolver or None)
+
+
 _SUBDOMAIN_FIELDS = ("fqn", "domain", "owner_address", "sequence", "zonefile_hash", "parent_zonefile_hash",
                      "parent_zonefile_index", "block_height", "resolver")
 
@@ -329,7 +339,7 @@ _SUBDOMAIN_FIELDS = ("fqn", "domain", "owner_address", "sequence", "zonefile_has
 def _load_subdomains(conn: Connection, rows: Iterable[tuple[Any, ...]]) -> None:
     """Every row of subdomains.csv, as it comes, into a temporary table; `_settle_subdomains` moves
     the good ones over."""
-    bulk_insert(conn, _SUBDOMAIN_STAGE, _SUBDOMAIN_FIELDS, map(subdomain_tuple, rows))
+    bulk_insert(conn, _SUBDOMAIN_STAGE, _SUBDOMAIN_FIELDS, map(_subdomain_tuple, rows))
 
 
 _SUBDOMAIN_STAGE = Table("subdomain_stage", MetaData(), *(Column(name, String) for name in _SUBDOMAIN_FIELDS[:3]),

@@ -19,11 +19,8 @@ Events (plain tuples, cheap to pickle):
 from __future__ import annotations
 
 import io
-import multiprocessing
-import os
 from collections.abc import Callable, Generator, Iterable, Iterator
 from itertools import islice
-from multiprocessing.process import BaseProcess
 from typing import IO, Any
 
 from bns_resolver import spawned
@@ -87,7 +84,7 @@ def _member_events(name: str, stream: IO[bytes]) -> Iterator[Event]:
             elif section == "NAMES":
                 yield from _batched("names", dict_rows(body, what, NAME_COLUMNS))
     elif name == "subdomains.csv":
-        # The rows as read: the importer turns them into stage rows (subdomain_tuple) itself, as it
+        # The rows as read: the importer turns them into stage rows (_subdomain_tuple) itself, as it
         # waits for this process here otherwise (parsing the CSV is the larger half of the work).
         rows = column_rows(text_lines(stream, name), name, SUBDOMAIN_COLUMNS, ("resolver",))
         yield from _batched("subdomains", rows)
@@ -123,24 +120,9 @@ def _batched_files(pairs: Iterable[tuple[str, bytes]]) -> Iterator[Event]:
         yield "rows", "zonefiles", batch
 
 
-def subdomain_tuple(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """A `column_rows` row of SUBDOMAIN_COLUMNS and then the resolver, as the importer's stage row:
-    fqn, domain, owner, sequence, zonefile_hash, parent_zonefile_hash, parent_zonefile_index,
-    block_height, resolver."""
-    name, owner, zonefile_hash, parent_zonefile_hash, parent_zonefile_index, block_height, resolver = row
-    fqn = name.lower()
-    if "." not in fqn:
-        raise SnapshotError(f"subdomains.csv: {fqn!r} is not a subdomain of a name")
-    return (fqn, fqn.split(".", 1)[1], owner, 0, zonefile_hash.lower(), parent_zonefile_hash.lower(),
-            int(parent_zonefile_index or 0), int(block_height or 0), resolver or None)
-
-
 def _from_process(files: ExportFiles, on_bytes: Callable[[int], None] | None) -> Generator[Event, None, None]:
-    context = multiprocessing.get_context("spawn")
-    channel: Any = context.Queue(maxsize=QUEUED_EVENTS)
-    reader: BaseProcess = context.Process(target=_read_into, name="bns-import-reader", daemon=True,
-                                          args=(files, channel, os.getpid(), on_bytes is not None))
-    reader.start()
+    channel, (reader,) = spawned.start(_read_into, [(files, on_bytes is not None)], ["bns-import-reader"],
+                                       QUEUED_EVENTS)
     finished: set[int] = set()
     try:
         for kind, payload, read_bytes in spawned.receive(channel, [reader], finished):
@@ -159,7 +141,7 @@ def _from_process(files: ExportFiles, on_bytes: Callable[[int], None] | None) ->
         spawned.stop([reader], channel)
 
 
-def _read_into(files: ExportFiles, channel: Any, parent: int, count_bytes: bool) -> None:
+def _read_into(files: ExportFiles, count_bytes: bool, channel: Any, parent: int) -> None:
     """The reading process: every event into `channel`, with the bytes read since the last one."""
     spawned.become_helper(parent)
     pending = [0]
