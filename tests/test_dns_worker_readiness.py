@@ -19,7 +19,7 @@ from bns_resolver.index.lookup import IndexReader
 from bns_resolver.service import NOT_READY_KEY
 from bns_resolver.settings import ChainSettings, Settings
 from bns_resolver.workers import WorkerBrief
-from tests.answers.pair import Ask
+from tests.answers.pair import Ask, as_the_udp_reader
 from tests.support.dns_fixtures import IndexSpec, NameSpec, make_index
 
 ZONE = b"$ORIGIN alice.id\n@ A 192.0.2.1\n"
@@ -27,14 +27,7 @@ ZONE = b"$ORIGIN alice.id\n@ A 192.0.2.1\n"
 
 def _rcode(worker: DnsWorker, query_id: int) -> int:
     """As the UDP reader asks: the replay table, then the store, then the full path."""
-    packet = Ask("alice.id", "A").packet(query_id)
-    entry = worker.gateway.replay.get(packet[2:])
-    wire = packet[:2] + entry[0] if entry is not None else worker.gateway.store_answer_udp(packet)
-    if wire is None:
-        answer = worker.gateway.handle(packet, "127.0.0.1", tcp=False)
-        assert isinstance(answer, bytes)
-        wire = answer
-    return dns.message.from_wire(wire).rcode()
+    return dns.message.from_wire(as_the_udp_reader(worker.gateway, Ask("alice.id", "A").packet(query_id))).rcode()
 
 
 def test_a_worker_follows_serves_verdict_and_forgets_what_it_answered(tmp_path: Path) -> None:

@@ -43,6 +43,18 @@ class Ask:
         return packet
 
 
+def as_the_udp_reader(gateway: Gateway, packet: bytes) -> bytes:
+    """The answer the UDP reader (dns/server.py) gives: its replay table, then the store's fast
+    path, then the full path."""
+    entry = gateway.replay.get(packet[2:])
+    wire = packet[:2] + entry[0] if entry is not None else gateway.store_answer_udp(packet)
+    if wire is None:
+        answer = gateway.handle(packet, "127.0.0.1", tcp=False)
+        assert isinstance(answer, bytes)
+        wire = answer
+    return wire
+
+
 class GatewayPair:
     def __init__(self, engine: Engine, root: Path, *, shared: bool = False, modes: dict[str, Mode] | None = None,
                  ready: ReadinessCheck | None = None) -> None:

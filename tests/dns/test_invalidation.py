@@ -15,7 +15,7 @@ import pytest
 
 from bns_resolver.dns.invalidation import CacheInvalidation
 from bns_resolver.index.changes import ChangeSet, IndexEvents, IndexUpdate, changes_since, record_changes
-from tests.answers.pair import Ask, GatewayPair
+from tests.answers.pair import Ask, GatewayPair, as_the_udp_reader
 from tests.support.dns_fixtures import IndexSpec, NameSpec, make_index
 
 ALICE = b'$ORIGIN alice.id\n@ A 192.0.2.1\n'
@@ -36,14 +36,7 @@ class Following:
 
     def rcode(self, name: str, query_id: int = 7) -> int:
         """The answer's rcode, asked as the UDP reader asks: its replay table first, then the store."""
-        packet = Ask(name, "A").packet(query_id)
-        entry = self.gateway.replay.get(packet[2:])
-        wire = packet[:2] + entry[0] if entry is not None else self.gateway.store_answer_udp(packet)
-        if wire is None:
-            answer = self.gateway.handle(packet, "127.0.0.1", tcp=False)
-            assert isinstance(answer, bytes)
-            wire = answer
-        return dns.message.from_wire(wire).rcode()
+        return dns.message.from_wire(as_the_udp_reader(self.gateway, Ask(name, "A").packet(query_id))).rcode()
 
     def replayed(self, name: str) -> bool:
         return self.gateway.replay.get(Ask(name, "A").packet(7)[2:]) is not None
