@@ -14,9 +14,10 @@ from __future__ import annotations
 import ipaddress
 import logging
 import struct
-from collections.abc import Container
+from collections.abc import Callable, Container
 from typing import Any
 
+from bns_resolver.answers import native
 from bns_resolver.answers.format import (
     FLAG_APEX,
     FLAG_WEB,
@@ -34,6 +35,7 @@ from bns_resolver.dns.authority import NEGATIVE_TTL, WEB_ADDRESS_TTL, BnsAuthori
 from bns_resolver.dns.loglimit import LogLimiter
 from bns_resolver.dns.policy import Mode, NamespacePolicy
 from bns_resolver.dns.rcodes import RCODE_NXDOMAIN, RCODE_SERVFAIL
+from bns_resolver.dns.replay import ReplayCache
 from bns_resolver.dns.wire import (
     MAX_UDP_PAYLOAD,
     MIN_UDP_PAYLOAD,
@@ -60,6 +62,10 @@ _OPT = {False: b"\x00" + _RR_FIXED.pack(TYPE_OPT, MAX_UDP_PAYLOAD, 0, 0),
         True: b"\x00" + _RR_FIXED.pack(TYPE_OPT, MAX_UDP_PAYLOAD, 0x8000, 0)}
 
 Reply = tuple[bytes, bool]  # the answer, and whether the gateway may cache it
+# What the native answerer (answers/native.py) may do in a namespace: its PLAN_* and the SOA record
+# after its owner name; None: nothing (not a namespace, icann-first, or the index is not ready).
+Plan = tuple[int, bytes] | None
+MAX_PLANS = 1024  # namespaces and other last labels asked since the last change
 
 
 class StoreAnswerer:
@@ -69,16 +75,22 @@ class StoreAnswerer:
         self.store: CompiledStore | None = None
         self._get: Any = None  # store.get while the store matches the index, else None
         self.changes = 0  # index changes seen; a compile started before the last one is stale
-        self.answered = 0
+        self._answered = 0  # by `answer`; the native answerers count their own
+        self._natives: list[Any] = []
         # The finished SOA record of a NXDOMAIN/NODATA reply, per namespace, height and owner pointer.
         self._soa: dict[tuple[str, int | None, int], bytes] = {}
         self._web_rr: dict[str, tuple[int, bytes]] = {}
+        # Per last label (bytes), what the native answerer may answer there; dropped on every change
+        # of the index, its readiness or the namespace policy (Gateway and the policy call forget_plans).
+        self.plans: dict[bytes, Plan] = {}
+        policy.listeners.append(self.forget_plans)
         if store is not None:
             self.attach(store)
 
     def attach(self, store: CompiledStore) -> CompiledStore | None:
         """Serve from `store` from now on; returns the store it replaces (the caller closes it)."""
         previous, self.store, self._get = self.store, store, store.get
+        self.plans.clear()
         return previous if previous is not store else None
 
     @property
@@ -89,6 +101,44 @@ class StoreAnswerer:
         """The index moved on: the store no longer speaks for it until a new compile is attached."""
         self.changes += 1
         self._get = None
+        self.plans.clear()
+
+    def forget_plans(self) -> None:
+        self.plans.clear()
+
+    def plan(self, label: bytes) -> Plan:
+        """What the native answerer may answer under the last label `label` until the next change:
+        the checks `answer` makes per query that depend on the namespace alone."""
+        namespace = label.decode("latin-1")
+        plan: Plan = None
+        if namespace in self.authority.namespaces:
+            mode = self.policy.effective_mode(namespace)
+            if mode is not Mode.ICANN_FIRST and not self.authority.not_ready():
+                height = self.authority.height
+                kind = native.PLAN_BNS_ONLY if mode is Mode.BNS_ONLY else native.PLAN_BNS_FIRST
+                plan = (kind, self._soa_tail(namespace, height))
+        if len(self.plans) >= MAX_PLANS:
+            self.plans.clear()
+        self.plans[label] = plan
+        return plan
+
+    @property
+    def answered(self) -> int:
+        """Replies joined so far, here and by the native answerers."""
+        return self._answered + sum(int(answerer.answered) for answerer in self._natives)
+
+    def native_udp(self, forwarded: Any, web_address: str | None,
+                   replay: ReplayCache) -> Callable[[bytes], bytes | None] | None:
+        """A native answerer's `answer` for a UDP reader (None without the C extension): the replies
+        `answer` gives with tcp=False and the forward cache's namespaces shadowed, remembered in
+        `replay` as the gateway remembers them; or None, and `answer` decides."""
+        web = None if web_address is None else (self._web_rr.get(web_address) or self._web_record(web_address))
+        answerer = native.udp_answerer(self, forwarded, web, replay)
+        if answerer is None:
+            return None
+        self._natives.append(answerer)
+        answer: Callable[[bytes], bytes | None] = answerer.answer
+        return answer
 
     def answer(self, packet: bytes, fast: FastQuery, *, tcp: bool, web_address: str | None,
                shadowed: Container[str] = ()) -> Reply | tuple[str, str] | None:
@@ -150,7 +200,7 @@ class StoreAnswerer:
             return None  # deferred: the zone file may have arrived since; the slow path looks
         code, text = decode_servfail(value)
         limited_log.warning(f"servfail-{code}", "SERVFAIL for %s: %s", _text(fast.qname), text.decode(errors="replace"))
-        self.answered += 1
+        self._answered += 1
         opt = b""
         if fast.edns is not None:
             option = struct.pack("!HHH", EDNS_OPTION_EDE, 2 + len(text[:EDE_TEXT_MAX]), code) + text[:EDE_TEXT_MAX]
@@ -175,7 +225,7 @@ class StoreAnswerer:
 
     def _reply(self, packet: bytes, fast: FastQuery, tcp: bool, offsets: list[int], namespace: str, rcode: int,
                ancount: int, section: bytes) -> bytes:
-        self.answered += 1
+        self._answered += 1
         if ancount:
             authority, nscount = b"", 0
         else:
@@ -191,11 +241,15 @@ class StoreAnswerer:
         if record is None:
             if len(self._soa) > 1024:
                 self._soa.clear()
-            # to_wire() without a file returns the bytes (typed Optional for the file form).
-            rdata = apex_records(namespace, key[1])[0].rdata.to_wire() or b""
-            record = self._soa[key] = (struct.pack("!H", 0xC000 | pointer)
-                                       + _RR_FIXED.pack(TYPE_SOA, 1, NEGATIVE_TTL, len(rdata)) + rdata)
+            record = self._soa[key] = struct.pack("!H", 0xC000 | pointer) + self._soa_tail(namespace, key[1])
         return record
+
+    @staticmethod
+    def _soa_tail(namespace: str, height: int | None) -> bytes:
+        """The namespace's SOA record after its owner name."""
+        # to_wire() without a file returns the bytes (typed Optional for the file form).
+        rdata = apex_records(namespace, height)[0].rdata.to_wire() or b""
+        return _RR_FIXED.pack(TYPE_SOA, 1, NEGATIVE_TTL, len(rdata)) + rdata
 
 
 def _join(packet: bytes, fast: FastQuery, tcp: bool, rcode: int, ancount: int, records: bytes, nscount: int,

@@ -127,6 +127,8 @@ class Gateway:
         and so do upstream answers under BNS namespaces, which the namespace policies may route
         differently now."""
         namespaces = {_wire_name(ns) for ns in self.authority.namespaces}
+        if self.store is not None:
+            self.store.forget_plans()
         self._drop_cached(lambda _qname: True, lambda qname: _tld(qname) in namespaces)
 
     def names_changed(self, names: Collection[str], *, height_moved: bool) -> None:
@@ -135,6 +137,8 @@ class Gateway:
         has); every other forwarded answer stays. A new height changes every negative answer's SOA
         serial, so then every BNS answer goes (they are rebuilt from the store in microseconds)."""
         self.authority.refresh()
+        if self.store is not None:
+            self.store.forget_plans()  # the height, and so every namespace's SOA serial, may have moved
         suffixes = tuple(_wire_name(name) for name in names if name)
 
         def touched(qname: bytes) -> bool:
@@ -201,6 +205,14 @@ class Gateway:
         else:
             self.stats["servfail"] += 1
         return wire
+
+    def native_store_udp(self) -> Callable[[bytes], bytes | None] | None:
+        """The C version of store_answer_udp's lookup, reply and replay entry (answers/native.py), or
+        None without the extension or a store. It declines (None) whatever store_answer_udp must
+        decide, and does not count the query in `stats`: the reader does."""
+        if self.store is None:
+            return None
+        return self.store.native_udp(self.forwarded, self.web_address, self.replay)
 
     def _cache_hit(self, packet: bytes, answer: bytes, until: float, *, tcp: bool) -> bytes:
         self.stats["cache_hits"] += 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bns_resolver.config import NamespaceMode
@@ -39,6 +40,9 @@ class NamespacePolicy:
     probed: dict[str, TldStatus] = field(default_factory=dict)
     # Why the last probe of a namespace got no verdict (upstream refused, failed or timed out).
     probe_errors: dict[str, str] = field(default_factory=dict)
+    # Called when a probe changes a namespace's verdict (what the store's native answerer planned
+    # from the old one must go).
+    listeners: list[Callable[[], None]] = field(default_factory=list, compare=False, repr=False)
 
     def status(self, namespace: str) -> TldStatus:
         if namespace in self.configured_shared:
@@ -54,10 +58,14 @@ class NamespacePolicy:
         return self.modes.get(namespace, self.default_mode)
 
     def record_probe(self, namespace: str, status: TldStatus) -> None:
-        if self.probed.get(namespace) is not status:
+        changed = self.probed.get(namespace) is not status
+        if changed:
             log.info("namespace %s: %s", namespace, status.value)
         self.probed[namespace] = status
         self.probe_errors.pop(namespace, None)
+        if changed:
+            for listener in self.listeners:
+                listener()
 
     def record_probe_failure(self, namespace: str, reason: str) -> None:
         """No verdict: the previous one (or UNKNOWN) stands, and `status` says why."""

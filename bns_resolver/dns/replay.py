@@ -18,31 +18,35 @@ Entry = tuple[bytes, float]  # (answer after its ID, deadline)
 
 class ReplayCache:
     def __init__(self, max_entries: int) -> None:
-        self._max_entries = max_entries
-        self._entries: dict[bytes, Entry] = {}
+        self.max_entries = max_entries
+        # Public for the native answerer (answers/_native.c), which remembers as `remember` does.
+        self.entries: dict[bytes, Entry] = {}
         # get(query bytes after the ID) -> Entry | None. The dict's own method, bound once: the
         # reader calls it for every datagram, and a Python method here would add a call to that loop.
-        self.get: Callable[[bytes], Entry | None] = self._entries.get
+        self.get: Callable[[bytes], Entry | None] = self.entries.get
 
     def remember(self, packet: bytes, answer: bytes, until: float) -> None:
         """Let the reader answer this exact query (any ID) with `answer` until `until`."""
-        entries = self._entries
-        if len(entries) >= self._max_entries:
-            evict_oldest(entries, self._max_entries)
+        entries = self.entries
+        if len(entries) >= self.max_entries:
+            self.make_room()
         entries[packet[2:]] = (answer[2:], until)
+
+    def make_room(self) -> None:
+        evict_oldest(self.entries, self.max_entries)
 
     def drop(self, bns: Callable[[bytes], bool], forwarded: Callable[[bytes], bool]) -> None:
         """Drop BNS answers whose (lower-case wire) question name `bns` picks, upstream ones `forwarded` picks."""
-        entries = self._entries
+        entries = self.entries
         for key in [key for key, (_, until) in entries.items()
                     if (bns if until == FOREVER else forwarded)(question_name(key))]:
             del entries[key]
 
     def clear(self) -> None:
-        self._entries.clear()
+        self.entries.clear()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self.entries)
 
 
 def question_name(key: bytes) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer, protocol
@@ -59,6 +60,8 @@ class FastUdpServer:
         self.reactor = reactor
         self.rrl = rate_limiter
         self.query_log = query_log
+        self._native_for: object = None
+        self._native: Callable[[bytes], bytes | None] | None = None
         reactor.addReader(self)
 
     def fileno(self) -> int:
@@ -74,7 +77,7 @@ class FastUdpServer:
         # Locals, not attributes: this loop runs once per datagram.
         recvfrom, sendto = self.sock.recvfrom, self.sock.sendto
         replayed, allowed = self.gateway.replay.get, self.gateway.access.decided.get
-        from_store = self.gateway.store_answer_udp
+        from_store, native, stats = self.gateway.store_answer_udp, self._native_answer(), self.gateway.stats
         buckets = self.rrl.by_client.get if self.rrl is not None else None
         now = time.monotonic()
         for _ in range(self.MAX_BATCH):
@@ -91,7 +94,12 @@ class FastUdpServer:
                 # A query new to the replay table, from a client known to be allowed: the store
                 # answers most of these in one call; anything else takes the full path.
                 try:
-                    stored = from_store(data)
+                    # The C answerer first (answers/_native.c: a fifth of the CPU), then Python's.
+                    stored = native(data) if native is not None else None
+                    if stored is not None:
+                        stats["queries"] += 1
+                    else:
+                        stored = from_store(data)
                 except Exception:  # noqa: BLE001 - one bad packet must never stop the server
                     limited_log.error("udp-failure", "failed to answer a UDP query from %s", addr[0], exc_info=True)
                     continue
@@ -114,6 +122,13 @@ class FastUdpServer:
                 sendto(reply, addr)
             except OSError:
                 pass  # a full send buffer drops the reply, as UDP may
+
+    def _native_answer(self) -> Callable[[bytes], bytes | None] | None:
+        """The gateway's native store answerer, made once per store answerer the gateway has."""
+        store = self.gateway.store
+        if store is not self._native_for:
+            self._native_for, self._native = store, self.gateway.native_store_udp()
+        return self._native
 
     def _read_logged(self, query_log: QueryLog) -> None:
         """doRead with one query-log line per datagram: the same decisions, timed and attributed."""
