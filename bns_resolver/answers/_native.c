@@ -10,9 +10,17 @@
  *
  * The store format is answers/format.py's; the reply layout is respond._join's.
  */
+#define _GNU_SOURCE /* recvmmsg, sendmmsg */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <string.h>
+#ifdef __linux__
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#define HAVE_READER 1
+#endif
 
 #define TYPE_A 1
 #define TYPE_AAAA 28
@@ -273,6 +281,7 @@ typedef struct {
     PyObject *entries;
     Py_ssize_t max_entries;
     unsigned long long answered;
+    void *buffers; /* the reader's datagram buffers, made on its first read */
 } NativeAnswerer;
 
 static PyObject *str_get;
@@ -281,7 +290,7 @@ static PyObject *str_make_room;
 static PyObject *forever; /* float('inf'): replay.FOREVER */
 
 /* ReplayCache.remember(packet, reply, FOREVER), its room made by the cache's own method. */
-static int remember(NativeAnswerer *self, PyObject *packet, PyObject *reply)
+static int remember(NativeAnswerer *self, PyObject *key, PyObject *reply)
 {
     if (PyDict_GET_SIZE(self->entries) >= self->max_entries) {
         PyObject *done = PyObject_CallMethodNoArgs(self->replay, str_make_room);
@@ -289,13 +298,11 @@ static int remember(NativeAnswerer *self, PyObject *packet, PyObject *reply)
             return -1;
         Py_DECREF(done);
     }
-    PyObject *key = PyBytes_FromStringAndSize(PyBytes_AS_STRING(packet) + 2, PyBytes_GET_SIZE(packet) - 2);
     PyObject *answer = PyBytes_FromStringAndSize(PyBytes_AS_STRING(reply) + 2, PyBytes_GET_SIZE(reply) - 2);
-    PyObject *entry = (key && answer) ? PyTuple_Pack(2, answer, forever) : NULL;
+    PyObject *entry = answer ? PyTuple_Pack(2, answer, forever) : NULL;
     int result = entry ? PyDict_SetItem(self->entries, key, entry) : -1;
     Py_XDECREF(entry);
     Py_XDECREF(answer);
-    Py_XDECREF(key);
     return result;
 }
 
@@ -462,10 +469,199 @@ static PyObject *NativeAnswerer_answer(NativeAnswerer *self, PyObject *packet)
     if (!parse_query((const unsigned char *)PyBytes_AS_STRING(packet), PyBytes_GET_SIZE(packet), &q))
         Py_RETURN_NONE;
     PyObject *reply = answer_query(self, &q);
-    if (reply != NULL && reply != Py_None && remember(self, packet, reply) < 0)
-        Py_CLEAR(reply);
+    if (reply != NULL && reply != Py_None) {
+        PyObject *key = PyBytes_FromStringAndSize(PyBytes_AS_STRING(packet) + 2, PyBytes_GET_SIZE(packet) - 2);
+        if (key == NULL || remember(self, key, reply) < 0)
+            Py_CLEAR(reply);
+        Py_XDECREF(key);
+    }
     return reply;
 }
+
+#ifdef HAVE_READER
+/* The UDP reader's loop (server.FastUdpServer.doRead) for what it settles alone. */
+
+#define READ_BATCH 32          /* datagrams per recvmmsg */
+#define DATAGRAM_MAX 65536     /* what recvfrom(65535) would take whole */
+
+typedef struct {
+    struct mmsghdr in[READ_BATCH];
+    struct iovec in_iov[READ_BATCH];
+    struct sockaddr_storage from[READ_BATCH];
+    struct mmsghdr out[READ_BATCH];
+    struct iovec out_iov[READ_BATCH];
+    PyObject *replies[READ_BATCH];
+    unsigned char data[READ_BATCH][DATAGRAM_MAX];
+} Buffers;
+
+/* The client's address as socket.recvfrom gives it: (host, port) or (host, port, flowinfo, scope_id). */
+static PyObject *client_host(const struct sockaddr_storage *from)
+{
+    char text[INET6_ADDRSTRLEN];
+    const void *address = from->ss_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)from)->sin6_addr
+                                                      : (const void *)&((const struct sockaddr_in *)from)->sin_addr;
+    if (inet_ntop(from->ss_family, address, text, sizeof(text)) == NULL)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    return PyUnicode_FromString(text);
+}
+
+static PyObject *client_address(const struct sockaddr_storage *from, PyObject *host)
+{
+    if (from->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)from;
+        return Py_BuildValue("OiII", host, ntohs(in6->sin6_port), ntohl(in6->sin6_flowinfo), in6->sin6_scope_id);
+    }
+    return Py_BuildValue("Oi", host, ntohs(((const struct sockaddr_in *)from)->sin_port));
+}
+
+/* Give a datagram back to Python: (data, address, the reply awaiting rate limiting or None). */
+static int hand_back(PyObject *handed, const unsigned char *data, Py_ssize_t length,
+                     const struct sockaddr_storage *from, PyObject *host, PyObject *reply)
+{
+    PyObject *packet = PyBytes_FromStringAndSize((const char *)data, length);
+    PyObject *address = packet ? client_address(from, host) : NULL;
+    PyObject *item = address ? PyTuple_Pack(3, packet, address, reply ? reply : Py_None) : NULL;
+    int result = item ? PyList_Append(handed, item) : -1;
+    Py_XDECREF(item);
+    Py_XDECREF(address);
+    Py_XDECREF(packet);
+    return result;
+}
+
+/* The reply to one allowed datagram from the replay table or the store; NULL when Python decides. */
+static PyObject *settle(NativeAnswerer *self, const unsigned char *data, Py_ssize_t length, double now)
+{
+    if (length < HEADER_LEN)
+        return NULL;
+    PyObject *key = PyBytes_FromStringAndSize((const char *)data + 2, length - 2);
+    if (key == NULL)
+        return NULL;
+    PyObject *reply = NULL;
+    PyObject *entry = PyDict_GetItemWithError(self->entries, key); /* borrowed */
+    if (entry != NULL && PyTuple_Check(entry) && PyTuple_GET_SIZE(entry) == 2
+        && PyBytes_Check(PyTuple_GET_ITEM(entry, 0)) && PyFloat_Check(PyTuple_GET_ITEM(entry, 1))
+        && PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(entry, 1)) > now) {
+        PyObject *answer = PyTuple_GET_ITEM(entry, 0);
+        reply = PyBytes_FromStringAndSize(NULL, 2 + PyBytes_GET_SIZE(answer));
+        if (reply != NULL) {
+            memcpy(PyBytes_AS_STRING(reply), data, 2);
+            memcpy(PyBytes_AS_STRING(reply) + 2, PyBytes_AS_STRING(answer), PyBytes_GET_SIZE(answer));
+        }
+    } else if (!PyErr_Occurred()) {
+        Query q;
+        if (parse_query(data, length, &q)) {
+            reply = answer_query(self, &q);
+            if (reply == Py_None)
+                Py_CLEAR(reply);
+            else if (reply != NULL && remember(self, key, reply) < 0)
+                Py_CLEAR(reply);
+        }
+    }
+    Py_DECREF(key);
+    PyErr_Clear(); /* Python's path meets the same failure again and reports it */
+    return reply;
+}
+
+static void send_replies(int fd, Buffers *b, int count)
+{
+    int sent = 0;
+    while (sent < count) {
+        int done = sendmmsg(fd, b->out + sent, count - sent, MSG_DONTWAIT);
+        if (done < 0 && errno == EINTR)
+            continue;
+        /* A failed send (a full buffer, an unreachable client) drops that reply, as UDP may. */
+        sent += done > 0 ? done : 1;
+    }
+    for (int i = 0; i < count; i++)
+        Py_CLEAR(b->replies[i]);
+}
+
+static PyObject *NativeAnswerer_read(NativeAnswerer *self, PyObject *args)
+{
+    int fd, budget;
+    PyObject *decided, *buckets;
+    double now;
+    if (!PyArg_ParseTuple(args, "iO!Odi", &fd, &PyDict_Type, &decided, &buckets, &now, &budget))
+        return NULL;
+    if (buckets != Py_None && !PyDict_Check(buckets)) {
+        PyErr_SetString(PyExc_TypeError, "buckets is a dict or None");
+        return NULL;
+    }
+    if (self->buffers == NULL && (self->buffers = PyMem_RawCalloc(1, sizeof(Buffers))) == NULL)
+        return PyErr_NoMemory();
+    Buffers *b = self->buffers;
+    PyObject *handed = PyList_New(0);
+    if (handed == NULL)
+        return NULL;
+    unsigned long long before = self->answered;
+    while (budget > 0) {
+        int want = budget < READ_BATCH ? budget : READ_BATCH;
+        for (int i = 0; i < want; i++) {
+            b->in_iov[i].iov_base = b->data[i];
+            b->in_iov[i].iov_len = DATAGRAM_MAX;
+            memset(&b->in[i].msg_hdr, 0, sizeof(struct msghdr));
+            b->in[i].msg_hdr.msg_iov = &b->in_iov[i];
+            b->in[i].msg_hdr.msg_iovlen = 1;
+            b->in[i].msg_hdr.msg_name = &b->from[i];
+            b->in[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
+        }
+        int got = recvmmsg(fd, b->in, want, MSG_DONTWAIT, NULL);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            budget--; /* e.g. an ICMP error queued on the socket: read on */
+            continue;
+        }
+        if (got == 0)
+            break;
+        budget -= got;
+        int queued = 0;
+        for (int i = 0; i < got; i++) {
+            const unsigned char *data = b->data[i];
+            Py_ssize_t length = b->in[i].msg_len;
+            PyObject *host = client_host(&b->from[i]);
+            if (host == NULL)
+                goto failed;
+            PyObject *allowed = PyDict_GetItemWithError(decided, host); /* borrowed */
+            PyObject *reply = allowed == Py_True ? settle(self, data, length, now) : NULL;
+            PyErr_Clear();
+            int limited = 0;
+            if (reply != NULL && buckets != Py_None) {
+                PyObject *bucket = PyDict_GetItemWithError(buckets, host);
+                PyErr_Clear();
+                limited = bucket != Py_None; /* a limited prefix, or one not placed yet: Python's RRL */
+            }
+            if (reply == NULL || limited) {
+                int result = hand_back(handed, data, length, &b->from[i], host, reply);
+                Py_XDECREF(reply);
+                Py_DECREF(host);
+                if (result < 0)
+                    goto failed;
+                continue;
+            }
+            Py_DECREF(host);
+            b->replies[queued] = reply;
+            b->out_iov[queued].iov_base = PyBytes_AS_STRING(reply);
+            b->out_iov[queued].iov_len = PyBytes_GET_SIZE(reply);
+            memset(&b->out[queued].msg_hdr, 0, sizeof(struct msghdr));
+            b->out[queued].msg_hdr.msg_iov = &b->out_iov[queued];
+            b->out[queued].msg_hdr.msg_iovlen = 1;
+            b->out[queued].msg_hdr.msg_name = &b->from[i];
+            b->out[queued].msg_hdr.msg_namelen = b->in[i].msg_hdr.msg_namelen;
+            queued++;
+        }
+        send_replies(fd, b, queued);
+        continue;
+    failed:
+        send_replies(fd, b, queued);
+        Py_DECREF(handed);
+        return NULL;
+    }
+    return Py_BuildValue("(NK)", handed, self->answered - before);
+}
+#endif
 
 static int NativeAnswerer_init(NativeAnswerer *self, PyObject *args, PyObject *kwargs)
 {
@@ -534,6 +730,7 @@ static void NativeAnswerer_dealloc(NativeAnswerer *self)
 {
     PyObject_GC_UnTrack(self);
     NativeAnswerer_clear(self);
+    PyMem_RawFree(self->buffers);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -545,6 +742,12 @@ static PyObject *NativeAnswerer_get_answered(NativeAnswerer *self, void *closure
 static PyMethodDef NativeAnswerer_methods[] = {
     {"answer", (PyCFunction)NativeAnswerer_answer, METH_O,
      "answer(packet) -> the reply's bytes (remembered in the replay table), or None when the Python path decides"},
+#ifdef HAVE_READER
+    {"read", (PyCFunction)NativeAnswerer_read, METH_VARARGS,
+     "read(fd, decided, buckets, now, budget) -> (handed back, replies joined): reads up to `budget` datagrams, "
+     "sends what the replay table and the store answer for allowed, unlimited clients, and hands the rest back "
+     "as (data, address, reply awaiting rate limiting or None)"},
+#endif
     {NULL, NULL, 0, NULL},
 };
 

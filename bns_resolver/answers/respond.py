@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import struct
-from collections.abc import Callable, Container
+from collections.abc import Container
 from typing import Any
 
 from bns_resolver.answers import native
@@ -127,18 +127,15 @@ class StoreAnswerer:
         """Replies joined so far, here and by the native answerers."""
         return self._answered + sum(int(answerer.answered) for answerer in self._natives)
 
-    def native_udp(self, forwarded: Any, web_address: str | None,
-                   replay: ReplayCache) -> Callable[[bytes], bytes | None] | None:
-        """A native answerer's `answer` for a UDP reader (None without the C extension): the replies
-        `answer` gives with tcp=False and the forward cache's namespaces shadowed, remembered in
-        `replay` as the gateway remembers them; or None, and `answer` decides."""
+    def native_udp(self, forwarded: Any, web_address: str | None, replay: ReplayCache) -> native.NativeUdp | None:
+        """A native answerer for a UDP reader (None without the C extension): the replies `answer` gives
+        with tcp=False and the forward cache's namespaces shadowed, remembered in `replay` as the
+        gateway remembers them; it declines (None) whatever `answer` must decide."""
         web = None if web_address is None else (self._web_rr.get(web_address) or self._web_record(web_address))
         answerer = native.udp_answerer(self, forwarded, web, replay)
-        if answerer is None:
-            return None
-        self._natives.append(answerer)
-        answer: Callable[[bytes], bytes | None] = answerer.answer
-        return answer
+        if answerer is not None:
+            self._natives.append(answerer)
+        return answerer
 
     def answer(self, packet: bytes, fast: FastQuery, *, tcp: bool, web_address: str | None,
                shadowed: Container[str] = ()) -> Reply | tuple[str, str] | None:

@@ -19,6 +19,7 @@ from typing import Any
 from dnslib import QTYPE, RCODE, DNSRecord
 from twisted.internet import defer
 
+from bns_resolver.answers.native import NativeUdp
 from bns_resolver.answers.respond import FORWARD, StoreAnswerer
 from bns_resolver.dns.access import AccessList
 from bns_resolver.dns.authority import BnsAuthority, ReadinessCheck
@@ -206,10 +207,10 @@ class Gateway:
             self.stats["servfail"] += 1
         return wire
 
-    def native_store_udp(self) -> Callable[[bytes], bytes | None] | None:
-        """The C version of store_answer_udp's lookup, reply and replay entry (answers/native.py), or
-        None without the extension or a store. It declines (None) whatever store_answer_udp must
-        decide, and does not count the query in `stats`: the reader does."""
+    def native_store_udp(self) -> NativeUdp | None:
+        """The C version of store_answer_udp's lookup, reply and replay entry, and of the UDP reader's
+        loop (answers/native.py); None without the extension or a store. It declines whatever
+        store_answer_udp must decide, and does not count in `stats`: the reader does."""
         if self.store is None:
             return None
         return self.store.native_udp(self.forwarded, self.web_address, self.replay)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer, protocol
@@ -14,6 +13,7 @@ from twisted.internet.error import CannotListenError
 from twisted.protocols.basic import Int16StringReceiver
 
 from bns_resolver import descriptors
+from bns_resolver.answers.native import NativeUdp
 from bns_resolver.dns.gateway import Gateway
 from bns_resolver.dns.loglimit import LogLimiter
 from bns_resolver.dns.querylog import QueryLog
@@ -61,7 +61,7 @@ class FastUdpServer:
         self.rrl = rate_limiter
         self.query_log = query_log
         self._native_for: object = None
-        self._native: Callable[[bytes], bytes | None] | None = None
+        self._native: NativeUdp | None = None
         reactor.addReader(self)
 
     def fileno(self) -> int:
@@ -74,10 +74,14 @@ class FastUdpServer:
         if self.query_log is not None:
             self._read_logged(self.query_log)
             return
+        native = self._native_udp()
+        if native is not None:
+            self._read_native(native)
+            return
         # Locals, not attributes: this loop runs once per datagram.
         recvfrom, sendto = self.sock.recvfrom, self.sock.sendto
         replayed, allowed = self.gateway.replay.get, self.gateway.access.decided.get
-        from_store, native, stats = self.gateway.store_answer_udp, self._native_answer(), self.gateway.stats
+        from_store = self.gateway.store_answer_udp
         buckets = self.rrl.by_client.get if self.rrl is not None else None
         now = time.monotonic()
         for _ in range(self.MAX_BATCH):
@@ -94,12 +98,7 @@ class FastUdpServer:
                 # A query new to the replay table, from a client known to be allowed: the store
                 # answers most of these in one call; anything else takes the full path.
                 try:
-                    # The C answerer first (answers/_native.c: a fifth of the CPU), then Python's.
-                    stored = native(data) if native is not None else None
-                    if stored is not None:
-                        stats["queries"] += 1
-                    else:
-                        stored = from_store(data)
+                    stored = from_store(data)
                 except Exception:  # noqa: BLE001 - one bad packet must never stop the server
                     limited_log.error("udp-failure", "failed to answer a UDP query from %s", addr[0], exc_info=True)
                     continue
@@ -123,12 +122,42 @@ class FastUdpServer:
             except OSError:
                 pass  # a full send buffer drops the reply, as UDP may
 
-    def _native_answer(self) -> Callable[[bytes], bytes | None] | None:
-        """The gateway's native store answerer, made once per store answerer the gateway has."""
+    def _native_udp(self) -> NativeUdp | None:
+        """The gateway's native answerer (answers/_native.c), made once per store answerer it has."""
         store = self.gateway.store
         if store is not self._native_for:
             self._native_for, self._native = store, self.gateway.native_store_udp()
         return self._native
+
+    def _read_native(self, native: NativeUdp) -> None:
+        """doRead in C for what the replay table and the store settle for allowed clients outside the
+        rate limiter (recvmmsg/sendmmsg, no interpreter per datagram); the rest is handed back here."""
+        now = time.monotonic()
+        buckets = self.rrl.by_client if self.rrl is not None else None
+        handed, joined = native.read(self.sock.fileno(), self.gateway.access.decided, buckets, now, self.MAX_BATCH)
+        self.gateway.stats["queries"] += joined
+        for data, addr, reply in handed:
+            if reply is None:
+                reply = self._settle(data, addr)
+                if reply is None:
+                    continue
+            if self.rrl is not None and not self._admitted(self.rrl.by_client.get(addr[0], _UNSEEN), data, addr, now):
+                continue
+            self._send(reply, addr)
+
+    def _settle(self, data: bytes, addr: Any) -> bytes | None:
+        """A datagram the native reader left: the Python store path's reply for an allowed client, or
+        None once the full path took it (it sends its own answer, now or when upstream replies)."""
+        if self.gateway.access.decided.get(addr[0]):
+            try:
+                stored = self.gateway.store_answer_udp(data)
+            except Exception:  # noqa: BLE001 - one bad packet must never stop the server
+                limited_log.error("udp-failure", "failed to answer a UDP query from %s", addr[0], exc_info=True)
+                return None
+            if stored is not None:
+                return stored
+        self._answer(data, addr)
+        return None
 
     def _read_logged(self, query_log: QueryLog) -> None:
         """doRead with one query-log line per datagram: the same decisions, timed and attributed."""

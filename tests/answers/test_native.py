@@ -98,8 +98,9 @@ def _compare(gateway: Gateway, packets: list[bytes]) -> tuple[int, list[bytes]]:
     """Ask the native answerer and store_answer_udp each packet (replay tables emptied before each);
     every native reply must be Python's. Returns the count of native replies and the Python replies
     to what the native answerer declined."""
-    answer = gateway.native_store_udp()
-    assert answer is not None
+    native_udp = gateway.native_store_udp()
+    assert native_udp is not None
+    answer = native_udp.answer
     by_native, python_only = 0, []
     for packet in packets:
         gateway.replay.clear()
@@ -127,8 +128,9 @@ def test_native_replies_are_the_python_store_paths(pair: GatewayPair, web: str |
 
 @needs_native
 def test_truncation_follows_the_clients_payload(pair: GatewayPair) -> None:
-    answer = pair.fast.native_store_udp()
-    assert answer is not None
+    native_udp = pair.fast.native_store_udp()
+    assert native_udp is not None
+    answer = native_udp.answer
     small = answer(Ask("big.id", "TXT").packet(7))
     large = answer(Ask("big.id", "TXT", edns=4096).packet(8))
     assert small is not None and small[2] & 0x02 and small[6:8] == b"\0\0"  # TC, no answers
@@ -137,8 +139,9 @@ def test_truncation_follows_the_clients_payload(pair: GatewayPair) -> None:
 
 @needs_native
 def test_what_c_leaves_to_python_is_declined(pair: GatewayPair) -> None:
-    answer = pair.fast.native_store_udp()
-    assert answer is not None
+    native_udp = pair.fast.native_store_udp()
+    assert native_udp is not None
+    answer = native_udp.answer
     assert answer(Ask("broken.id", "A").packet()) is None  # SERVFAIL + EDE: logged, not cached
     assert answer(Ask("held.id", "A").packet()) is None  # the zone file was not held: deferred
     assert answer(Ask("example.com", "A").packet()) is None  # not a namespace: forwarded
@@ -153,8 +156,9 @@ def test_bns_first_namespaces_send_missing_names_upstream(tmp_path: Path) -> Non
     made = _pair(tmp_path, shared=True, modes={"id": Mode.BNS_FIRST, "app": Mode.ICANN_FIRST})
     del made.fast.policy.configured_shared["id"]  # `id` waits for its probe
     try:
-        answer = made.fast.native_store_udp()
-        assert answer is not None
+        native_udp = made.fast.native_store_udp()
+        assert native_udp is not None
+        answer = native_udp.answer
         assert answer(Ask("nobody.id", "A").packet()) is None  # the gateway forwards it
         assert answer(Ask("nx.alice.id", "A").packet()) is None
         assert answer(Ask("alice.id", "A").packet()) == made.fast.store_answer_udp(Ask("alice.id", "A").packet())
@@ -174,8 +178,9 @@ def test_readiness_and_height_changes_reach_the_plans(tmp_path: Path) -> None:
     verdict: list[str | None] = [None]
     made = _pair(tmp_path, ready=lambda: verdict[0])
     try:
-        answer = made.fast.native_store_udp()
-        assert answer is not None
+        native_udp = made.fast.native_store_udp()
+        assert native_udp is not None
+        answer = native_udp.answer
         assert answer(Ask("alice.id", "A").packet()) is not None
         verdict[0] = "the index is 12 blocks behind"
         made.fast.readiness_changed()
@@ -196,8 +201,9 @@ def test_readiness_and_height_changes_reach_the_plans(tmp_path: Path) -> None:
 
 @needs_native
 def test_native_replies_are_remembered_like_pythons(pair: GatewayPair) -> None:
-    answer = pair.fast.native_store_udp()
-    assert answer is not None
+    native_udp = pair.fast.native_store_udp()
+    assert native_udp is not None
+    answer = native_udp.answer
     packet = Ask("_http._tcp.alice.id", "URI").packet(0x2222)
     reply = answer(packet)
     assert reply is not None

@@ -16,6 +16,7 @@ import dns.message
 import dns.rcode
 import pytest
 
+from bns_resolver.answers import native
 from bns_resolver.dns.access import AccessList
 from bns_resolver.dns.forward_shape import shared_key
 from bns_resolver.dns.querylog import QueryLog
@@ -40,6 +41,16 @@ class NoReactor:
 def _pair(tmp_path: Path, **kwargs: object) -> GatewayPair:
     engine = make_index(tmp_path / "index", IndexSpec(names=[NameSpec("alice.id", ZONE)]))
     return GatewayPair(engine, tmp_path / "answers", **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True, params=["native", "python"])
+def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with the C reader (answers/_native.c) and with the Python loop it stands in for."""
+    if request.param == "python":
+        monkeypatch.setattr(native, "_native", None)
+    elif not native.available():
+        pytest.skip("the C extension was not built here")
+    return str(request.param)
 
 
 @pytest.fixture
@@ -185,3 +196,72 @@ def test_a_name_the_store_sends_upstream_takes_the_full_path(tmp_path: Path) -> 
         assert pair.fast.store_answer_udp(Ask("alice.id", "A").packet(1)) is not None
     finally:
         pair.close()
+
+
+def test_a_full_batch_with_garbage_between_gets_every_answer(pair: GatewayPair, client: socket.socket) -> None:
+    """More datagrams than one recvmmsg takes, junk and cut packets among them: each query answered
+    as the full path answers it, the junk dropped or answered FORMERR, nothing stops the reader."""
+    server = FastUdpServer(pair.fast, "127.0.0.1", 0, NoReactor())
+    _allowed(server)
+    rng = random.Random(11)
+    queries = [Ask(f"n{n}.alice.id" if n % 3 else "_http._tcp.alice.id", "URI" if n % 3 == 0 else "A").packet(n)
+               for n in range(90)]
+    # IDs no query uses, so each reply is told apart by its ID.
+    junk = [b"", b"\x00", b"\xee\xef" + bytes(rng.getrandbits(8) for _ in range(40)), b"\xee\xee" + queries[1][2:15]]
+    port = server.getHost().port
+    try:
+        for n, packet in enumerate(queries):
+            client.sendto(packet, ("127.0.0.1", port))
+            if n % 30 == 0:
+                for piece in junk:
+                    client.sendto(piece, ("127.0.0.1", port))
+        server.doRead()
+        replies = {}
+        while True:
+            try:
+                reply = client.recv(65535)
+            except (TimeoutError, BlockingIOError):
+                break
+            client.settimeout(0.05)
+            replies.setdefault(reply[:2], reply)
+    finally:
+        server.stopListening()
+    for packet in queries:
+        assert replies.pop(packet[:2]) == pair.slow.handle(packet, "127.0.0.1", tcp=False)
+    assert all(dns.message.from_wire(r).rcode() == dns.rcode.FORMERR for r in replies.values())
+
+
+def test_an_ipv6_client_is_answered_at_its_own_address(pair: GatewayPair) -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 here")
+    server = FastUdpServer(pair.fast, "::1", 0, NoReactor())
+    pair.fast.access.allows("::1")
+    client6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    client6.settimeout(0.5)
+    packet = Ask("_http._tcp.alice.id", "URI").packet(0x6666)
+    try:
+        client6.sendto(packet, ("::1", server.getHost().port))
+        server.doRead()
+        assert client6.recv(65535) == pair.slow.handle(packet, "::1", tcp=False)
+    finally:
+        client6.close()
+        server.stopListening()
+
+
+def test_an_icmp_error_on_the_socket_does_not_stop_reading(pair: GatewayPair, client: socket.socket) -> None:
+    """A reply to a client that has gone queues ECONNREFUSED on the server's socket (Linux): the
+    next read meets it first, and the queries behind it are still answered."""
+    server = FastUdpServer(pair.fast, "127.0.0.1", 0, NoReactor())
+    _allowed(server)
+    gone = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    port = server.getHost().port
+    try:
+        gone.sendto(Ask("alice.id", "A").packet(1), ("127.0.0.1", port))
+        gone.close()
+        server.doRead()  # its reply meets a closed port: an ICMP port unreachable comes back
+        packet = Ask("_http._tcp.alice.id", "URI").packet(2)
+        client.sendto(packet, ("127.0.0.1", port))
+        server.doRead()
+        assert client.recv(65535) == pair.slow.handle(packet, "127.0.0.1", tcp=False)
+    finally:
+        server.stopListening()
