@@ -78,7 +78,7 @@ def load_settings(config_file: Path | None = None, env: Mapping[str, str] | None
 # --- environment and flags --------------------------------------------------------------------
 
 ENV_VARIABLES = ("BNS_RESOLVER_DATA_DIR", "BNS_RESOLVER_DB", "BNS_RESOLVER_LOG_LEVEL", "BNS_RESOLVER_BITCOIND",
-                 "BNS_RESOLVER_WEB_ADDRESS")
+                 "BNS_RESOLVER_WEB_ADDRESS", "BNS_RESOLVER_NATIVE")
 
 
 def _from_env(settings: Settings, env: Mapping[str, str], origins: dict[str, str]) -> Settings:
@@ -92,6 +92,10 @@ def _from_env(settings: Settings, env: Mapping[str, str], origins: dict[str, str
         value = env.get(name)
         return checked(f"environment {name}", parse, value) if value else None
 
+    # Read where it acts (answers/native.py, at import); checked here so a typo is an error, not a no-op.
+    if env.get("BNS_RESOLVER_NATIVE", "1") not in ("0", "1"):
+        raise ConfigError(f"environment BNS_RESOLVER_NATIVE={env['BNS_RESOLVER_NATIVE']!r}: expected 0 (the C "
+                          "extension off) or 1 (on where it was built)")
     changes: dict[str, Any] = {}
     if (data_dir := read("BNS_RESOLVER_DATA_DIR", v.path)) is not None:
         changes["data_dir"], origins["data_dir"] = data_dir, "environment BNS_RESOLVER_DATA_DIR"

@@ -198,6 +198,9 @@ def test_broken_environment_names_the_variable(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^environment BNS_RESOLVER_DATADIR: unknown variable \(did you mean "
                                           r"BNS_RESOLVER_DATA_DIR\?\)"):
         load_settings(env={"BNS_RESOLVER_DATADIR": "/srv"}, data_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match=r"^environment BNS_RESOLVER_NATIVE='off': expected 0 \(the C extension"):
+        load_settings(env={"BNS_RESOLVER_NATIVE": "off"}, data_dir=str(tmp_path))
+    load_settings(env={"BNS_RESOLVER_NATIVE": "0"}, data_dir=str(tmp_path))  # known, and well-formed
 
 
 def test_data_dir_must_be_a_usable_directory(tmp_path: Path) -> None:

@@ -47,7 +47,7 @@ def _exports() -> list[bytes]:
 
 
 def main() -> None:
-    for target, seeds in (("query_path", _queries()), ("zonefile", _zonefiles()),
+    for target, seeds in (("query_path", _queries()), ("native_answer", _queries()), ("zonefile", _zonefiles()),
                           ("profile_token", _profiles()), ("snapshot_import", _exports())):
         folder = CORPUS / target
         folder.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ from twisted.internet import defer
 from twisted.python.failure import Failure
 
 from bns_resolver.answers.compile import compile_store
+from bns_resolver.answers.native import NativeUdp
 from bns_resolver.answers.respond import StoreAnswerer
 from bns_resolver.answers.store import open_current
 from bns_resolver.dns.authority import BnsAuthority
@@ -68,6 +69,26 @@ def query_path(data: bytes) -> None:
         _check_reply(data, gateway.handle(data, "127.0.0.1", tcp=tcp))
     if len(gateway.forwarded) > 200:  # keep the campaign's memory flat
         gateway.index_changed()
+
+
+def native_answer(data: bytes) -> None:
+    """A datagram for the C answerer (answers/_native.c): it must decline or give the Python store
+    path's exact bytes, and never crash (the one surface here in C; atheris cannot instrument it,
+    so the campaign relies on the comparison and on a sanitizer build: bench/fuzz/README.md)."""
+    gateway = _embedded_gateway()
+    udp = _native_answerer(gateway)
+    if udp is None:
+        return  # built without the extension: nothing in C to fuzz
+    gateway.replay.clear()
+    mine = udp.answer(data)
+    gateway.replay.clear()
+    if mine is not None and mine != gateway.store_answer_udp(data):
+        raise AssertionError(f"the C answerer's reply differs from the Python store path's: {mine!r:.120}")
+
+
+@cache
+def _native_answerer(gateway: Gateway) -> NativeUdp | None:
+    return gateway.native_store_udp()
 
 
 def _check_reply(query: bytes, answer: bytes | defer.Deferred[bytes] | None) -> None:
@@ -122,6 +143,7 @@ def snapshot_import(data: bytes) -> None:
 
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "query_path": query_path,
+    "native_answer": native_answer,
     "zonefile": zonefile,
     "profile_token": profile_token,
     "snapshot_import": snapshot_import,
