@@ -155,7 +155,9 @@ static void value_release(Value *value)
     }
 }
 
-/* get(qname[start:]) into `value`; 1 found, 0 not found, -1 error. */
+#define STORE_EMPTY (-2) /* a value of no bytes: corrupt; Python fails on it, so C declines */
+
+/* get(qname[start:]) into `value`; 1 found, 0 not found, STORE_EMPTY, -1 error. */
 static int store_get(PyObject *get, const Query *q, int start, Value *value)
 {
     value->owner = NULL;
@@ -179,7 +181,7 @@ static int store_get(PyObject *get, const Query *q, int start, Value *value)
     value->length = value->view.len;
     if (value->length < 1) {
         value_release(value);
-        return 0; /* an empty value is no entry (the Python path's value[0] would fail) */
+        return STORE_EMPTY;
     }
     return 1;
 }
@@ -201,7 +203,7 @@ static int find_entry(const Value *value, unsigned qtype, Entry *entry)
         unsigned entry_type = (v[offset] << 8) | v[offset + 1];
         uint32_t length = ((uint32_t)v[offset + 5] << 24) | ((uint32_t)v[offset + 6] << 16)
                           | ((uint32_t)v[offset + 7] << 8) | v[offset + 8];
-        if ((Py_ssize_t)length > end - offset - ENTRY_LEN)
+        if ((uint64_t)length > (uint64_t)(end - offset - ENTRY_LEN))
             return 0;
         if (first || entry_type == qtype) {
             entry->rcode = v[offset + 2];
@@ -250,7 +252,8 @@ static PyObject *join_reply(const Query *q, int rcode, unsigned ancount, const u
     memcpy(at, p + HEADER_LEN, question_length);
     at += question_length;
     if (!truncated) {
-        memcpy(at, section, section_length);
+        if (section_length) /* an empty section may come as NULL: memcpy wants a pointer even for 0 bytes */
+            memcpy(at, section, section_length);
         at += section_length;
         if (soa_length) {
             /* The SOA's owner is the namespace: a pointer to the question's last label. */
@@ -339,7 +342,8 @@ static int namespace_plan(NativeAnswerer *self, const Query *q, int *plan, PyObj
     }
     int result = 0;
     if (found != Py_None) {
-        if (!PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 2 || !PyBytes_Check(PyTuple_GET_ITEM(found, 1))) {
+        if (!PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 2 || !PyLong_Check(PyTuple_GET_ITEM(found, 0))
+            || !PyBytes_Check(PyTuple_GET_ITEM(found, 1))) {
             PyErr_SetString(PyExc_TypeError, "a namespace plan is (int, bytes) or None");
             result = -1;
         } else {
@@ -373,7 +377,7 @@ static int apex_binding(PyObject *get, const Query *q, Value *value, int *apex_a
         int start = q->offsets[q->labels - back];
         int found = store_get(get, q, start, value);
         if (found < 0)
-            return -1;
+            return found;
         if (found && (value->bytes[0] & FLAG_APEX)) {
             *apex_at = start;
             return 1;
@@ -390,6 +394,8 @@ static PyObject *answer_missing(NativeAnswerer *self, PyObject *get, const Query
     Value value;
     int apex_at = -1;
     int found = apex_binding(get, q, &value, &apex_at);
+    if (found == STORE_EMPTY)
+        Py_RETURN_NONE;
     if (found < 0)
         return NULL;
     PyObject *reply = NULL;
@@ -451,16 +457,28 @@ static PyObject *answer_query(NativeAnswerer *self, const Query *q)
         value_release(&value);
     } else if (found == 0) {
         reply = answer_missing(self, get, q, plan, soa_tail);
+    } else if (found == STORE_EMPTY) {
+        reply = Py_None;
+        Py_INCREF(reply);
     }
     Py_DECREF(soa_tail);
     Py_DECREF(get);
-    if (reply != NULL && reply != Py_None)
-        self->answered++;
-    return reply;
+    return reply; /* counted in `answered` by the caller once remembered */
+}
+
+static int initialised(NativeAnswerer *self)
+{
+    if (self->owner == NULL || self->entries == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "NativeAnswerer used before a successful __init__");
+        return 0;
+    }
+    return 1;
 }
 
 static PyObject *NativeAnswerer_answer(NativeAnswerer *self, PyObject *packet)
 {
+    if (!initialised(self))
+        return NULL;
     if (!PyBytes_Check(packet)) {
         PyErr_SetString(PyExc_TypeError, "answer() takes the query's bytes");
         return NULL;
@@ -473,6 +491,8 @@ static PyObject *NativeAnswerer_answer(NativeAnswerer *self, PyObject *packet)
         PyObject *key = PyBytes_FromStringAndSize(PyBytes_AS_STRING(packet) + 2, PyBytes_GET_SIZE(packet) - 2);
         if (key == NULL || remember(self, key, reply) < 0)
             Py_CLEAR(reply);
+        else
+            self->answered++;
         Py_XDECREF(key);
     }
     return reply;
@@ -497,9 +517,15 @@ typedef struct {
 /* The client's address as socket.recvfrom gives it: (host, port) or (host, port, flowinfo, scope_id). */
 static PyObject *client_host(const struct sockaddr_storage *from)
 {
+    /* inet_ntop, as CPython's makesockaddr: an IPv6 zone is not in the text (scope_id carries it). */
     char text[INET6_ADDRSTRLEN];
-    const void *address = from->ss_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)from)->sin6_addr
-                                                      : (const void *)&((const struct sockaddr_in *)from)->sin_addr;
+    const void *address;
+    if (from->ss_family == AF_INET)
+        address = &((const struct sockaddr_in *)from)->sin_addr;
+    else if (from->ss_family == AF_INET6)
+        address = &((const struct sockaddr_in6 *)from)->sin6_addr;
+    else
+        return PyErr_Format(PyExc_OSError, "a client address of family %d", (int)from->ss_family);
     if (inet_ntop(from->ss_family, address, text, sizeof(text)) == NULL)
         return PyErr_SetFromErrno(PyExc_OSError);
     return PyUnicode_FromString(text);
@@ -555,10 +581,15 @@ static PyObject *settle(NativeAnswerer *self, const unsigned char *data, Py_ssiz
                 Py_CLEAR(reply);
             else if (reply != NULL && remember(self, key, reply) < 0)
                 Py_CLEAR(reply);
+            else if (reply != NULL)
+                self->answered++;
         }
     }
     Py_DECREF(key);
-    PyErr_Clear(); /* Python's path meets the same failure again and reports it */
+    /* An Exception is this datagram's failure: Python's path meets it again and reports it. Anything
+     * else (KeyboardInterrupt, SystemExit from a signal handler) stays set for read() to raise. */
+    if (PyErr_Occurred() && PyErr_ExceptionMatches(PyExc_Exception))
+        PyErr_Clear();
     return reply;
 }
 
@@ -581,7 +612,7 @@ static PyObject *NativeAnswerer_read(NativeAnswerer *self, PyObject *args)
     int fd, budget;
     PyObject *decided, *buckets;
     double now;
-    if (!PyArg_ParseTuple(args, "iO!Odi", &fd, &PyDict_Type, &decided, &buckets, &now, &budget))
+    if (!initialised(self) || !PyArg_ParseTuple(args, "iO!Odi", &fd, &PyDict_Type, &decided, &buckets, &now, &budget))
         return NULL;
     if (buckets != Py_None && !PyDict_Check(buckets)) {
         PyErr_SetString(PyExc_TypeError, "buckets is a dict or None");
@@ -622,11 +653,18 @@ static PyObject *NativeAnswerer_read(NativeAnswerer *self, PyObject *args)
             const unsigned char *data = b->data[i];
             Py_ssize_t length = b->in[i].msg_len;
             PyObject *host = client_host(&b->from[i]);
-            if (host == NULL)
-                goto failed;
+            if (host == NULL) {
+                PyErr_Clear(); /* not an address socket.recvfrom would give either: drop the datagram */
+                continue;
+            }
             PyObject *allowed = PyDict_GetItemWithError(decided, host); /* borrowed */
+            PyErr_Clear(); /* a failed lookup in `decided` (a str key cannot fail): as not decided */
             PyObject *reply = allowed == Py_True ? settle(self, data, length, now) : NULL;
-            PyErr_Clear();
+            if (PyErr_Occurred()) {
+                Py_XDECREF(reply);
+                Py_DECREF(host);
+                goto failed;
+            }
             int limited = 0;
             if (reply != NULL && buckets != Py_None) {
                 PyObject *bucket = PyDict_GetItemWithError(buckets, host);
@@ -670,6 +708,12 @@ static int NativeAnswerer_init(NativeAnswerer *self, PyObject *args, PyObject *k
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!OOOO", keywords, &owner, &PyDict_Type, &plans, &plan_for,
                                      &forwarded, &web, &replay))
         return -1;
+    /* Everything checked before anything is kept: a failed init leaves the object as it was. */
+    if (web != Py_None && !(PyTuple_Check(web) && PyTuple_GET_SIZE(web) == 2 && PyLong_Check(PyTuple_GET_ITEM(web, 0))
+                            && PyBytes_Check(PyTuple_GET_ITEM(web, 1)))) {
+        PyErr_SetString(PyExc_TypeError, "web is None or (family, record bytes)");
+        return -1;
+    }
     PyObject *entries = PyObject_GetAttrString(replay, "entries");
     PyObject *max_entries = entries ? PyObject_GetAttrString(replay, "max_entries") : NULL;
     Py_ssize_t max = max_entries ? PyLong_AsSsize_t(max_entries) : -1;
@@ -684,11 +728,6 @@ static int NativeAnswerer_init(NativeAnswerer *self, PyObject *args, PyObject *k
     Py_INCREF(replay);
     Py_XSETREF(self->replay, replay);
     Py_XSETREF(self->entries, entries);
-    if (web != Py_None && !(PyTuple_Check(web) && PyTuple_GET_SIZE(web) == 2 && PyLong_Check(PyTuple_GET_ITEM(web, 0))
-                            && PyBytes_Check(PyTuple_GET_ITEM(web, 1)))) {
-        PyErr_SetString(PyExc_TypeError, "web is None or (family, record bytes)");
-        return -1;
-    }
     Py_INCREF(owner);
     Py_INCREF(plans);
     Py_INCREF(plan_for);

@@ -134,7 +134,12 @@ class FastUdpServer:
         rate limiter (recvmmsg/sendmmsg, no interpreter per datagram); the rest is handed back here."""
         now = time.monotonic()
         buckets = self.rrl.by_client if self.rrl is not None else None
-        handed, joined = native.read(self.sock.fileno(), self.gateway.access.decided, buckets, now, self.MAX_BATCH)
+        try:
+            handed, joined = native.read(self.sock.fileno(), self.gateway.access.decided, buckets, now,
+                                         self.MAX_BATCH)
+        except Exception:  # noqa: BLE001 - e.g. MemoryError: that batch is lost, the listener must stay
+            limited_log.error("udp-failure", "the native UDP reader failed a batch", exc_info=True)
+            return
         self.gateway.stats["queries"] += joined
         for data, addr, reply in handed:
             if reply is None:

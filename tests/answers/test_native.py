@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from bns_resolver.answers import native
+from bns_resolver.answers.format import name_to_wire
 from bns_resolver.dns.gateway import Gateway
 from bns_resolver.dns.policy import Mode, TldStatus
 from tests.answers.pair import QTYPES, Ask, GatewayPair
@@ -235,3 +236,65 @@ def test_mangled_packets_never_crash_and_never_differ(pair: GatewayPair) -> None
     mangled = list(_mangled(packets, rng)) * 1 + [os.urandom(rng.randint(0, 600)) for _ in range(3000)]
     by_native, _ = _compare(gateway, mangled)
     assert by_native > 0
+
+
+@needs_native
+def test_an_empty_store_value_is_declined_as_python_fails_on_it(pair: GatewayPair) -> None:
+    """A corrupt (empty) entry: Python's answer raises (the reader drops the datagram and logs it);
+    C must not answer in its place, neither for the name nor for a name under it."""
+    with pair.store.env.begin(write=True) as txn:
+        txn.put(name_to_wire("alice.id"), b"")
+    pair.store.renew()
+    pair.answerer.attach(pair.store)
+    native_udp = pair.fast.native_store_udp()
+    assert native_udp is not None
+    for name in ("alice.id", "nx.alice.id"):
+        packet = Ask(name, "A").packet()
+        assert native_udp.answer(packet) is None
+        with pytest.raises(IndexError):
+            pair.fast.store_answer_udp(packet)
+
+
+@needs_native
+def test_a_malformed_plan_or_an_uninitialised_answerer_is_an_error_not_a_crash(pair: GatewayPair) -> None:
+    native_udp = pair.fast.native_store_udp()
+    assert native_udp is not None
+    pair.answerer.plans[b"id"] = ("bns-only", b"")  # type: ignore[assignment]
+    with pytest.raises(TypeError, match="plan"):
+        native_udp.answer(Ask("alice.id", "A").packet())
+    blank = native._native.NativeAnswerer.__new__(native._native.NativeAnswerer)
+    with pytest.raises(RuntimeError, match="before a successful __init__"):
+        blank.answer(Ask("alice.id", "A").packet())
+    with pytest.raises(TypeError, match="web"):
+        blank.__init__(pair.answerer, {}, pair.answerer.plan, pair.fast.forwarded, "192.0.2.1", pair.fast.replay)
+    with pytest.raises(RuntimeError):
+        blank.read(0, {}, None, 0.0, 1)
+
+
+@needs_native
+def test_an_interrupt_inside_the_store_lookup_is_not_swallowed(pair: GatewayPair) -> None:
+    """Exceptions are one datagram's failure (Python's path reports them); KeyboardInterrupt is not."""
+    import socket
+
+    native_udp = pair.fast.native_store_udp()
+    assert native_udp is not None
+    pair.fast.access.allows("127.0.0.1")
+
+    def interrupted(_key: bytes) -> bytes | None:
+        raise KeyboardInterrupt
+
+    pair.answerer._get = interrupted
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("127.0.0.1", 0))
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        client.sendto(Ask("alice.id", "A").packet(), server.getsockname())
+        with pytest.raises(KeyboardInterrupt):
+            native_udp.read(server.fileno(), pair.fast.access.decided, None, 0.0, 8)
+        pair.answerer._get = lambda _key: (_ for _ in ()).throw(ValueError("a broken store"))
+        client.sendto(Ask("alice.id", "A").packet(7), server.getsockname())
+        handed, joined = native_udp.read(server.fileno(), pair.fast.access.decided, None, 0.0, 8)
+        assert joined == 0 and len(handed) == 1 and handed[0][2] is None  # back to Python, which reports it
+    finally:
+        client.close()
+        server.close()
