@@ -113,5 +113,5 @@ def _node_items(zone: VerifiedZone, namespace: str, nodes: list[str]) -> Iterato
 
 def _entry(zone: VerifiedZone, qname: str, qtype: int, namespace: str) -> Entry:
     result = _answer_from_zone(zone, qname, qtype, namespace)
-    records = [(r.owner, r.rdtype, r.ttl, r.rdata.to_wire() or b"") for r in result.records]
+    records = [(r.owner, r.rdtype, r.ttl, r.wire) for r in result.records]
     return rcode_of(result.outcome), len(records), encode_answer_section(qname, records)

@@ -244,8 +244,7 @@ class StoreAnswerer:
     @staticmethod
     def _soa_tail(namespace: str, height: int | None) -> bytes:
         """The namespace's SOA record after its owner name."""
-        # to_wire() without a file returns the bytes (typed Optional for the file form).
-        rdata = apex_records(namespace, height)[0].rdata.to_wire() or b""
+        rdata = apex_records(namespace, height)[0].wire
         return _RR_FIXED.pack(TYPE_SOA, 1, NEGATIVE_TTL, len(rdata)) + rdata
 
 

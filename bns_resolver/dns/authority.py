@@ -171,7 +171,7 @@ def _answer_from_zone(zone: VerifiedZone, qname: str, qtype: int, namespace: str
         if not cnames:
             break
         chain.append(cnames[0])
-        current = cnames[0].rdata.target.to_text(omit_final_dot=True).lower()  # type: ignore[attr-defined]
+        current = cnames[0].cname_target
     if chain:
         # The chain leaves the zone or ends without data: give what we have, clients follow.
         return AuthorityResult(Outcome.ANSWER, namespace, tuple(chain))
@@ -188,8 +188,14 @@ def _web_answer(zone: VerifiedZone, qname: str, qtype: int, namespace: str, web_
     family = TYPE_AAAA if ipaddress.ip_address(web_address).version == 6 else TYPE_A
     if qtype != family:
         return AuthorityResult(Outcome.NODATA, namespace)
-    rdata = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.RdataType.make(qtype), web_address)
-    return AuthorityResult(Outcome.ANSWER, namespace, (ZoneRecord(qname, qtype, WEB_ADDRESS_TTL, rdata),))
+    return AuthorityResult(Outcome.ANSWER, namespace,
+                           (ZoneRecord(qname, qtype, WEB_ADDRESS_TTL, _web_rdata(qtype, web_address)),))
+
+
+@functools.lru_cache(maxsize=16)
+def _web_rdata(qtype: int, web_address: str) -> dns.rdata.Rdata:
+    """The web gateway's address as A or AAAA data: parsed once per address, not per query."""
+    return dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.RdataType.make(qtype), web_address)
 
 
 def _select(records: list[ZoneRecord], qtype: int) -> list[ZoneRecord]:

@@ -22,7 +22,7 @@ EDE_TEXT_MAX = 300  # bytes of EXTRA-TEXT we send: enough to act on, small enoug
 
 
 def to_rr(record: ZoneRecord) -> RR:
-    return RR(record.owner + ".", record.rdtype, 1, record.ttl, RD(record.rdata.to_wire()))
+    return RR(record.owner + ".", record.rdtype, 1, record.ttl, RD(record.wire))
 
 
 def authority_response(request: DNSRecord, result: AuthorityResult, *, height: int | None) -> DNSRecord:
@@ -32,7 +32,7 @@ def authority_response(request: DNSRecord, result: AuthorityResult, *, height: i
         reply.add_answer(to_rr(record))
     if result.outcome in (Outcome.NODATA, Outcome.NXDOMAIN) and result.namespace:
         soa = apex_records(result.namespace, height)[0]
-        reply.add_auth(RR(soa.owner + ".", soa.rdtype, 1, NEGATIVE_TTL, RD(soa.rdata.to_wire())))
+        reply.add_auth(RR(soa.owner + ".", soa.rdtype, 1, NEGATIVE_TTL, RD(soa.wire)))
     return reply
 
 

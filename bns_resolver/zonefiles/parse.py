@@ -12,6 +12,8 @@ records for names outside its own subtree.
 
 from __future__ import annotations
 
+import functools
+
 import re
 from dataclasses import dataclass, field
 
@@ -56,6 +58,21 @@ class ZoneRecord:
     # TXT/SPF strings exactly as written. BNS zone files may hold strings over DNS's
     # 255-byte limit (a multisig subdomain `sig=`); rdata carries them cut to size.
     strings: tuple[bytes, ...] = ()
+
+    # Worked out once per parsed record (zones are cached), so answering a query runs no dnspython:
+    # dnspython reads zone files, dnslib writes messages.
+    @functools.cached_property
+    def wire(self) -> bytes:
+        """The RDATA in wire form, uncompressed."""
+        # to_wire() without a file returns the bytes (typed Optional for the file form).
+        return self.rdata.to_wire() or b""
+
+    @functools.cached_property
+    def cname_target(self) -> str:
+        """A CNAME's target as a lower-case name without the final dot ("" for other types)."""
+        if self.rdtype != dns.rdatatype.CNAME:
+            return ""
+        return str(self.rdata.target.to_text(omit_final_dot=True)).lower()  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
