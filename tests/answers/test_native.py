@@ -8,7 +8,6 @@ decides. Mangled packets never crash it. Real compiled stores over real indexes.
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import sysconfig
@@ -23,6 +22,7 @@ from bns_resolver.dns.gateway import Gateway
 from bns_resolver.dns.policy import Mode, TldStatus
 from tests.answers.pair import QTYPES, Ask, GatewayPair
 from tests.support.dns_fixtures import IndexSpec, NameSpec, make_index
+from tests.support.mangle import mangle
 
 ALICE = b'$ORIGIN alice.id\n@ A 192.0.2.1\n_http._tcp URI 10 1 "https://gaia.example/alice.json"\n'
 # A URI only: the web gateway's address answers A/AAAA here.
@@ -214,26 +214,13 @@ def test_native_replies_are_remembered_like_pythons(pair: GatewayPair) -> None:
     assert len(pair.fast.replay) <= pair.fast.replay.max_entries
 
 
-def _mangled(packets: list[bytes], rng: random.Random) -> Iterator[bytes]:
-    for packet in packets:
-        data = bytearray(packet)
-        for _ in range(rng.randint(1, 4)):
-            choice = rng.random()
-            if choice < 0.5 and data:
-                data[rng.randrange(len(data))] = rng.randrange(256)
-            elif choice < 0.75:
-                del data[rng.randrange(len(data) + 1):]
-            else:
-                data += os.urandom(rng.randint(1, 12))
-        yield bytes(data)
-
-
 @needs_native
 def test_mangled_packets_never_crash_and_never_differ(pair: GatewayPair) -> None:
     rng = random.Random(2026)
     packets = [ask.packet(n) for n, ask in enumerate(_asks("192.0.2.80"))]
     gateway = pair.fast.view_with_web_address("192.0.2.80")
-    mangled = list(_mangled(packets, rng)) * 1 + [os.urandom(rng.randint(0, 600)) for _ in range(3000)]
+    mangled = [mangle(packet, rng, rng.randint(1, 4)) for packet in packets]
+    mangled += [rng.randbytes(rng.randint(0, 600)) for _ in range(3000)]
     by_native, _ = _compare(gateway, mangled)
     assert by_native > 0
 
