@@ -48,7 +48,6 @@ static const unsigned char CANARY[] = "\x13use-application-dns\x03net";  /* + it
 
 typedef struct {
     const unsigned char *packet;
-    Py_ssize_t length;
     unsigned char qname[MAX_NAME_LENGTH + 1]; /* lower-cased, with its final zero */
     Py_ssize_t qname_length;
     int offsets[MAX_NAME_LENGTH / 2 + 1];
@@ -118,7 +117,6 @@ static int parse_query(const unsigned char *p, Py_ssize_t n, Query *q)
     if (qclass != CLASS_IN || q->qtype == TYPE_AXFR || q->qtype == TYPE_IXFR)
         return 0;
     q->packet = p;
-    q->length = n;
     return 1;
 }
 
@@ -292,7 +290,8 @@ static PyObject *str_namespaces;
 static PyObject *str_make_room;
 static PyObject *forever; /* float('inf'): replay.FOREVER */
 
-/* ReplayCache.remember(packet, reply, FOREVER), its room made by the cache's own method. */
+/* ReplayCache.remember(packet, reply, FOREVER), its room made by the cache's own method; a reply
+ * remembered is a reply joined, counted in `answered`. */
 static int remember(NativeAnswerer *self, PyObject *key, PyObject *reply)
 {
     if (PyDict_GET_SIZE(self->entries) >= self->max_entries) {
@@ -306,6 +305,8 @@ static int remember(NativeAnswerer *self, PyObject *key, PyObject *reply)
     int result = entry ? PyDict_SetItem(self->entries, key, entry) : -1;
     Py_XDECREF(entry);
     Py_XDECREF(answer);
+    if (result == 0)
+        self->answered++;
     return result;
 }
 
@@ -402,7 +403,7 @@ static PyObject *answer_missing(NativeAnswerer *self, PyObject *get, const Query
     if (found && (value.bytes[0] & KIND_MASK) != KIND_NODE) {
         reply = Py_None; /* SERVFAIL or deferred: the Python path */
     } else if (found && self->web != Py_None && (q->qtype == TYPE_A || q->qtype == TYPE_AAAA)
-               && q->labels >= 2 && q->offsets[1] == apex_at && q->qname[0] == 3
+               && q->offsets[1] == apex_at && q->qname[0] == 3
                && memcmp(q->qname + 1, "www", 3) == 0) {
         reply = web_reply(self, q, soa_tail);
     } else if (plan != PLAN_BNS_ONLY) {
@@ -463,7 +464,7 @@ static PyObject *answer_query(NativeAnswerer *self, const Query *q)
     }
     Py_DECREF(soa_tail);
     Py_DECREF(get);
-    return reply; /* counted in `answered` by the caller once remembered */
+    return reply; /* counted in `answered` once the caller remembers it */
 }
 
 static int initialised(NativeAnswerer *self)
@@ -491,8 +492,6 @@ static PyObject *NativeAnswerer_answer(NativeAnswerer *self, PyObject *packet)
         PyObject *key = PyBytes_FromStringAndSize(PyBytes_AS_STRING(packet) + 2, PyBytes_GET_SIZE(packet) - 2);
         if (key == NULL || remember(self, key, reply) < 0)
             Py_CLEAR(reply);
-        else
-            self->answered++;
         Py_XDECREF(key);
     }
     return reply;
@@ -581,8 +580,6 @@ static PyObject *settle(NativeAnswerer *self, const unsigned char *data, Py_ssiz
                 Py_CLEAR(reply);
             else if (reply != NULL && remember(self, key, reply) < 0)
                 Py_CLEAR(reply);
-            else if (reply != NULL)
-                self->answered++;
         }
     }
     Py_DECREF(key);

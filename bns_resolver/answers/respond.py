@@ -90,7 +90,7 @@ class StoreAnswerer:
     def attach(self, store: CompiledStore) -> CompiledStore | None:
         """Serve from `store` from now on; returns the store it replaces (the caller closes it)."""
         previous, self.store, self._get = self.store, store, store.get
-        self.plans.clear()
+        self.forget_plans()
         return previous if previous is not store else None
 
     @property
@@ -101,7 +101,7 @@ class StoreAnswerer:
         """The index moved on: the store no longer speaks for it until a new compile is attached."""
         self.changes += 1
         self._get = None
-        self.plans.clear()
+        self.forget_plans()
 
     def forget_plans(self) -> None:
         self.plans.clear()
@@ -131,7 +131,7 @@ class StoreAnswerer:
         """A native answerer for a UDP reader (None without the C extension): the replies `answer` gives
         with tcp=False and the forward cache's namespaces shadowed, remembered in `replay` as the
         gateway remembers them; it declines (None) whatever `answer` must decide."""
-        web = None if web_address is None else (self._web_rr.get(web_address) or self._web_record(web_address))
+        web = None if web_address is None else self._web_record(web_address)
         answerer = native.udp_answerer(self, forwarded, web, replay)
         if answerer is not None:
             self._natives.append(answerer)
@@ -208,12 +208,16 @@ class StoreAnswerer:
     def _web(self, packet: bytes, fast: FastQuery, tcp: bool, offsets: list[int], namespace: str,
              web_address: str) -> Reply:
         """The web gateway's address for an address-less name or its www (`authority._web_answer`)."""
-        family, record = self._web_rr.get(web_address) or self._web_record(web_address)
+        family, record = self._web_record(web_address)
         if fast.qtype != family:
             return self._reply(packet, fast, tcp, offsets, namespace, 0, 0, b""), True
         return self._reply(packet, fast, tcp, offsets, namespace, 0, 1, record), True
 
     def _web_record(self, web_address: str) -> tuple[int, bytes]:
+        """(A or AAAA, the finished answer record) for the web gateway's address, built once per address."""
+        known = self._web_rr.get(web_address)
+        if known is not None:
+            return known
         address = ipaddress.ip_address(web_address)
         family = TYPE_AAAA if address.version == 6 else TYPE_A
         record = b"\xc0\x0c" + _RR_FIXED.pack(family, 1, WEB_ADDRESS_TTL, len(address.packed)) + address.packed

@@ -128,8 +128,6 @@ class Gateway:
         and so do upstream answers under BNS namespaces, which the namespace policies may route
         differently now."""
         namespaces = {_wire_name(ns) for ns in self.authority.namespaces}
-        if self.store is not None:
-            self.store.forget_plans()
         self._drop_cached(lambda _qname: True, lambda qname: _tld(qname) in namespaces)
 
     def names_changed(self, names: Collection[str], *, height_moved: bool) -> None:
@@ -138,8 +136,6 @@ class Gateway:
         has); every other forwarded answer stays. A new height changes every negative answer's SOA
         serial, so then every BNS answer goes (they are rebuilt from the store in microseconds)."""
         self.authority.refresh()
-        if self.store is not None:
-            self.store.forget_plans()  # the height, and so every namespace's SOA serial, may have moved
         suffixes = tuple(_wire_name(name) for name in names if name)
 
         def touched(qname: bytes) -> bool:
@@ -148,7 +144,11 @@ class Gateway:
         self._drop_cached((lambda _qname: True) if height_moved else touched, touched)
 
     def _drop_cached(self, bns: Callable[[bytes], bool], forwarded: Callable[[bytes], bool]) -> None:
-        """Drop BNS answers whose (lower-case wire) question name `bns` picks, upstream ones `forwarded` picks."""
+        """Drop BNS answers whose (lower-case wire) question name `bns` picks, upstream ones `forwarded` picks.
+        The native answerer's namespace plans go whatever is dropped: every caller follows a change of the
+        index, its height or its readiness, which is what the plans are made of."""
+        if self.store is not None:
+            self.store.forget_plans()
         for key in [key for key in self.forwarded.entries if forwarded(key[0])]:  # type: ignore[arg-type]
             del self.forwarded.entries[key]
         for gateway in self.views():

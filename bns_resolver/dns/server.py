@@ -146,9 +146,7 @@ class FastUdpServer:
                 reply = self._settle(data, addr)
                 if reply is None:
                     continue
-            if self.rrl is not None and not self._admitted(self.rrl.by_client.get(addr[0], _UNSEEN), data, addr, now):
-                continue
-            self._send(reply, addr)
+            self._send_limited(reply, data, addr)
 
     def _settle(self, data: bytes, addr: Any) -> bytes | None:
         """A datagram the native reader left: the Python store path's reply for an allowed client, or
