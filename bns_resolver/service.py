@@ -104,6 +104,7 @@ class GatewayService:
     ports: list[Any] = field(default_factory=list)  # Twisted listening ports (zope-typed, opaque to mypy)
     events: IndexEvents = field(init=False)  # the index's change feed: height, tip, readiness, names
     _loops: list[task.LoopingCall] = field(default_factory=list)
+    _stopped: bool = False  # stop() ran: the listeners are closed
     chain_sync: ChainSync | None = None  # when a bitcoind is configured
     fetch_service: FetchService | None = None  # when zone-file sources are configured
     http_port: Any = None
@@ -225,6 +226,8 @@ class GatewayService:
         save_state_noted(self.engine, {NOT_READY_KEY: not_ready or ""})
 
     def _log_summary_lines(self, status: dict[str, Any]) -> None:
+        if self._stopped:
+            return  # the count finished after a quick stop (a forwarding loop found): its sockets are closed
         for line in self.startup_summary(status):
             log.info("%s", line)
 
@@ -343,6 +346,7 @@ class GatewayService:
         return [f"{p.getHost().host}:{p.getHost().port}" for p in self.ports[::2]]
 
     def stop(self) -> defer.Deferred[Any]:
+        self._stopped = True
         if self.store_keeper is not None:
             self.store_keeper.stop()  # a compile under way ends at its next binding
         if self.chain_sync is not None:
